@@ -1,0 +1,227 @@
+package broker
+
+import (
+	"sort"
+	"time"
+)
+
+// entry is one retained event. Entries are shared by three indexes: the
+// channel's log (ID order), the arrival queue (for age and byte eviction)
+// and the origin's log (sequence order, for repair).
+type entry struct {
+	id      ID
+	e       *Event // nil once evicted
+	arrived time.Time
+	removed bool
+}
+
+// queue is a FIFO of entries that drops removed ones lazily and compacts
+// itself once most of it is dead, so eviction stays O(1) amortized.
+type queue struct {
+	items []*entry
+	head  int
+	dead  int
+}
+
+func (q *queue) push(en *entry) { q.items = append(q.items, en) }
+
+func (q *queue) len() int { return len(q.items) - q.head }
+
+func (q *queue) front() *entry {
+	for q.head < len(q.items) {
+		en := q.items[q.head]
+		if !en.removed {
+			return en
+		}
+		q.items[q.head] = nil
+		q.head++
+		q.dead--
+	}
+	return nil
+}
+
+func (q *queue) markDead() {
+	q.dead++
+	if q.dead > 1024 && q.dead > q.len()/2 {
+		live := q.items[:0]
+		for _, en := range q.items[q.head:] {
+			if !en.removed {
+				live = append(live, en)
+			}
+		}
+		clear(q.items[len(live):])
+		q.items, q.head, q.dead = live, 0, 0
+	}
+}
+
+// channelLog holds a channel's retained events in ID order.
+type channelLog struct {
+	entries []*entry
+	head    int
+	bytes   int64
+	evicted ID // the largest ID this channel has evicted: resuming before it misses events
+}
+
+func (l *channelLog) len() int { return len(l.entries) - l.head }
+
+func (l *channelLog) live() []*entry { return l.entries[l.head:] }
+
+// insert places en in ID order; nearly always at the end.
+func (l *channelLog) insert(en *entry) {
+	n := len(l.entries)
+	if n == l.head || l.entries[n-1].id.Less(en.id) {
+		l.entries = append(l.entries, en)
+		return
+	}
+	live := l.live()
+	i := sort.Search(len(live), func(i int) bool { return en.id.Less(live[i].id) })
+	l.entries = append(l.entries, nil)
+	copy(l.entries[l.head+i+1:], l.entries[l.head+i:])
+	l.entries[l.head+i] = en
+}
+
+// remove takes en out of the log.
+func (l *channelLog) remove(en *entry) {
+	live := l.live()
+	i := sort.Search(len(live), func(i int) bool { return !live[i].id.Less(en.id) })
+	if i == len(live) || live[i] != en {
+		return
+	}
+	if i == 0 {
+		l.entries[l.head] = nil
+		l.head++
+		if l.head > 64 && l.head > len(l.entries)/2 {
+			n := copy(l.entries, l.entries[l.head:])
+			clear(l.entries[n:])
+			l.entries, l.head = l.entries[:n], 0
+		}
+	} else {
+		copy(l.entries[l.head+i:], l.entries[l.head+i+1:])
+		l.entries[len(l.entries)-1] = nil
+		l.entries = l.entries[:len(l.entries)-1]
+	}
+	if l.evicted.Less(en.id) {
+		l.evicted = en.id
+	}
+}
+
+// after returns the retained events with an ID above id, in order.
+func (l *channelLog) after(id ID) []*entry {
+	live := l.live()
+	i := sort.Search(len(live), func(i int) bool { return id.Less(live[i].id) })
+	return live[i:]
+}
+
+func (l *channelLog) contains(id ID) bool {
+	live := l.live()
+	i := sort.Search(len(live), func(i int) bool { return !live[i].id.Less(id) })
+	return i < len(live) && live[i].id == id
+}
+
+// originLog holds an origin's retained events in sequence order.
+type originLog struct {
+	entries []*entry
+	dead    int
+}
+
+func (o *originLog) insert(en *entry) {
+	n := len(o.entries)
+	if n == 0 || o.entries[n-1].id.Seq < en.id.Seq {
+		o.entries = append(o.entries, en)
+		return
+	}
+	i := sort.Search(n, func(i int) bool { return o.entries[i].id.Seq > en.id.Seq })
+	o.entries = append(o.entries, nil)
+	copy(o.entries[i+1:], o.entries[i:])
+	o.entries[i] = en
+}
+
+func (o *originLog) markDead() {
+	o.dead++
+	if o.dead > 64 && o.dead > len(o.entries)/2 {
+		live := o.entries[:0]
+		for _, en := range o.entries {
+			if !en.removed {
+				live = append(live, en)
+			}
+		}
+		clear(o.entries[len(live):])
+		o.entries, o.dead = live, 0
+	}
+}
+
+// from returns the retained entries with a sequence number of at least seq.
+func (o *originLog) from(seq uint64) []*entry {
+	i := sort.Search(len(o.entries), func(i int) bool { return o.entries[i].id.Seq >= seq })
+	return o.entries[i:]
+}
+
+// history bounds retained events by count per channel, by age, and by a
+// byte budget across all channels. It is not safe for concurrent use: the
+// hub holds its lock around every call.
+type history struct {
+	size    int
+	ttl     time.Duration
+	budget  int64
+	bytes   int64
+	events  int
+	arrival queue
+	origins map[uint64]*originLog
+	channel func(name string) *channel // the hub's channel by name, or nil
+}
+
+// add retains e on c and evicts what the bounds no longer allow.
+func (h *history) add(c *channel, e *Event, now time.Time) {
+	en := &entry{id: e.ID, e: e, arrived: now}
+	c.log.insert(en)
+	c.log.bytes += int64(e.Size())
+	h.arrival.push(en)
+	o := h.origins[e.ID.Origin]
+	if o == nil {
+		o = &originLog{}
+		h.origins[e.ID.Origin] = o
+	}
+	o.insert(en)
+	h.bytes += int64(e.Size())
+	h.events++
+	for c.log.len() > h.size {
+		h.evict(c, c.log.live()[0])
+	}
+	h.expire(now)
+}
+
+// expire evicts events older than the TTL and, oldest first, whatever
+// exceeds the byte budget.
+func (h *history) expire(now time.Time) {
+	for {
+		en := h.arrival.front()
+		if en == nil {
+			return
+		}
+		if now.Sub(en.arrived) < h.ttl && h.bytes <= h.budget {
+			return
+		}
+		h.evict(h.channel(en.e.Channel), en)
+	}
+}
+
+func (h *history) evict(c *channel, en *entry) {
+	if en.removed {
+		return
+	}
+	if c != nil {
+		c.log.remove(en)
+		c.log.bytes -= int64(en.e.Size())
+	}
+	en.removed = true
+	h.bytes -= int64(en.e.Size())
+	h.events--
+	h.arrival.markDead()
+	if o := h.origins[en.id.Origin]; o != nil {
+		o.markDead()
+		if o.dead == len(o.entries) {
+			delete(h.origins, en.id.Origin)
+		}
+	}
+	en.e = nil // free the payload; the id stays for the lazy indexes
+}
