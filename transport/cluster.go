@@ -1,7 +1,7 @@
 // Package transport joins rumor nodes into a cluster with
 // hashicorp/memberlist and carries events between them: membership and
 // failure detection over memberlist's gossip, and a one-hop data plane (a
-// persistent, framed TCP stream from every node to every other on the
+// persistent, framed TCP stream from every node to every other, on the
 // gossip port) with sequence numbers, acknowledgements, watermarks for the
 // cluster-wide order, and digest-driven repair.
 //
@@ -11,10 +11,23 @@
 package transport
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
 	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rumorhq/rumor/broker"
 )
@@ -36,14 +49,16 @@ var _ Hub = (*broker.Hub)(nil)
 // Config configures a Cluster. Zero values mean the documented defaults.
 type Config struct {
 	NodeName       string        // base name; a random suffix is appended per process start. "" means the hostname
-	BindAddr       string        // host:port for gossip (UDP and TCP) and the event relay (TCP); "" means ":7946"
+	BindAddr       string        // host:port for gossip (UDP and TCP) and the event relay (TCP); "" means ":7946"; port 0 picks one
 	AdvertiseAddr  string        // host or host:port peers reach us at; "" means derived from BindAddr or the first private IP
 	HTTPAddr       string        // the HTTP address peers and UIs can reach this node's API at (host:port), shown in /cluster
-	Join           []string      // seeds: host:port or DNS names (re-resolved on every rejoin)
-	RejoinInterval time.Duration // how often seeds are re-resolved and re-joined; 0 means 30s, negative disables
+	Join           []string      // seeds: host:port or DNS names (re-resolved on every rejoin); a missing port means 7946
+	RejoinInterval time.Duration // how often seeds are re-resolved and re-joined; 0 means 30s
+	JoinTimeout    time.Duration // how long to look for peers before serving alone; 0 means 10s
 	Label          string        // cluster label: nodes with another label never talk to us
 	Key            []byte        // gossip and relay key, 16, 24 or 32 bytes; nil means unencrypted
-	Origin         uint64        // the hub's origin, advertised to peers
+	Origin         uint64        // the hub's origin, advertised to peers (required)
+	Local          bool          // memberlist's loopback timings (faster failure detection), for dev and tests
 	Registerer     prometheus.Registerer
 	Logger         *slog.Logger
 }
@@ -57,56 +72,518 @@ type Member struct {
 	Self  bool   `json:"self,omitempty"`
 }
 
+// meta is what every node gossips about itself (memberlist caps it at 512 bytes).
+type meta struct {
+	HTTP    string `json:"h"`
+	Origin  string `json:"o"`
+	Version int    `json:"v"`
+}
+
 // Cluster is this node's membership in a rumor cluster and its relay to
 // the other nodes. It implements broker.Relay.
 type Cluster struct {
-	cfg Config
-	log *slog.Logger
-	hub Hub
+	cfg      Config
+	log      *slog.Logger
+	name     string
+	relayKey []byte
+	timing   timing
+	metrics  *metrics
+
+	hub     Hub
+	ml      *memberlist.Memberlist
+	streams chan net.Conn // memberlist's own streams, after the relay's are taken out
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	links    map[string]*link // by member name
+	inbound  map[uint64]net.Conn
+	departed map[string]departed
+	joined   bool // joined a peer, or decided to serve alone
+	started  time.Time
+	ackCh    chan struct{} // closed and replaced when acks or peers change
+	changes  chan struct{}
+	shutdown bool
+}
+
+type departed struct {
+	m  Member
+	at time.Time
 }
 
 var _ broker.Relay = (*Cluster)(nil)
 
 // New checks cfg and prepares a cluster; Start joins it.
 func New(cfg Config) (*Cluster, error) {
-	return &Cluster{cfg: cfg}, nil
+	var errs []error
+	if cfg.Origin == 0 {
+		errs = append(errs, errors.New("origin is required"))
+	}
+	switch len(cfg.Key) {
+	case 0, 16, 24, 32:
+	default:
+		errs = append(errs, fmt.Errorf("gossip key is %d bytes, want 16, 24 or 32", len(cfg.Key)))
+	}
+	if cfg.BindAddr == "" {
+		cfg.BindAddr = ":7946"
+	}
+	if _, _, err := net.SplitHostPort(cfg.BindAddr); err != nil {
+		errs = append(errs, fmt.Errorf("bind address %q: %w", cfg.BindAddr, err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName, _ = os.Hostname()
+	}
+	cfg.RejoinInterval = cmp.Or(cfg.RejoinInterval, 30*time.Second)
+	cfg.JoinTimeout = cmp.Or(cfg.JoinTimeout, 10*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	suffix := make([]byte, 3)
+	_, _ = rand.Read(suffix)
+	c := &Cluster{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "transport"),
+		name:     cfg.NodeName + "-" + hex.EncodeToString(suffix),
+		relayKey: relayKey(cfg.Key, cfg.Label),
+		timing:   defaultTiming(),
+		streams:  make(chan net.Conn),
+		links:    make(map[string]*link),
+		inbound:  make(map[uint64]net.Conn),
+		departed: make(map[string]departed),
+		ackCh:    make(chan struct{}),
+		changes:  make(chan struct{}, 1),
+	}
+	c.metrics = newMetrics(c, cfg.Registerer)
+	return c, nil
 }
 
 // Start listens on the bind address, joins the seeds in the background
 // (retrying with backoff while none answers) and starts relaying with hub.
-func (c *Cluster) Start(ctx context.Context, hub Hub) error { panic("TODO") }
+func (c *Cluster) Start(ctx context.Context, hub Hub) error {
+	c.hub = hub
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	host, portText, _ := net.SplitHostPort(c.cfg.BindAddr)
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return fmt.Errorf("bind port %q: %w", portText, err)
+	}
+	mlog := log.New(logWriter{c.log.With("component", "memberlist")}, "", 0)
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{host},
+		BindPort:  port,
+		Logger:    mlog,
+	})
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.cfg.BindAddr, err)
+	}
+	conf := memberlist.DefaultLANConfig()
+	if c.cfg.Local {
+		conf = memberlist.DefaultLocalConfig()
+	}
+	conf.Name = c.name
+	conf.Transport = &demux{NetTransport: nt, c: c}
+	conf.Logger = mlog
+	conf.Label = c.cfg.Label
+	conf.EnableCompression = false // LZW costs far more than it saves here
+	conf.Delegate = delegate{c}
+	conf.Events = events{c}
+	if len(c.cfg.Key) > 0 {
+		conf.SecretKey = c.cfg.Key
+	}
+	if adv := c.cfg.AdvertiseAddr; adv != "" {
+		h, p, err := net.SplitHostPort(adv)
+		if err != nil {
+			h, p = adv, ""
+		}
+		conf.AdvertiseAddr = h
+		conf.AdvertisePort = nt.GetAutoBindPort()
+		if p != "" {
+			if conf.AdvertisePort, err = strconv.Atoi(p); err != nil {
+				nt.Shutdown()
+				return fmt.Errorf("advertise port %q: %w", p, err)
+			}
+		}
+	}
+	c.mu.Lock()
+	c.started = time.Now()
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go c.demuxStreams(nt)
+	ml, err := memberlist.Create(conf)
+	if err != nil {
+		c.cancel()
+		nt.Shutdown()
+		c.wg.Wait()
+		return fmt.Errorf("start memberlist: %w", err)
+	}
+	c.mu.Lock()
+	c.ml = ml
+	c.mu.Unlock()
+	// Members seen before c.ml was set get their links now.
+	for _, n := range ml.Members() {
+		c.memberUp(n)
+	}
+	c.log.Info("cluster started", "node", c.name, "gossip", c.GossipAddr(), "label", c.cfg.Label, "encrypted", len(c.cfg.Key) > 0)
+	if len(c.cfg.Key) == 0 && len(c.cfg.Join) > 0 {
+		c.log.Warn("GOSSIP IS NOT ENCRYPTED: anyone who reaches the gossip port can join this cluster and read or inject events; set --gossip-key")
+	}
+	c.wg.Add(2)
+	go c.joinLoop()
+	go c.tickLoop()
+	return nil
+}
+
+// GossipAddr returns the address the cluster listens on, with the real port
+// when BindAddr asked for port 0. Valid after Start.
+func (c *Cluster) GossipAddr() string {
+	n := c.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
 
 // Self returns this node's unique member name.
-func (c *Cluster) Self() string { panic("TODO") }
+func (c *Cluster) Self() string { return c.name }
 
-// Members lists every known member with its state, self included.
-func (c *Cluster) Members() []Member { panic("TODO") }
+// Members lists every known member with its state, self included, sorted
+// by name.
+func (c *Cluster) Members() []Member {
+	var out []Member
+	for _, n := range c.ml.Members() {
+		out = append(out, c.member(n))
+	}
+	c.mu.Lock()
+	for name, d := range c.departed {
+		if time.Since(d.at) > 10*time.Minute {
+			delete(c.departed, name)
+			continue
+		}
+		if !slices.ContainsFunc(out, func(m Member) bool { return m.Name == name }) {
+			out = append(out, d.m)
+		}
+	}
+	c.mu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (c *Cluster) member(n *memberlist.Node) Member {
+	m := Member{
+		Name:  n.Name,
+		Addr:  net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+		State: stateName(n.State),
+		Self:  n.Name == c.name,
+	}
+	var md meta
+	if json.Unmarshal(n.Meta, &md) == nil {
+		m.HTTP = md.HTTP
+	}
+	return m
+}
+
+func stateName(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return "alive"
+	case memberlist.StateSuspect:
+		return "suspect"
+	case memberlist.StateLeft:
+		return "left"
+	default:
+		return "dead"
+	}
+}
 
 // Changes returns a channel that receives a value (without blocking the
-// cluster; values may coalesce) whenever membership changes.
-func (c *Cluster) Changes() <-chan struct{} { panic("TODO") }
+// cluster; values may coalesce) whenever membership or readiness changes.
+func (c *Cluster) Changes() <-chan struct{} { return c.changes }
+
+func (c *Cluster) changed() {
+	select {
+	case c.changes <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Cluster) readyChanged() { c.changed() }
 
 // Ready returns nil once the node has joined (or is deliberately alone) and
-// caught up with its peers' retained history, and an error saying why not
-// otherwise.
-func (c *Cluster) Ready() error { panic("TODO") }
+// caught up with its connected peers' retained history, and while no peer
+// leaves our events unacknowledged; an error saying why not otherwise.
+func (c *Cluster) Ready() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shutdown {
+		return errors.New("cluster shut down")
+	}
+	if !c.joined {
+		return errors.New("joining the cluster")
+	}
+	caught := 0
+	for _, l := range c.links {
+		if !l.up.Load() {
+			continue
+		}
+		if !l.caughtUp.Load() {
+			return fmt.Errorf("catching up with %s", l.name)
+		}
+		if err := l.wedged(c.timing.stallTimeout + c.timing.ackTimeout); err != nil {
+			return err
+		}
+		caught++
+	}
+	if caught == 0 && len(c.links) > 0 && time.Since(c.started) < c.cfg.JoinTimeout {
+		return errors.New("connecting to peers")
+	}
+	return nil
+}
 
 // Send implements broker.Relay.
-func (c *Cluster) Send(e *broker.Event) { panic("TODO") }
+func (c *Cluster) Send(e *broker.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.links {
+		l.send(e)
+	}
+}
 
 // Watermark implements broker.Relay.
-func (c *Cluster) Watermark(w uint64) { panic("TODO") }
+func (c *Cluster) Watermark(w uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.links {
+		l.watermark(w)
+	}
+}
 
-// Acked implements broker.Relay.
-func (c *Cluster) Acked(ctx context.Context, e *broker.Event) error { panic("TODO") }
+// ErrNoAck means no live peer acknowledged an event in time. The event is
+// stored locally and still spreads once a peer is reachable.
+var ErrNoAck = errors.New("no peer acknowledged in time")
 
-// Flush waits until every peer has acknowledged everything sent, or ctx ends.
-func (c *Cluster) Flush(ctx context.Context) error { panic("TODO") }
+// Acked implements broker.Relay: it waits until a connected peer holds e, or
+// returns at once when there is no peer.
+func (c *Cluster) Acked(ctx context.Context, e *broker.Event) error {
+	timer := time.NewTimer(c.timing.ackTimeout)
+	defer timer.Stop()
+	for {
+		c.mu.Lock()
+		ch := c.ackCh
+		peers := len(c.links)
+		acked := false
+		for _, l := range c.links {
+			if l.acked.Load() >= e.ID.Seq {
+				acked = true
+				break
+			}
+		}
+		c.mu.Unlock()
+		if acked || peers == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return ErrNoAck
+		}
+	}
+}
 
-// Leave tells the cluster this node is leaving, waiting up to timeout.
-// Call Shutdown after it.
-func (c *Cluster) Leave(timeout time.Duration) error { panic("TODO") }
+func (c *Cluster) ackChanged() {
+	c.mu.Lock()
+	close(c.ackCh)
+	c.ackCh = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// Flush waits until every connected peer has acknowledged everything sent,
+// or ctx ends.
+func (c *Cluster) Flush(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		ch := c.ackCh
+		waiting := 0
+		for _, l := range c.links {
+			if _, n := l.pending(); n > 0 && l.up.Load() {
+				waiting += n
+			}
+		}
+		c.mu.Unlock()
+		if waiting == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("flush relays: %d events unacknowledged: %w", waiting, ctx.Err())
+		}
+	}
+}
+
+// Leave tells the cluster this node is leaving, waiting up to timeout, so
+// peers see a leave rather than a death. Call Shutdown after it.
+func (c *Cluster) Leave(timeout time.Duration) error {
+	if err := c.ml.Leave(timeout); err != nil {
+		return fmt.Errorf("leave: %w", err)
+	}
+	return nil
+}
 
 // Shutdown closes every connection and stops the cluster's goroutines. It is
 // safe to call more than once.
-func (c *Cluster) Shutdown() error { panic("TODO") }
+func (c *Cluster) Shutdown() error {
+	c.mu.Lock()
+	if c.shutdown || c.ml == nil {
+		c.mu.Unlock()
+		return nil
+	}
+	c.shutdown = true
+	links := c.links
+	c.links = map[string]*link{}
+	for _, conn := range c.inbound {
+		conn.Close()
+	}
+	c.mu.Unlock()
+	c.cancel()
+	for _, l := range links {
+		l.close()
+	}
+	for _, l := range links {
+		<-l.done
+	}
+	err := c.ml.Shutdown()
+	c.wg.Wait()
+	c.ackChanged()
+	return err
+}
+
+// memberUp starts a link to a member that joined (or whose metadata
+// changed). Called from memberlist's event delegate: must not block.
+func (c *Cluster) memberUp(n *memberlist.Node) {
+	if n.Name == c.name {
+		return
+	}
+	var md meta
+	if err := json.Unmarshal(n.Meta, &md); err != nil {
+		c.log.Warn("member without rumor metadata", "node", n.Name)
+		return
+	}
+	origin, err := strconv.ParseUint(md.Origin, 16, 64)
+	if err != nil || origin == 0 {
+		c.log.Warn("member with a bad origin", "node", n.Name)
+		return
+	}
+	addr := net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.departed, n.Name)
+	if c.shutdown || c.ml == nil && c.ctx == nil {
+		return
+	}
+	if l := c.links[n.Name]; l != nil {
+		if l.addr == addr && l.origin == origin {
+			return
+		}
+		l.close()
+	}
+	l := newLink(c, n.Name, addr, origin)
+	c.links[n.Name] = l
+	c.joined = true
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		l.run()
+	}()
+	c.log.Info("member joined", "node", n.Name, "addr", addr, "http", md.HTTP)
+	c.changed()
+}
+
+// memberDown stops the link to a member that left or died and closes its
+// inbound relay, so the order stops waiting for it.
+func (c *Cluster) memberDown(n *memberlist.Node) {
+	if n.Name == c.name {
+		return
+	}
+	m := c.member(n)
+	c.mu.Lock()
+	l := c.links[n.Name]
+	delete(c.links, n.Name)
+	c.departed[n.Name] = departed{m: m, at: time.Now()}
+	if l != nil {
+		l.close()
+		if conn := c.inbound[l.origin]; conn != nil {
+			conn.Close()
+		}
+	}
+	c.mu.Unlock()
+	c.log.Info("member "+m.State, "node", n.Name)
+	c.ackChanged()
+	c.changed()
+}
+
+// contig is the highest sequence of origin's events we hold with none
+// missing below: where its resend starts.
+func (c *Cluster) contig(origin uint64) uint64 {
+	for _, o := range c.hub.Digest() {
+		if o.Origin == origin {
+			if len(o.Gaps) > 0 {
+				return o.Gaps[0].From - 1
+			}
+			return o.Max
+		}
+	}
+	return 0
+}
+
+func (c *Cluster) trackInbound(origin uint64, conn net.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shutdown {
+		return false
+	}
+	if old := c.inbound[origin]; old != nil {
+		old.Close() // the peer redialled; the old stream is dead
+	}
+	c.inbound[origin] = conn
+	return true
+}
+
+func (c *Cluster) untrackInbound(origin uint64, conn net.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inbound[origin] == conn {
+		delete(c.inbound, origin)
+	}
+}
+
+// tickLoop sends watermarks on idle links and asks peers for repairs.
+func (c *Cluster) tickLoop() {
+	defer c.wg.Done()
+	hb := time.NewTicker(c.timing.heartbeat)
+	defer hb.Stop()
+	repair := time.NewTicker(c.timing.repairInterval)
+	defer repair.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-hb.C:
+			c.hub.Tick()
+		case <-repair.C:
+			c.mu.Lock()
+			for _, l := range c.links {
+				if l.up.Load() {
+					l.requestDigest()
+				}
+			}
+			c.mu.Unlock()
+		}
+	}
+}

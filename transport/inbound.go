@@ -1,0 +1,130 @@
+package transport
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"time"
+)
+
+func putU64(b []byte, v uint64) { binary.BigEndian.PutUint64(b, v) }
+
+// serveRelay handles a connection that a peer dialled to send us its
+// events. The first magic byte has been read.
+func (c *Cluster) serveRelay(conn net.Conn) {
+	defer conn.Close()
+	origin, err := acceptHandshake(conn, c.relayKey, c.cfg.Origin, c.timing.dialTimeout, c.contig)
+	if err != nil {
+		c.metrics.authFailures.Inc()
+		c.log.Warn("relay handshake refused", "remote", conn.RemoteAddr().String(), "err", err)
+		return
+	}
+	if !c.trackInbound(origin, conn) {
+		return
+	}
+	defer c.untrackInbound(origin, conn)
+	err = c.readRelay(conn, origin)
+	c.log.Debug("relay inbound closed", "origin", fmt.Sprintf("%016x", origin), "err", err)
+}
+
+// readRelay reads a peer's events and watermarks, delivers them, and acks.
+// It answers digests with repair frames on the same connection.
+func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
+	br := bufio.NewReaderSize(conn, 64<<10)
+	bw := bufio.NewWriterSize(conn, 64<<10)
+	var (
+		buf, scratch []byte
+		up           bool   // the order waits for this peer
+		seq          uint64 // last of its events received
+		acked        uint64
+		maxTime      uint64
+		received     bool // events arrived in this batch
+	)
+	defer func() {
+		if up {
+			c.hub.PeerDown(origin)
+		}
+	}()
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(c.timing.stallTimeout))
+		kind, p, nb, err := readFrame(br, buf)
+		buf = nb
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case frameEvent:
+			e, err := decodeEvent(p)
+			if err != nil {
+				return err
+			}
+			if e.ID.Origin != origin {
+				return fmt.Errorf("%w: event from origin %016x on %016x's link", errFrame, e.ID.Origin, origin)
+			}
+			c.hub.Deliver(e)
+			received = true
+			seq = max(seq, e.ID.Seq)
+			maxTime = max(maxTime, e.ID.Time)
+		case frameWatermark:
+			w, err := decodeU64(p)
+			if err != nil {
+				return err
+			}
+			if !up {
+				c.hub.PeerUp(origin, w)
+				up = true
+			} else {
+				maxTime = max(maxTime, w)
+			}
+		case frameDigest:
+			d, err := decodeDigest(p)
+			if err != nil {
+				return err
+			}
+			events := c.hub.Missing(d, c.timing.repairLimit, c.timing.repairMinAge)
+			size := 0
+			for _, e := range events {
+				scratch = appendEvent(scratch[:0], e)
+				size += len(scratch)
+				if _, err := bw.Write(appendFrame(nil, frameRepair, scratch)); err != nil {
+					return err
+				}
+			}
+			var more uint64
+			if len(events) >= c.timing.repairLimit {
+				more = 1
+			}
+			if _, err := bw.Write(appendFrame(nil, frameRepairDone, binary.AppendUvarint(nil, more))); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%w: kind %d from dialler", errFrame, kind)
+		}
+		if br.Buffered() > 0 {
+			continue // finish the batch before acking
+		}
+		if up && maxTime > 0 {
+			c.hub.Advance(origin, maxTime)
+			maxTime = 0
+		}
+		if seq > acked {
+			acked = seq
+			if _, err := bw.Write(appendFrame(nil, frameAck, binary.AppendUvarint(nil, seq))); err != nil {
+				return err
+			}
+		}
+		if bw.Buffered() > 0 {
+			_ = conn.SetWriteDeadline(time.Now().Add(c.timing.stallTimeout))
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+		if received {
+			// Our clock has moved past what we received: tell every peer,
+			// so they can release these events without waiting for us.
+			received = false
+			c.hub.Tick()
+		}
+	}
+}

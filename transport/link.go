@@ -1,0 +1,361 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rumorhq/rumor/broker"
+)
+
+// Tuning of the data plane. Variables of the Cluster so tests can shrink them.
+type timing struct {
+	dialTimeout    time.Duration // per dial and handshake
+	stallTimeout   time.Duration // a link with no frame for this long is dead
+	heartbeat      time.Duration // watermark interval on idle links
+	repairInterval time.Duration // digest exchange interval
+	repairMinAge   time.Duration // events younger than this are likely in flight
+	repairLimit    int           // events per repair answer
+	ackTimeout     time.Duration // how long a publish waits for a peer's ack
+	maxUnacked     int           // own events kept for resend per peer
+	maxQueued      int           // frames queued per link before it is cut
+}
+
+func defaultTiming() timing {
+	return timing{
+		dialTimeout:    3 * time.Second,
+		stallTimeout:   3 * time.Second,
+		heartbeat:      50 * time.Millisecond,
+		repairInterval: time.Second,
+		repairMinAge:   500 * time.Millisecond,
+		repairLimit:    4096,
+		ackTimeout:     10 * time.Second,
+		maxUnacked:     1 << 17,
+		maxQueued:      1 << 18,
+	}
+}
+
+// out is one queued frame: an event or a watermark.
+type out struct {
+	e *broker.Event
+	w uint64
+}
+
+// link carries this node's events to one peer over one dialled connection
+// and reads that peer's acks and repair answers back.
+type link struct {
+	c      *Cluster
+	name   string // the peer's member name
+	addr   string // the peer's gossip address, where the relay listens too
+	origin uint64 // the peer's origin, from its metadata
+
+	wake  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	acked atomic.Uint64 // highest of our sequence numbers the peer has
+	up    atomic.Bool
+
+	caughtUp  atomic.Bool // a repair round with this peer returned nothing new
+	moreAsked atomic.Bool
+
+	mu       sync.Mutex
+	unacked  []*broker.Event // our events the peer has not acknowledged, in order
+	queue    []out
+	digest   bool // a digest is due
+	lastAck  time.Time
+	lastSend time.Time
+}
+
+func newLink(c *Cluster, name, addr string, origin uint64) *link {
+	return &link{
+		c: c, name: name, addr: addr, origin: origin,
+		wake: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+}
+
+func (l *link) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// send queues e; called with the hub's lock held, so it only appends.
+func (l *link) send(e *broker.Event) {
+	l.mu.Lock()
+	if len(l.unacked) == 0 {
+		l.lastSend = time.Now()
+	}
+	l.unacked = append(l.unacked, e)
+	if len(l.unacked) > l.c.timing.maxUnacked {
+		// The peer is far behind or gone: it will repair from history.
+		n := copy(l.unacked, l.unacked[len(l.unacked)/2:])
+		clear(l.unacked[n:])
+		l.unacked = l.unacked[:n]
+	}
+	if l.up.Load() {
+		l.queue = append(l.queue, out{e: e})
+	}
+	l.mu.Unlock()
+	l.signal()
+}
+
+// watermark queues w behind everything sent so far, replacing a watermark
+// still waiting at the tail.
+func (l *link) watermark(w uint64) {
+	if !l.up.Load() {
+		return
+	}
+	l.mu.Lock()
+	if n := len(l.queue); n > 0 && l.queue[n-1].e == nil {
+		l.queue[n-1].w = w
+	} else {
+		l.queue = append(l.queue, out{w: w})
+	}
+	l.mu.Unlock()
+	l.signal()
+}
+
+func (l *link) requestDigest() {
+	l.mu.Lock()
+	l.digest = true
+	l.mu.Unlock()
+	l.signal()
+}
+
+// ack records that the peer holds our events up to seq.
+func (l *link) ack(seq uint64) {
+	if seq <= l.acked.Load() {
+		return
+	}
+	l.acked.Store(seq)
+	now := time.Now()
+	l.mu.Lock()
+	i := 0
+	for i < len(l.unacked) && l.unacked[i].ID.Seq <= seq {
+		i++
+	}
+	if i > 0 {
+		l.c.metrics.ackLatency.Observe(now.Sub(l.unacked[i-1].Born).Seconds())
+	}
+	n := copy(l.unacked, l.unacked[i:])
+	clear(l.unacked[n:])
+	l.unacked = l.unacked[:n]
+	l.lastAck = now
+	l.lastSend = now
+	l.mu.Unlock()
+	l.c.ackChanged()
+}
+
+// wedged says whether the peer has left our events unacknowledged too long.
+func (l *link) wedged(after time.Duration) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.unacked) > 0 && time.Since(l.lastSend) > after {
+		return fmt.Errorf("relay to %s: %d events unacknowledged for %v", l.name, len(l.unacked), time.Since(l.lastSend).Round(time.Second))
+	}
+	return nil
+}
+
+func (l *link) pending() (queued, unacked int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue), len(l.unacked)
+}
+
+func (l *link) close() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+}
+
+// run dials the peer and relays until the link is closed, redialling with
+// backoff.
+func (l *link) run() {
+	defer close(l.done)
+	log := l.c.log.With("peer", l.name)
+	backoff := 50 * time.Millisecond
+	for {
+		start := time.Now()
+		err := l.connect(log)
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		if time.Since(start) > 5*time.Second {
+			backoff = 50 * time.Millisecond
+		}
+		log.Debug("relay link down", "err", err, "retry", backoff)
+		l.c.metrics.reconnects.Inc()
+		t := time.NewTimer(backoff + rand.N(backoff/2+1))
+		select {
+		case <-l.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// connect runs one connection: handshake, resend, then the writer loop.
+func (l *link) connect(log *slog.Logger) error {
+	d := net.Dialer{Timeout: l.c.timing.dialTimeout}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-l.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	conn, err := d.DialContext(ctx, "tcp", l.addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	peer, contig, err := dialHandshake(conn, l.c.relayKey, l.c.cfg.Origin, l.c.timing.dialTimeout)
+	if err != nil {
+		l.c.metrics.authFailures.Inc()
+		return err
+	}
+	if l.origin != 0 && peer != l.origin {
+		return fmt.Errorf("peer origin %016x, want %016x", peer, l.origin)
+	}
+	l.ack(contig)
+
+	// Everything unacked is resent; anything sent from now on is queued.
+	l.mu.Lock()
+	resend := append([]*broker.Event(nil), l.unacked...)
+	l.queue = l.queue[:0]
+	l.digest = true
+	l.up.Store(true)
+	l.mu.Unlock()
+	defer l.up.Store(false)
+	log.Info("relay link up", "resend", len(resend))
+
+	readErr := make(chan error, 1)
+	go func() { readErr <- l.read(conn) }()
+	defer func() {
+		conn.Close()
+		<-readErr
+	}()
+
+	bw := bufio.NewWriterSize(conn, 64<<10)
+	var buf []byte
+	for _, e := range resend {
+		buf = appendFrame(buf[:0], frameEvent, appendEvent(nil, e))
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+	}
+	// Our watermark follows the resent events.
+	go l.c.hub.Tick()
+
+	var batch []out
+	var scratch []byte
+	for {
+		select {
+		case <-l.stop:
+			return nil
+		case err := <-readErr:
+			readErr <- err
+			return err
+		case <-l.wake:
+		}
+		l.mu.Lock()
+		batch, l.queue = l.queue, batch[:0]
+		digest := l.digest
+		l.digest = false
+		over := len(batch) > l.c.timing.maxQueued
+		l.mu.Unlock()
+		if over {
+			return errors.New("peer too slow: queue full")
+		}
+		for i := range batch {
+			o := &batch[i]
+			if o.e != nil {
+				scratch = appendEvent(scratch[:0], o.e)
+				buf = appendFrame(buf[:0], frameEvent, scratch)
+			} else {
+				var w [8]byte
+				putU64(w[:], o.w)
+				buf = appendFrame(buf[:0], frameWatermark, w[:])
+			}
+			if _, err := bw.Write(buf); err != nil {
+				return err
+			}
+			*o = out{}
+		}
+		if digest {
+			buf = appendFrame(buf[:0], frameDigest, appendDigest(nil, l.c.hub.Digest()))
+			if _, err := bw.Write(buf); err != nil {
+				return err
+			}
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(l.c.timing.stallTimeout))
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+	}
+}
+
+// read handles what the peer sends back: acks and repair answers.
+func (l *link) read(conn net.Conn) error {
+	br := bufio.NewReaderSize(conn, 64<<10)
+	var buf []byte
+	var repaired int
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(l.c.timing.stallTimeout))
+		kind, p, nb, err := readFrame(br, buf)
+		buf = nb
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case frameAck:
+			seq, err := decodeUvarint(p)
+			if err != nil {
+				return err
+			}
+			l.ack(seq)
+		case frameRepair:
+			e, err := decodeEvent(p)
+			if err != nil {
+				return err
+			}
+			if l.c.hub.Deliver(e) {
+				repaired++
+				l.c.metrics.repaired.Inc()
+			}
+		case frameRepairDone:
+			more, err := decodeUvarint(p)
+			if err != nil {
+				return err
+			}
+			if repaired == 0 && more == 0 {
+				l.caughtUp.Store(true)
+				l.c.readyChanged()
+			}
+			repaired = 0
+			if more != 0 {
+				l.requestDigest()
+			}
+		default:
+			return fmt.Errorf("%w: kind %d from listener", errFrame, kind)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package transport
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	ackLatency   prometheus.Histogram
+	repaired     prometheus.Counter
+	reconnects   prometheus.Counter
+	authFailures prometheus.Counter
+}
+
+func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rumor_relay_ack_latency_seconds",
+			Help:    "Time from publish to a peer's acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		repaired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rumor_relay_repairs_fetched_total",
+			Help: "Events fetched from peers by digest repair or catch-up that were missing here.",
+		}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rumor_relay_reconnects_total",
+			Help: "Relay links that went down and were redialled.",
+		}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rumor_relay_handshake_failures_total",
+			Help: "Relay connections refused for a wrong key, label or protocol.",
+		}),
+	}
+	if reg == nil {
+		return m
+	}
+	reg.MustRegister(m.ackLatency, m.repaired, m.reconnects, m.authFailures)
+	for _, state := range []string{"alive", "suspect", "dead", "left"} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "rumor_cluster_members",
+			Help:        "Cluster members by state, as this node sees them.",
+			ConstLabels: prometheus.Labels{"state": state},
+		}, func() float64 {
+			if c.ml == nil {
+				return 0
+			}
+			n := 0
+			for _, m := range c.Members() {
+				if m.State == state {
+					n++
+				}
+			}
+			return float64(n)
+		}))
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rumor_relay_queue_depth",
+		Help: "Frames queued to peers and not yet written.",
+	}, func() float64 { q, _ := c.pending(); return float64(q) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rumor_relay_unacked_events",
+		Help: "Events sent to peers and not yet acknowledged, summed over peers.",
+	}, func() float64 { _, u := c.pending(); return float64(u) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rumor_relay_connected_peers",
+		Help: "Peers with a live relay link.",
+	}, func() float64 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		n := 0
+		for _, l := range c.links {
+			if l.up.Load() {
+				n++
+			}
+		}
+		return float64(n)
+	}))
+	return m
+}
+
+func (c *Cluster) pending() (queued, unacked int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.links {
+		q, u := l.pending()
+		queued += q
+		unacked += u
+	}
+	return queued, unacked
+}

@@ -1,0 +1,239 @@
+package transport
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rumorhq/rumor/broker"
+)
+
+// The relay protocol runs over one TCP connection per ordered pair of
+// nodes, dialled by the sender, after an authenticated handshake
+// (auth.go). Frames are a kind byte, a uvarint payload length and the
+// payload.
+//
+// Dialler → listener: frameEvent (the dialler's own events, in sequence
+// order), frameWatermark, frameDigest.
+// Listener → dialler: frameAck (cumulative sequence of the dialler's events
+// received), frameRepair (events the dialler's digest lacked, any origin),
+// frameRepairDone.
+const (
+	frameEvent      byte = 1
+	frameWatermark  byte = 2
+	frameDigest     byte = 3
+	frameAck        byte = 4
+	frameRepair     byte = 5
+	frameRepairDone byte = 6
+)
+
+// maxFrame bounds a frame so a hostile or broken peer cannot make us
+// allocate without limit.
+const maxFrame = 64 << 20
+
+var errFrame = errors.New("malformed frame")
+
+// appendFrame appends a frame with payload p.
+func appendFrame(dst []byte, kind byte, p []byte) []byte {
+	dst = append(dst, kind)
+	dst = binary.AppendUvarint(dst, uint64(len(p)))
+	return append(dst, p...)
+}
+
+// readFrame reads one frame; the payload is valid until the next call.
+func readFrame(r *bufio.Reader, buf []byte) (kind byte, payload, newBuf []byte, err error) {
+	kind, err = r.ReadByte()
+	if err != nil {
+		return 0, nil, buf, err
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return 0, nil, buf, noEOF(err)
+	}
+	if n > maxFrame {
+		return 0, nil, buf, fmt.Errorf("%w: %d bytes", errFrame, n)
+	}
+	if uint64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, buf, noEOF(err)
+	}
+	return kind, buf, buf, nil
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// appendEvent encodes e as a frame payload.
+func appendEvent(dst []byte, e *broker.Event) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, e.ID.Time)
+	dst = binary.BigEndian.AppendUint64(dst, e.ID.Origin)
+	dst = binary.AppendUvarint(dst, e.ID.Seq)
+	dst = binary.AppendVarint(dst, e.Born.UnixNano())
+	dst = appendString(dst, e.Channel)
+	dst = appendString(dst, e.Type)
+	dst = appendString(dst, e.Key)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Data)))
+	return append(dst, e.Data...)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// decoder reads fields from a payload, remembering the first error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errFrame
+	}
+	d.b = nil
+}
+
+func (d *decoder) u64() uint64 {
+	if len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) done() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes", errFrame, len(d.b))
+	}
+	return d.err
+}
+
+// decodeEvent decodes and checks an event. The event owns its memory.
+func decodeEvent(p []byte) (*broker.Event, error) {
+	d := decoder{b: p}
+	e := &broker.Event{}
+	e.ID.Time = d.u64()
+	e.ID.Origin = d.u64()
+	e.ID.Seq = d.uvarint()
+	e.Born = time.Unix(0, d.varint())
+	e.Channel = string(d.bytes())
+	e.Type = string(d.bytes())
+	e.Key = string(d.bytes())
+	e.Data = append([]byte(nil), d.bytes()...)
+	if err := d.done(); err != nil {
+		return nil, err
+	}
+	if e.ID.Time == 0 || e.ID.Origin == 0 || e.ID.Seq == 0 {
+		return nil, fmt.Errorf("%w: zero id field", errFrame)
+	}
+	if err := broker.ValidateChannel(e.Channel); err != nil {
+		return nil, err
+	}
+	if e.Type != "" {
+		if err := broker.ValidateType(e.Type); err != nil {
+			return nil, err
+		}
+	}
+	if len(e.Data) == 0 {
+		return nil, fmt.Errorf("%w: empty data", errFrame)
+	}
+	return e, nil
+}
+
+func appendDigest(dst []byte, d broker.Digest) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(d)))
+	for _, o := range d {
+		dst = binary.BigEndian.AppendUint64(dst, o.Origin)
+		dst = binary.AppendUvarint(dst, o.Max)
+		dst = binary.AppendUvarint(dst, uint64(len(o.Gaps)))
+		for _, g := range o.Gaps {
+			dst = binary.AppendUvarint(dst, g.From)
+			dst = binary.AppendUvarint(dst, g.To)
+		}
+	}
+	return dst
+}
+
+// maxDigestOrigins bounds a digest: origins are node incarnations.
+const maxDigestOrigins = 4096
+
+func decodeDigest(p []byte) (broker.Digest, error) {
+	d := decoder{b: p}
+	n := d.uvarint()
+	if n > maxDigestOrigins {
+		return nil, fmt.Errorf("%w: %d origins", errFrame, n)
+	}
+	out := make(broker.Digest, 0, n)
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		o := broker.OriginDigest{Origin: d.u64(), Max: d.uvarint()}
+		gaps := d.uvarint()
+		if gaps > 1024 {
+			return nil, fmt.Errorf("%w: %d gaps", errFrame, gaps)
+		}
+		for j := uint64(0); j < gaps && d.err == nil; j++ {
+			g := broker.Range{From: d.uvarint(), To: d.uvarint()}
+			if g.From == 0 || g.To < g.From {
+				return nil, fmt.Errorf("%w: bad gap", errFrame)
+			}
+			o.Gaps = append(o.Gaps, g)
+		}
+		out = append(out, o)
+	}
+	return out, d.done()
+}
+
+func decodeU64(p []byte) (uint64, error) {
+	d := decoder{b: p}
+	v := d.u64()
+	return v, d.done()
+}
+
+func decodeUvarint(p []byte) (uint64, error) {
+	d := decoder{b: p}
+	v := d.uvarint()
+	return v, d.done()
+}
