@@ -30,7 +30,7 @@ type seen struct {
 	contig uint64
 	max    uint64
 	above  map[uint64]struct{}
-	stuck  time.Time // when contig last stopped short of max; zero when no gap
+	stuck  time.Time // when contig last stopped (or moved) short of max; zero when no gap
 	heard  time.Time
 }
 
@@ -46,7 +46,8 @@ func (s *seen) add(seq uint64, now time.Time) bool {
 	if seq > s.max {
 		s.max = seq
 	}
-	if seq == s.contig+1 {
+	advanced := seq == s.contig+1
+	if advanced {
 		s.contig = seq
 		for len(s.above) > 0 {
 			if _, ok := s.above[s.contig+1]; !ok {
@@ -64,7 +65,9 @@ func (s *seen) add(seq uint64, now time.Time) bool {
 	switch {
 	case s.contig == s.max:
 		s.stuck = time.Time{}
-	case s.stuck.IsZero():
+	case s.stuck.IsZero() || advanced:
+		// The lowest gap is now the one above contig, open since at
+		// least now; an earlier gap's age must not count against it.
 		s.stuck = now
 	}
 	return true

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"time"
 )
 
@@ -81,5 +82,9 @@ func appendData(dst, data []byte) []byte {
 // real event.
 func ResetFrame(after string) []byte {
 	dst := append([]byte(nil), "event: "+ResetType+"\n"...)
-	return appendData(dst, []byte(`{"lastEventId":"`+after+`"}`))
+	// after comes from the client's Last-Event-ID: escape it so the data
+	// stays one JSON object whatever it holds.
+	q, _ := json.Marshal(after)
+	data := append([]byte(`{"lastEventId":`), q...)
+	return appendData(dst, append(data, '}'))
 }

@@ -159,28 +159,42 @@ func TestResetFrame(t *testing.T) {
 		"a\\b",
 		"line\nid: 1\rretry: 1\r\n\r\ndata: x",
 		"\x00\x01",
-		"\xff",
+		"\xff\xfe",
 	} {
-		frame := broker.ResetFrame(after)
-		events, others := parseSSE(t, frame)
-		if len(events) != 1 || len(others) != 0 {
-			t.Fatalf("ResetFrame(%q) = %q: events %+v, fields %q; want one event, no other field", after, frame, events, others)
-		}
-		e := events[0]
-		if e.hasID {
-			t.Errorf("ResetFrame(%q) = %q carries an id; the client's position must stay", after, frame)
-		}
-		if e.typ != broker.ResetType {
-			t.Errorf("ResetFrame(%q) has type %q, want %q", after, e.typ, broker.ResetType)
-		}
-		var v map[string]string
-		if err := json.Unmarshal([]byte(e.data), &v); err != nil {
-			t.Errorf("ResetFrame(%q) data %q is not JSON: %v", after, e.data, err)
-			continue
-		}
-		want := strings.ToValidUTF8(after, "\ufffd")
-		if len(v) != 1 || v["lastEventId"] != want {
-			t.Errorf("ResetFrame(%q) data = %v, want lastEventId %q only", after, v, want)
-		}
+		checkResetFrame(t, after)
+	}
+}
+
+// FuzzResetFrame: whatever a client sent as Last-Event-ID, the reset
+// signal is one event without an id whose data is one JSON object.
+func FuzzResetFrame(f *testing.F) {
+	f.Add(testID.String())
+	f.Add(`"}` + "\n\ndata: x")
+	f.Fuzz(func(t *testing.T, after string) {
+		checkResetFrame(t, after)
+	})
+}
+
+func checkResetFrame(tb testing.TB, after string) {
+	tb.Helper()
+	frame := broker.ResetFrame(after)
+	events, others := parseSSE(tb, frame)
+	if len(events) != 1 || len(others) != 0 {
+		tb.Fatalf("ResetFrame(%q) = %q: events %+v, fields %q; want one event, no other field", after, frame, events, others)
+	}
+	e := events[0]
+	if e.hasID {
+		tb.Errorf("ResetFrame(%q) = %q carries an id; the client's position must stay", after, frame)
+	}
+	if e.typ != broker.ResetType {
+		tb.Errorf("ResetFrame(%q) has type %q, want %q", after, e.typ, broker.ResetType)
+	}
+	var v map[string]string
+	if err := json.Unmarshal([]byte(e.data), &v); err != nil {
+		tb.Fatalf("ResetFrame(%q) data %q is not JSON: %v", after, e.data, err)
+	}
+	want := string([]rune(after)) // each invalid byte becomes U+FFFD
+	if len(v) != 1 || v["lastEventId"] != want {
+		tb.Errorf("ResetFrame(%q) data = %v, want lastEventId %q only", after, v, want)
 	}
 }

@@ -28,16 +28,22 @@ func (q *queue) push(en *entry) { q.items = append(q.items, en) }
 func (q *queue) len() int { return len(q.items) - q.head }
 
 func (q *queue) front() *entry {
-	for q.head < len(q.items) {
-		en := q.items[q.head]
-		if !en.removed {
-			return en
-		}
+	for q.head < len(q.items) && q.items[q.head].removed {
 		q.items[q.head] = nil
 		q.head++
 		q.dead--
 	}
-	return nil
+	if q.head > 64 && q.head > len(q.items)/2 {
+		// Move the live part down, or the slice grows by one slot for
+		// every event ever retained.
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	if q.head == len(q.items) {
+		return nil
+	}
+	return q.items[q.head]
 }
 
 func (q *queue) markDead() {

@@ -191,9 +191,13 @@ func (h *Hub) Origin() uint64 { return h.origin }
 // Publish validates and publishes msgs, all or none, and returns their IDs in
 // order. With AckPeer it returns once a live peer acknowledged them; if that
 // fails the events are still published here and the error says so. A
-// message whose idempotency key was seen before gets the first publish's id
-// and is not published again; replayed reports that.
+// message whose idempotency key was seen before (or earlier in the same
+// batch) gets the first publish's id and is not published again; replayed
+// reports whether any message was. An empty batch is ErrBadData.
 func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, replayed bool, err error) {
+	if len(msgs) == 0 {
+		return nil, false, fmt.Errorf("%w: no messages", ErrBadData)
+	}
 	for i, m := range msgs {
 		if err := validate(m); err != nil {
 			if len(msgs) > 1 {
@@ -209,18 +213,19 @@ func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, r
 		return nil, false, ErrClosed
 	}
 	ids = make([]ID, len(msgs))
-	if k := msgs[0].Key; k != "" {
-		if id, ok := h.idem.get(k); ok {
-			ids[0] = id
-			for i := 1; i < len(msgs); i++ {
-				ids[i], _ = h.idem.get(msgs[i].Key)
-			}
-			h.mu.Unlock()
-			return ids, true, nil
-		}
-	}
+	h.idem.expire(now) // a key is never honoured past its TTL
 	var last *Event
 	for i, m := range msgs {
+		// Each message with a known key (from an earlier publish, a peer,
+		// or earlier in this batch) gets its first id and is not published
+		// again; the others are.
+		if m.Key != "" {
+			if id, ok := h.idem.get(m.Key); ok {
+				ids[i] = id
+				replayed = true
+				continue
+			}
+		}
 		h.seq++
 		e := &Event{
 			ID:      ID{Time: h.clock.Next(), Origin: h.origin, Seq: h.seq},
@@ -240,17 +245,17 @@ func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, r
 			h.opts.Relay.Send(e)
 		}
 		h.pending.push(e)
+		h.published.Add(1)
 		last = e
 	}
-	h.published.Add(uint64(len(msgs)))
 	h.release(now)
 	h.mu.Unlock()
-	if ack == AckPeer && h.opts.Relay != nil {
+	if ack == AckPeer && h.opts.Relay != nil && last != nil {
 		if err := h.opts.Relay.Acked(ctx, last); err != nil {
-			return ids, false, fmt.Errorf("no peer acknowledged %v: %w", last.ID, err)
+			return ids, replayed, fmt.Errorf("no peer acknowledged %v: %w", last.ID, err)
 		}
 	}
-	return ids, false, nil
+	return ids, replayed, nil
 }
 
 func validate(m Message) error {
@@ -394,6 +399,9 @@ func (h *Hub) channel(name string) *channel {
 		return c
 	}
 	c = &channel{name: name, subs: make(map[*Subscription]struct{})}
+	// A channel of this name may have existed, evicted events and been
+	// dropped: resuming before anything dropped channels evicted is not exact.
+	c.log.evicted = h.forgotten
 	h.channels[name] = c
 	for s := range h.wild {
 		if s.matches(name) {
@@ -458,6 +466,11 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 	if h.closed {
 		return nil, ErrClosed
 	}
+	for _, p := range req.Patterns {
+		if p.String() == "" {
+			return nil, fmt.Errorf("%w: the zero Pattern", ErrBadPattern)
+		}
+	}
 	var chans []*channel
 	for _, p := range req.Patterns {
 		if !p.Literal() {
@@ -483,7 +496,7 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 	h.subs++
 	s.after = h.released
 	if !req.After.IsZero() {
-		s.Replay, s.Reset = h.replay(chans, req.After)
+		s.Replay, s.Reset = h.replay(chans, req.After, s.wild)
 		s.after = req.After
 		if n := len(s.Replay); n > 0 && s.after.Less(s.Replay[n-1].ID) {
 			s.after = s.Replay[n-1].ID
@@ -496,9 +509,9 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 }
 
 // replay collects the retained events after id on chans, merged in ID
-// order, and whether events after id were already evicted. Called with
-// h.mu held.
-func (h *Hub) replay(chans []*channel, id ID) (events []*Event, reset bool) {
+// order, and whether events after id were already evicted (or may have
+// been). Called with h.mu held.
+func (h *Hub) replay(chans []*channel, id ID, wild bool) (events []*Event, reset bool) {
 	for _, c := range chans {
 		if id.Less(c.log.evicted) {
 			reset = true
@@ -512,12 +525,13 @@ func (h *Hub) replay(chans []*channel, id ID) (events []*Event, reset bool) {
 			events = append(events, en.e)
 		}
 	}
-	if id.Less(h.forgotten) && len(chans) > 0 {
-		for _, c := range chans {
-			if c.log.len() == 0 {
-				reset = true
-			}
-		}
+	if wild && id.Less(h.forgotten) {
+		// The patterns may have matched channels dropped since.
+		reset = true
+	}
+	if h.opts.HistorySize == 0 && id.Less(h.released) {
+		// Nothing is retained: whatever came after id is gone.
+		reset = true
 	}
 	if len(chans) > 1 {
 		slices.SortFunc(events, func(a, b *Event) int { return a.ID.Compare(b.ID) })
@@ -614,21 +628,27 @@ func (h *Hub) Missing(d Digest, limit int, minAge time.Duration) []*Event {
 		has[d[i].Origin] = &d[i]
 	}
 	var out []*Event
+	// Gaps first, across every origin: they are known to be missing.
 	for o, log := range h.hist.origins {
 		od := has[o]
-		var maxSeq uint64
-		if od != nil {
-			maxSeq = od.Max
-			for _, g := range od.Gaps {
-				for _, en := range log.from(g.From) {
-					if en.id.Seq > g.To || len(out) >= limit {
-						break
-					}
-					if !en.removed {
-						out = append(out, en.e)
-					}
+		if od == nil {
+			continue
+		}
+		for _, g := range od.Gaps {
+			for _, en := range log.from(g.From) {
+				if en.id.Seq > g.To || len(out) >= limit {
+					break
+				}
+				if !en.removed {
+					out = append(out, en.e)
 				}
 			}
+		}
+	}
+	for o, log := range h.hist.origins {
+		var maxSeq uint64
+		if od := has[o]; od != nil {
+			maxSeq = od.Max
 		}
 		for _, en := range log.from(maxSeq + 1) {
 			if len(out) >= limit {

@@ -124,6 +124,24 @@ func TestReplayAfter(t *testing.T) {
 	}
 }
 
+// TestResetBeforeStart: a position older than this hub and than anything
+// it retains on the channel is unknown here, so Reset.
+func TestResetBeforeStart(t *testing.T) {
+	h := newHub(t, broker.Options{})
+	old := func(seq uint64) *broker.Event { // repaired from a peer, published before h started
+		return &broker.Event{ID: broker.ID{Time: uint64(time.Now().Add(-time.Minute).UnixMilli()+int64(seq)) << 16, Origin: 7, Seq: seq}, Channel: "a", Data: []byte("old")}
+	}
+	for q := uint64(5); q <= 7; q++ {
+		h.Deliver(old(q))
+	}
+	if s := subscribe(t, h, old(3).ID, "a"); !s.Reset || len(s.Replay) != 3 {
+		t.Errorf("resume before everything known: Replay %d events, Reset %v; want 3, true", len(s.Replay), s.Reset)
+	}
+	if s := subscribe(t, h, old(5).ID, "a"); s.Reset || len(s.Replay) != 2 {
+		t.Errorf("resume at a retained old event: Replay %d events, Reset %v; want 2, false", len(s.Replay), s.Reset)
+	}
+}
+
 func TestReplayMergesChannelsInIDOrder(t *testing.T) {
 	h := newHub(t, broker.Options{})
 	var all []broker.ID
@@ -152,6 +170,12 @@ func TestResumeExactUnderConcurrency(t *testing.T) {
 	var published []broker.ID
 	byID := map[broker.ID]string{}
 	done := make(chan struct{})
+	// Every fourth subscriber subscribes live before anything is published:
+	// it must see everything it matches.
+	live := map[int]*broker.Subscription{}
+	for i := 0; i < subscribers; i += 4 {
+		live[i] = subscribe(t, h, broker.ID{}, subPatterns[i%len(subPatterns)]...)
+	}
 	var pubs sync.WaitGroup
 	for p := range publishers {
 		pubs.Go(func() {
@@ -185,32 +209,34 @@ func TestResumeExactUnderConcurrency(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(i), 2))
 			res := &results[i]
 			res.patterns = subPatterns[i%len(subPatterns)]
-			for range r.IntN(2000) {
-				mu.Lock()
-				n := len(published)
-				mu.Unlock()
-				if n > r.IntN(publishers*perPublisher) {
-					break
+			s := live[i]
+			if s == nil {
+				// Wait for a random share of the publishes, bounded.
+				for range 2000 {
+					mu.Lock()
+					n := len(published)
+					mu.Unlock()
+					if n > r.IntN(publishers*perPublisher) {
+						break
+					}
+					time.Sleep(10 * time.Microsecond)
 				}
-				time.Sleep(10 * time.Microsecond)
-			}
-			if i%4 != 0 { // every fourth subscribes live
 				mu.Lock()
 				if len(published) > 0 {
 					res.after = published[r.IntN(len(published))]
 				}
 				mu.Unlock()
+				ps := make([]broker.Pattern, len(res.patterns))
+				for j, s := range res.patterns {
+					ps[j], _ = broker.ParsePattern(s)
+				}
+				var err error
+				if s, err = h.Subscribe(broker.SubscribeRequest{Patterns: ps, After: res.after}); err != nil {
+					res.err = err
+					return
+				}
+				defer s.Close()
 			}
-			ps := make([]broker.Pattern, len(res.patterns))
-			for j, s := range res.patterns {
-				ps[j], _ = broker.ParsePattern(s)
-			}
-			s, err := h.Subscribe(broker.SubscribeRequest{Patterns: ps, After: res.after})
-			if err != nil {
-				res.err = err
-				return
-			}
-			defer s.Close()
 			res.reset = s.Reset
 			res.got = idsOf(s.Replay)
 			var buf []*broker.Event
@@ -252,13 +278,8 @@ func TestResumeExactUnderConcurrency(t *testing.T) {
 		}
 		ps := patterns(t, res.patterns...)
 		var want []broker.ID
-		from := res.after
-		if res.after.IsZero() && len(res.got) > 0 {
-			// Live: exact from the first event it saw.
-			from = broker.ID{Time: res.got[0].Time, Origin: res.got[0].Origin, Seq: res.got[0].Seq - 1}
-		}
 		for _, id := range all {
-			if !from.Less(id) {
+			if !res.after.Less(id) {
 				continue
 			}
 			if slices.ContainsFunc(ps, func(p broker.Pattern) bool { return p.Match(byID[id]) }) {

@@ -168,7 +168,9 @@ func (c *Clock) Watermark() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p > 0 && p-1 > c.last {
-		return p - 1
+		// Remember the promise: if the wall clock steps back, Next must
+		// still exceed it.
+		c.last = p - 1
 	}
 	return c.last
 }

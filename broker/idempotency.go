@@ -46,6 +46,7 @@ func (m *idempotency) expire(now time.Time) {
 	}
 	if m.head > 1024 && m.head > len(m.order)/2 {
 		n := copy(m.order, m.order[m.head:])
+		clear(m.order[n:]) // drop the moved-out keys' strings
 		m.order, m.head = m.order[:n], 0
 	}
 }

@@ -1,0 +1,21 @@
+// Package web is rumor's HTTP face: a chi router with plain net/http
+// handlers that publish events (POST /channels/{channel}, POST /publish),
+// stream them as Server-Sent Events (GET /channels/{channel}, GET /events),
+// list channels and cluster members, answer health and readiness probes,
+// expose Prometheus metrics and serve the embedded UI from web/ui.
+//
+// It writes the SSE wire format itself: the broker builds every event's
+// frame once and shares it, and the handler goroutine of each stream is that
+// subscriber's only writer. It batches whatever is queued into one write,
+// sends comment heartbeats on idle streams and ends a stream with a jittered
+// retry: line instead of an error status, because a browser's EventSource
+// never reconnects after a non-200 answer.
+//
+// It keeps no history, orders nothing and never talks to other nodes: that
+// is the broker's and the transport's work; web sees the cluster only
+// through the small Cluster interface. cmd/rumor builds the Handler with
+// NewHandler, serves it with an http.Server, and on shutdown calls Drain,
+// then (after the relays are flushed) CloseStreams.
+//
+// The HTTP contract is documented in docs/API.md.
+package web

@@ -1,0 +1,236 @@
+package web
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rumorhq/rumor/broker"
+)
+
+// Options configures a Handler. Zero values mean the documented defaults.
+type Options struct {
+	Hub           *broker.Hub
+	Cluster       Cluster              // nil: single node
+	Ready         func() error         // extra readiness check (joined and caught up); nil means always ready
+	NodeName      string               // shown in /cluster when Cluster is nil and in the connect comment
+	HTTPAddr      string               // advertised HTTP address of this node, for /cluster when Cluster is nil
+	Heartbeat     time.Duration        // comment line on idle streams; 0 means 15s
+	Retry         time.Duration        // retry: hint on connect; 0 means 2s (drain, slow and limit use jittered larger values)
+	MaxEventBytes int64                // event data per publish; 0 means 1 MiB, 413 above it
+	MaxBatch      int                  // messages per POST /publish; 0 means 1000
+	MaxStreams    int                  // concurrent SSE streams on this node; 0 means 20000
+	MaxPatterns   int                  // channels and patterns per stream; 0 means 64
+	MaxPublishes  int                  // concurrent publish requests in flight; 0 means 4096, 503 above it
+	DefaultAck    broker.Ack           // used when ?ack= is absent
+	WriteTimeout  time.Duration        // deadline per stream write; 0 means 10s
+	Registry      *prometheus.Registry // metrics go here; nil means a new one
+	Logger        *slog.Logger         // nil means discard
+	Version       string
+}
+
+// Handler serves rumor's HTTP API. Create it with NewHandler.
+type Handler struct {
+	opts    Options
+	hub     *broker.Hub
+	log     *slog.Logger
+	mux     http.Handler
+	metrics *metrics
+	members *membership
+
+	draining atomic.Bool
+	inflight atomic.Int64 // publish requests being handled
+
+	// batches holds the buffers a stream needs only while it writes, so an
+	// idle stream holds none.
+	batches sync.Pool
+
+	mu      sync.Mutex
+	streams map[*stream]struct{}
+	closing bool          // CloseStreams was called: no new streams
+	idle    chan struct{} // closed once closing and no stream is left
+}
+
+// NewHandler returns the HTTP handler for o.Hub. It registers its metrics
+// with o.Registry, so one registry serves one Handler; it panics if they are
+// registered there already or if o.Hub is nil. Streams and publishes run on
+// the http.Server's goroutines: the Handler starts none of its own that
+// outlive a request.
+func NewHandler(o Options) *Handler {
+	if o.Hub == nil {
+		panic("web: Options.Hub is nil")
+	}
+	o.Heartbeat = cmp.Or(o.Heartbeat, 15*time.Second)
+	o.Retry = cmp.Or(o.Retry, 2*time.Second)
+	o.MaxEventBytes = cmp.Or(o.MaxEventBytes, 1<<20)
+	o.MaxBatch = cmp.Or(o.MaxBatch, 1000)
+	o.MaxStreams = cmp.Or(o.MaxStreams, 20000)
+	o.MaxPatterns = cmp.Or(o.MaxPatterns, 64)
+	o.MaxPublishes = cmp.Or(o.MaxPublishes, 4096)
+	o.WriteTimeout = cmp.Or(o.WriteTimeout, 10*time.Second)
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{
+		opts:    o,
+		hub:     o.Hub,
+		log:     o.Logger.With("component", "web"),
+		streams: make(map[*stream]struct{}),
+		idle:    make(chan struct{}),
+	}
+	h.batches.New = func() any { return new(batch) }
+	h.metrics = newMetrics(o.Registry, h)
+	if o.Cluster != nil {
+		h.members = &membership{cluster: o.Cluster}
+	}
+	h.mux = h.routes()
+	return h
+}
+
+func (h *Handler) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(h.recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
+	})
+	r.Get("/channels", h.handleChannels)
+	r.Get("/channels/{channel}", h.handleStream)
+	r.Post("/channels/{channel}", h.handlePublish)
+	r.Get("/events", h.handleStream)
+	r.Post("/publish", h.handleBatch)
+	r.Get("/cluster", h.handleCluster)
+	h.mountClusterView(r) // the UI's cluster-wide views: clusterview.go
+	r.Get("/healthz", h.handleHealth)
+	r.Get("/readyz", h.handleReady)
+	r.Method(http.MethodGet, "/metrics", h.metrics.handler)
+	ui := h.uiHandler()
+	r.Get("/*", ui)
+	r.Head("/*", ui)
+	return r
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Drain starts the shutdown: readiness turns false at once, new publishes
+// get 503 with Retry-After and new streams get 200 with a jittered retry:
+// line and end, so that load balancers and clients move to other nodes.
+// Open streams keep running until CloseStreams. It is safe to call more
+// than once.
+func (h *Handler) Drain() {
+	if !h.draining.Swap(true) {
+		h.log.Info("draining")
+	}
+}
+
+// Pace of CloseStreams: streams end in batches so that their clients do not
+// all reconnect to the remaining nodes in the same instant; the jittered
+// retry: spreads them further.
+const (
+	closeBatch = 256
+	closePause = 20 * time.Millisecond
+)
+
+// CloseStreams ends every open stream with a jittered retry: line, in
+// batches, and waits until all stream handlers have returned or ctx ends;
+// it returns ctx's error in that case. New streams are refused from the
+// first call on. Call it after Drain and after the relays are flushed, so
+// that the events clients resume from elsewhere have reached the other
+// nodes. It is safe to call more than once.
+func (h *Handler) CloseStreams(ctx context.Context) error {
+	h.mu.Lock()
+	h.closing = true
+	open := make([]*stream, 0, len(h.streams))
+	for s := range h.streams {
+		open = append(open, s)
+	}
+	h.checkIdle()
+	h.mu.Unlock()
+	if len(open) > 0 {
+		h.log.Info("closing streams", "count", len(open))
+	}
+	for i, s := range open {
+		if i > 0 && i%closeBatch == 0 {
+			select {
+			case <-time.After(closePause):
+			case <-ctx.Done():
+			}
+		}
+		s.close()
+	}
+	select {
+	case <-h.idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// register admits a new stream, or reports why not.
+func (h *Handler) register(s *stream) (reason string, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closing || h.draining.Load():
+		return "draining", false
+	case len(h.streams) >= h.opts.MaxStreams:
+		return "limit", false
+	}
+	h.streams[s] = struct{}{}
+	return "", true
+}
+
+func (h *Handler) unregister(s *stream) {
+	h.mu.Lock()
+	delete(h.streams, s)
+	h.checkIdle()
+	h.mu.Unlock()
+}
+
+// checkIdle closes h.idle once CloseStreams waits and no stream is left.
+// Called with h.mu held.
+func (h *Handler) checkIdle() {
+	if h.closing && len(h.streams) == 0 {
+		select {
+		case <-h.idle:
+		default:
+			close(h.idle)
+		}
+	}
+}
+
+func (h *Handler) openStreams() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.streams)
+}
+
+// nodeName is this node's member name.
+func (h *Handler) nodeName() string {
+	if h.opts.Cluster != nil {
+		return h.opts.Cluster.Self()
+	}
+	return h.opts.NodeName
+}
+
+// jitter returns a random duration in [base, base+spread), so that clients
+// told to come back do not all come back at once.
+func jitter(base, spread time.Duration) time.Duration {
+	if spread <= 0 {
+		return base
+	}
+	return base + rand.N(spread)
+}

@@ -1,0 +1,311 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rumorhq/rumor/broker"
+)
+
+// maxKeyLen bounds an Idempotency-Key header.
+const maxKeyLen = 200
+
+// batchBodyFactor bounds a POST /publish body at this many times
+// MaxEventBytes; each item's data is still bounded by MaxEventBytes.
+const batchBodyFactor = 4
+
+// published is the answer for one published event.
+type published struct {
+	ID      string `json:"id"`
+	Channel string `json:"channel"`
+}
+
+// batchItem is one message of a POST /publish body.
+type batchItem struct {
+	Channel string `json:"channel"`
+	Event   string `json:"event"`
+	Data    string `json:"data"`
+}
+
+// errTooLarge is a publish over the size limits: 413.
+var errTooLarge = errors.New("too large")
+
+// requestError is a client's mistake: 400, or 413 when it wraps errTooLarge.
+type requestError struct{ err error }
+
+func (e requestError) Error() string { return e.err.Error() }
+func (e requestError) Unwrap() error { return e.err }
+
+func badRequest(format string, args ...any) error {
+	return requestError{fmt.Errorf(format, args...)}
+}
+
+// handlePublish serves POST /channels/{channel}: the body is the event's
+// data, byte for byte.
+func (h *Handler) handlePublish(w http.ResponseWriter, r *http.Request) {
+	defer h.metrics.observePublish(time.Now())
+	if !h.admitPublish(w) {
+		return
+	}
+	defer h.inflight.Add(-1)
+	msg, ack, err := h.readMessage(w, r)
+	if err != nil {
+		h.publishError(w, err, nil)
+		return
+	}
+	ids, replayed, err := h.hub.Publish(r.Context(), []broker.Message{msg}, ack)
+	if err != nil {
+		h.publishError(w, err, ids)
+		return
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusOK, published{ID: ids[0].String(), Channel: msg.Channel})
+}
+
+func (h *Handler) readMessage(w http.ResponseWriter, r *http.Request) (broker.Message, broker.Ack, error) {
+	var msg broker.Message
+	msg.Channel = pathChannel(r)
+	if err := broker.ValidateChannel(msg.Channel); err != nil {
+		return msg, 0, err
+	}
+	q := r.URL.Query()
+	if msg.Type = q.Get("event"); msg.Type != "" {
+		if err := broker.ValidateType(msg.Type); err != nil {
+			return msg, 0, err
+		}
+	}
+	ack, err := h.ack(q)
+	if err != nil {
+		return msg, 0, err
+	}
+	if msg.Key, err = idempotencyKey(r); err != nil {
+		return msg, 0, err
+	}
+	msg.Data, err = readBody(w, r, h.opts.MaxEventBytes)
+	return msg, ack, err
+}
+
+// handleBatch serves POST /publish: a JSON array of {channel, event, data},
+// published all or none.
+func (h *Handler) handleBatch(w http.ResponseWriter, r *http.Request) {
+	defer h.metrics.observePublish(time.Now())
+	if !h.admitPublish(w) {
+		return
+	}
+	defer h.inflight.Add(-1)
+	msgs, ack, err := h.readBatch(w, r)
+	if err != nil {
+		h.publishError(w, err, nil)
+		return
+	}
+	ids, replayed, err := h.hub.Publish(r.Context(), msgs, ack)
+	if err != nil {
+		h.publishError(w, err, ids)
+		return
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	out := make([]published, len(ids))
+	for i, id := range ids {
+		out[i] = published{ID: id.String(), Channel: msgs[i].Channel}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) readBatch(w http.ResponseWriter, r *http.Request) ([]broker.Message, broker.Ack, error) {
+	ack, err := h.ack(r.URL.Query())
+	if err != nil {
+		return nil, 0, err
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	limit := batchBodyFactor * h.opts.MaxEventBytes
+	if r.ContentLength > limit {
+		return nil, 0, requestError{fmt.Errorf("%w: batch body over %d bytes", errTooLarge, limit)}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, 0, batchError(err, "a batch is a JSON array of {\"channel\",\"event\",\"data\"} objects")
+	}
+	var msgs []broker.Message
+	for dec.More() {
+		if len(msgs) == h.opts.MaxBatch {
+			return nil, 0, badRequest("more than %d messages in one batch", h.opts.MaxBatch)
+		}
+		var it batchItem
+		if err := dec.Decode(&it); err != nil {
+			return nil, 0, batchError(err, fmt.Sprintf("message %d", len(msgs)))
+		}
+		if int64(len(it.Data)) > h.opts.MaxEventBytes {
+			return nil, 0, requestError{fmt.Errorf("%w: message %d: data over %d bytes", errTooLarge, len(msgs), h.opts.MaxEventBytes)}
+		}
+		m := broker.Message{Channel: it.Channel, Type: it.Event, Data: []byte(it.Data)}
+		if key != "" {
+			m.Key = key + "#" + strconv.Itoa(len(msgs))
+		}
+		msgs = append(msgs, m)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, 0, batchError(err, "batch")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, 0, badRequest("batch: data after the array")
+	}
+	if len(msgs) == 0 {
+		return nil, 0, badRequest("empty batch")
+	}
+	return msgs, ack, nil
+}
+
+// batchError reports a body that is not a valid batch, or too large.
+func batchError(err error, what string) error {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return requestError{fmt.Errorf("%w: batch body over %d bytes", errTooLarge, tooBig.Limit)}
+	case err == nil:
+		return badRequest("%s", what)
+	default:
+		return badRequest("%s: %v", what, err)
+	}
+}
+
+// admitPublish refuses publishes while draining and beyond MaxPublishes in
+// flight; on true the caller must release its slot with h.inflight.Add(-1).
+func (h *Handler) admitPublish(w http.ResponseWriter) bool {
+	if h.draining.Load() {
+		h.metrics.publishErrors.WithLabelValues("draining").Inc()
+		writeUnavailable(w, errorBody{Error: "node is draining: publish to another node"})
+		return false
+	}
+	if h.inflight.Add(1) > int64(h.opts.MaxPublishes) {
+		h.inflight.Add(-1)
+		h.metrics.publishErrors.WithLabelValues("overload").Inc()
+		writeUnavailable(w, errorBody{Error: "too many publishes in flight"})
+		return false
+	}
+	return true
+}
+
+// publishError answers a failed publish. ids are set when the events were
+// stored here but no peer acknowledged them: they still spread, and a retry
+// with the same Idempotency-Key returns the same ids.
+func (h *Handler) publishError(w http.ResponseWriter, err error, ids []broker.ID) {
+	if len(ids) > 0 {
+		h.metrics.publishErrors.WithLabelValues("peer_ack").Inc()
+		body := errorBody{Error: err.Error()}
+		if len(ids) == 1 {
+			body.ID = ids[0].String()
+		} else {
+			for _, id := range ids {
+				body.IDs = append(body.IDs, id.String())
+			}
+		}
+		writeUnavailable(w, body)
+		return
+	}
+	var reqErr requestError
+	switch status := statusOf(err); {
+	case errors.Is(err, errTooLarge):
+		h.metrics.publishErrors.WithLabelValues("too_large").Inc()
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+	case errors.As(err, &reqErr) || status == http.StatusBadRequest:
+		h.metrics.publishErrors.WithLabelValues("bad_request").Inc()
+		writeError(w, http.StatusBadRequest, err.Error())
+	case status == http.StatusServiceUnavailable:
+		h.metrics.publishErrors.WithLabelValues("unavailable").Inc()
+		writeUnavailable(w, errorBody{Error: err.Error()})
+	default:
+		h.metrics.publishErrors.WithLabelValues("internal").Inc()
+		h.log.Error("publish failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "publish failed")
+	}
+}
+
+// ack reads ?ack=local|peer.
+func (h *Handler) ack(q url.Values) (broker.Ack, error) {
+	switch v := q.Get("ack"); v {
+	case "":
+		return h.opts.DefaultAck, nil
+	case "local":
+		return broker.AckLocal, nil
+	case "peer":
+		return broker.AckPeer, nil
+	default:
+		return 0, badRequest("ack %q: want local or peer", clip(v))
+	}
+}
+
+// idempotencyKey reads the Idempotency-Key header: at most maxKeyLen
+// printable ASCII bytes.
+func idempotencyKey(r *http.Request) (string, error) {
+	vals := r.Header.Values("Idempotency-Key")
+	switch len(vals) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", badRequest("more than one Idempotency-Key")
+	}
+	k := vals[0]
+	if k == "" || len(k) > maxKeyLen {
+		return "", badRequest("Idempotency-Key must be 1 to %d bytes", maxKeyLen)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return "", badRequest("Idempotency-Key must be printable ASCII")
+		}
+	}
+	return k, nil
+}
+
+// readBody reads a request body of at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, requestError{fmt.Errorf("%w: data over %d bytes", errTooLarge, limit)}
+	}
+	// Sized from Content-Length, so that the usual body is read into one
+	// allocation.
+	buf := bytes.NewBuffer(make([]byte, 0, max(r.ContentLength, 0)+bytes.MinRead))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, requestError{fmt.Errorf("%w: data over %d bytes", errTooLarge, limit)}
+	case err != nil:
+		return nil, badRequest("read body: %v", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// pathChannel returns the {channel} route parameter, unescaped: chi matches
+// on the escaped path when the request has one (say "orders.%3E").
+func pathChannel(r *http.Request) string {
+	s := chi.URLParam(r, "channel")
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// clip keeps echoes of hostile input short.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,348 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rumorhq/rumor/broker"
+)
+
+// Buffer sizes for the write path. Buffers come from a pool shared by all
+// streams and go back after each write, so an idle stream holds none. A busy
+// node's bursts reuse buffers of a few hundred KiB; larger ones are dropped
+// so the pool does not keep an outlier's memory.
+const (
+	replayChunk = 32 << 10 // replayed frames are written in chunks of about this size
+	keepBuf     = 1 << 20  // larger write buffers are not pooled
+	keepEvents  = 1 << 14  // larger event slices are not pooled
+)
+
+// Why streams end, for rumor_streams_ended_total.
+const (
+	endClient   = "client"   // the client went away
+	endWrite    = "write"    // a write failed or timed out
+	endSlow     = "slow"     // the subscriber fell a whole queue behind
+	endShutdown = "shutdown" // CloseStreams
+	endClosed   = "closed"   // the hub closed
+)
+
+// stream is one open SSE response. Its handler goroutine is its only writer.
+type stream struct {
+	h       *Handler
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	stop    chan struct{} // closed by CloseStreams
+	stopped atomic.Bool
+}
+
+// batch is what a stream needs while it writes: the drained events and the
+// bytes of their frames.
+type batch struct {
+	evs []*broker.Event
+	buf []byte
+}
+
+// handleStream serves GET /channels/{channel} and GET /events?channel=...:
+// the events of one or several channels and patterns as text/event-stream.
+func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
+	patterns, err := h.patterns(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	after, badHeader, err := resumePoint(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s := h.newStream(w)
+	if reason, ok := h.register(s); !ok {
+		h.shed(w, r, reason)
+		return
+	}
+	defer h.unregister(s)
+	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: patterns, After: after})
+	if errors.Is(err, broker.ErrClosed) {
+		h.shed(w, r, endClosed)
+		return
+	}
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	defer sub.Close()
+	reason := s.run(r, sub, after, badHeader)
+	h.metrics.streamsEnded.WithLabelValues(reason).Inc()
+}
+
+func (h *Handler) newStream(w http.ResponseWriter) *stream {
+	return &stream{h: h, w: w, rc: http.NewResponseController(w), stop: make(chan struct{})}
+}
+
+// close asks the stream to end with a retry: line. Safe to call more than once.
+func (s *stream) close() {
+	if !s.stopped.Swap(true) {
+		close(s.stop)
+	}
+}
+
+// run writes the stream until it ends and says why it ended.
+func (s *stream) run(r *http.Request, sub *broker.Subscription, after broker.ID, badHeader bool) string {
+	writeStreamHeader(s.w, r)
+	b := s.h.getBatch()
+	b.buf = s.h.appendPreamble(b.buf)
+	switch {
+	case badHeader:
+		// Answering 400 would stop the browser for good; a reset tells it
+		// to refetch its state, and the stream goes on live.
+		b.buf = append(b.buf, broker.ResetFrame("")...)
+	case sub.Reset:
+		b.buf = append(b.buf, broker.ResetFrame(after.String())...)
+	}
+	err := s.replay(b, sub.Replay)
+	sub.Replay = nil // the history keeps the events; the stream needs them no longer
+	s.h.putBatch(b)
+	if err != nil {
+		return endWrite
+	}
+
+	heartbeat := time.NewTimer(s.h.opts.Heartbeat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return endClient
+		case <-s.stop:
+			_, reason := s.deliver(sub, true)
+			return reason
+		case <-heartbeat.C:
+			if s.writeString(": ping\n") != nil {
+				return endWrite
+			}
+			heartbeat.Reset(s.h.opts.Heartbeat)
+		case <-sub.Ready():
+			wrote, reason := s.deliver(sub, false)
+			if reason != "" {
+				return reason
+			}
+			if wrote {
+				heartbeat.Reset(s.h.opts.Heartbeat)
+			}
+		}
+	}
+}
+
+// replay writes the preamble already in b.buf and then the replayed events,
+// in chunks.
+func (s *stream) replay(b *batch, events []*broker.Event) error {
+	for _, e := range events {
+		if len(b.buf) >= replayChunk {
+			if err := s.write(b.buf); err != nil {
+				return err
+			}
+			b.buf = b.buf[:0]
+		}
+		b.buf = append(b.buf, e.Frame()...)
+	}
+	return s.write(b.buf)
+}
+
+// deliver drains every queued event and writes their frames in one write.
+// When the stream ends (the subscriber fell behind, the hub closed, or
+// stopping is set by CloseStreams) the same write carries a retry: and a
+// comment. It reports whether it wrote, and why the stream ended if it did.
+func (s *stream) deliver(sub *broker.Subscription, stopping bool) (wrote bool, reason string) {
+	b := s.h.getBatch()
+	defer s.h.putBatch(b)
+	var err error
+	b.evs, err = sub.Drain(b.evs[:0])
+	var retry time.Duration
+	var why string
+	switch {
+	case errors.Is(err, broker.ErrSlow):
+		reason, retry, why = endSlow, jitter(s.h.opts.Retry, 3*time.Second), "too slow: reconnect with Last-Event-ID"
+	case err != nil:
+		reason, retry, why = endClosed, jitter(s.h.opts.Retry, 5*time.Second), "node shutting down: reconnect"
+	case stopping:
+		reason, retry, why = endShutdown, jitter(s.h.opts.Retry, 5*time.Second), "node shutting down: reconnect"
+	case len(b.evs) == 0:
+		return false, "" // a wake for events an earlier Drain took
+	}
+	var p []byte
+	if len(b.evs) == 1 && reason == "" {
+		p = b.evs[0].Frame() // shared and complete: no copy needed
+	} else {
+		for _, e := range b.evs {
+			b.buf = append(b.buf, e.Frame()...)
+		}
+		if reason != "" {
+			b.buf = appendRetry(b.buf, retry)
+			b.buf = appendComment(b.buf, why)
+			b.buf = append(b.buf, '\n')
+		}
+		p = b.buf
+	}
+	if err := s.write(p); err != nil {
+		return false, endWrite
+	}
+	s.h.metrics.observeDelivery(b.evs, time.Now())
+	return true, reason
+}
+
+// end writes a retry: hint and a comment; the stream ends after it.
+func (s *stream) end(retry time.Duration, why string) {
+	b := s.h.getBatch()
+	b.buf = appendRetry(b.buf, retry)
+	b.buf = appendComment(b.buf, why)
+	b.buf = append(b.buf, '\n')
+	_ = s.write(b.buf)
+	s.h.putBatch(b)
+}
+
+// write sends p and flushes it, under a fresh write deadline: the
+// http.Server has no WriteTimeout, because streams live for hours.
+func (s *stream) write(p []byte) error {
+	if err := s.deadline(); err != nil {
+		return err
+	}
+	if _, err := s.w.Write(p); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+func (s *stream) writeString(p string) error {
+	if err := s.deadline(); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(s.w, p); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+func (s *stream) deadline() error {
+	err := s.rc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
+	if errors.Is(err, http.ErrNotSupported) {
+		return nil
+	}
+	return err
+}
+
+// shed answers a stream that cannot be served now with 200, a jittered
+// retry: and a comment, and ends it: a browser's EventSource gives up for
+// good on any other status.
+func (h *Handler) shed(w http.ResponseWriter, r *http.Request, reason string) {
+	h.metrics.streamsRejected.WithLabelValues(reason).Inc()
+	retry, why := jitter(h.opts.Retry, 5*time.Second), "node shutting down: reconnect"
+	if reason == "limit" {
+		retry, why = jitter(5*time.Second, 10*time.Second), "too many streams on this node: retry later"
+	}
+	writeStreamHeader(w, r)
+	s := h.newStream(w)
+	s.end(retry, why)
+}
+
+// writeStreamHeader sends the event-stream headers; the first write flushes
+// them with the preamble.
+func writeStreamHeader(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no") // nginx and friends must not buffer the stream
+	if r.ProtoMajor == 1 && r.ProtoMinor == 1 {
+		hd.Set("Connection", "keep-alive") // HTTP/2 forbids the header
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// appendPreamble appends what every stream starts with: the reconnect
+// delay and a comment naming the node, which also gets bytes through
+// proxies at once.
+func (h *Handler) appendPreamble(b []byte) []byte {
+	b = appendRetry(b, h.opts.Retry)
+	b = appendComment(b, "rumor "+h.nodeName())
+	return append(b, '\n')
+}
+
+func appendRetry(b []byte, d time.Duration) []byte {
+	b = append(b, "retry: "...)
+	b = strconv.AppendInt(b, d.Milliseconds(), 10)
+	return append(b, '\n')
+}
+
+// appendComment appends ": text"; line breaks in text become spaces, so it
+// stays one comment.
+func appendComment(b []byte, text string) []byte {
+	b = append(b, ": "...)
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c == '\n' || c == '\r' {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return append(b, '\n')
+}
+
+func (h *Handler) getBatch() *batch { return h.batches.Get().(*batch) }
+
+func (h *Handler) putBatch(b *batch) {
+	if cap(b.buf) > keepBuf || cap(b.evs) > keepEvents {
+		return
+	}
+	clear(b.evs) // the pool must not keep events alive
+	b.buf, b.evs = b.buf[:0], b.evs[:0]
+	h.batches.Put(b)
+}
+
+// patterns reads what a stream subscribes to: the {channel} route
+// parameter, or every ?channel= of GET /events.
+func (h *Handler) patterns(r *http.Request) ([]broker.Pattern, error) {
+	names := r.URL.Query()["channel"]
+	if chi.URLParam(r, "channel") != "" {
+		names = []string{pathChannel(r)}
+	}
+	if len(names) == 0 {
+		return nil, errors.New("no channel: add ?channel=NAME, once per channel or pattern")
+	}
+	if len(names) > h.opts.MaxPatterns {
+		return nil, fmt.Errorf("%d channels and patterns in one stream: at most %d", len(names), h.opts.MaxPatterns)
+	}
+	out := make([]broker.Pattern, 0, len(names))
+	for _, n := range names {
+		p, err := broker.ParsePattern(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// resumePoint reads where a stream resumes: the Last-Event-ID header a
+// reconnecting EventSource sends, else the lastEventId query parameter of a
+// first connection. A malformed query is the caller's mistake (400); a
+// malformed header is reported as badHeader, because a browser that gets a
+// 400 never reconnects.
+func resumePoint(r *http.Request) (after broker.ID, badHeader bool, err error) {
+	if v := strings.TrimSpace(r.Header.Get("Last-Event-ID")); v != "" {
+		id, err := broker.ParseID(v)
+		return id, err != nil, nil
+	}
+	if v := r.URL.Query().Get("lastEventId"); v != "" {
+		id, err := broker.ParseID(v)
+		if err != nil {
+			return broker.ID{}, false, fmt.Errorf("lastEventId: %w", err)
+		}
+		return id, false, nil
+	}
+	return broker.ID{}, false, nil
+}

@@ -1,0 +1,384 @@
+/*
+ * The rumor UI: cluster view (live over GET /cluster/events), channels
+ * (GET /cluster/channels) and a console built on rumor.js.
+ *
+ * Everything that came from the network reaches the page as text
+ * (textContent, attribute values): never as markup.
+ */
+(function () {
+  "use strict";
+
+  var MAX_LOG = 1000;          // log entries kept; the oldest go first
+  var LONG_DATA = 2000;        // data longer than this (or LONG_LINES lines) starts collapsed
+  var LONG_LINES = 16;
+  var CHANNELS_EVERY = 3000;   // ms between GET /cluster/channels while the page is visible
+
+  function $(id) { return document.getElementById(id); }
+
+  // el builds an element: attrs are set as attributes (or as properties for
+  // on* handlers and className), children are nodes or text.
+  function el(tag, attrs) {
+    var node = document.createElement(tag);
+    for (var k in attrs || {}) {
+      var v = attrs[k];
+      if (v == null || v === false) continue;
+      if (k === "className") node.className = v;
+      else if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (var i = 2; i < arguments.length; i++) {
+      var c = arguments[i];
+      if (c == null || c === false) continue;
+      node.appendChild(typeof c === "object" ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  function words(s) {
+    return s.split(/[\s,]+/).filter(Boolean);
+  }
+
+  function plural(n, word) {
+    return n + " " + word + (n === 1 ? "" : "s");
+  }
+
+  function clock(d) {
+    function p(n, w) { return String(n).padStart(w, "0"); }
+    return p(d.getHours(), 2) + ":" + p(d.getMinutes(), 2) + ":" + p(d.getSeconds(), 2) + "." + p(d.getMilliseconds(), 3);
+  }
+
+  function bytes(n) {
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(n < 10240 ? 1 : 0) + " KiB";
+    return (n / 1024 / 1024).toFixed(1) + " MiB";
+  }
+
+  function ago(iso) {
+    if (!iso) return "never";
+    var s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    if (s < 2) return "just now";
+    if (s < 90) return Math.round(s) + " s ago";
+    if (s < 5400) return Math.round(s / 60) + " min ago";
+    if (s < 129600) return Math.round(s / 3600) + " h ago";
+    return Math.round(s / 86400) + " d ago";
+  }
+
+  // ---- connection state and the banner -----------------------------------
+
+  var node = { name: "", http: location.host };
+  var down = { cluster: false, console: false };
+
+  function showBanner() {
+    var b = $("banner");
+    var broken = down.cluster || down.console;
+    if (broken) b.textContent = "disconnected from " + (node.name || node.http) + ", retrying…";
+    b.hidden = !broken;
+    document.body.classList.toggle("offline", broken);
+    $("cluster").classList.toggle("stale", down.cluster);
+    $("channels-card").classList.toggle("stale", down.cluster);
+  }
+
+  function setDown(what, isDown) {
+    if (down[what] === isDown) return;
+    down[what] = isDown;
+    showBanner();
+  }
+
+  // ---- cluster view -------------------------------------------------------
+
+  var members = [];
+
+  function renderWhereami() {
+    var w = $("whereami");
+    w.textContent = "";
+    if (!node.name) {
+      w.textContent = "connecting to " + node.http + "…";
+      return;
+    }
+    w.append("you are on ", el("strong", { id: "self-name" }, node.name), " (" + node.http + ")");
+  }
+
+  function renderMembers(snap) {
+    members = snap.members || [];
+    node.name = snap.self || node.name;
+    var me = members.find(function (m) { return m.name === snap.self; });
+    if (me && me.http) node.http = me.http.charAt(0) === ":" ? location.hostname + me.http : me.http;
+    renderWhereami();
+    showBanner();
+
+    var body = $("members");
+    body.textContent = "";
+    var alive = 0, subs = 0;
+    members.forEach(function (m) {
+      var self = m.name === snap.self;
+      if (m.state === "alive") alive++;
+      if (typeof m.subscribers === "number") subs += m.subscribers;
+      var count = typeof m.subscribers === "number"
+        ? String(m.subscribers)
+        : el("span", { className: "unknown", title: m.error || "not known while the node is " + m.state }, "—");
+      var addr = m.http ? (m.http.charAt(0) === ":" ? location.hostname + m.http : m.http) : "";
+      // A live member's address opens the UI on that node.
+      var http = !addr ? el("span", { className: "sub-line mono" }, "no HTTP address")
+        : m.state === "alive" || m.state === "suspect"
+          ? el("a", { href: "http://" + addr + "/", className: "sub-line mono", title: "Open the UI on " + m.name }, m.http)
+          : el("span", { className: "sub-line mono" }, m.http);
+      body.appendChild(el("tr", { className: self ? "self" : "", "data-member": m.name, "data-state": m.state },
+        el("td", null, el("span", { className: "node-name" }, m.name), self ? el("span", { className: "tag" }, "this node") : null, http),
+        el("td", null, el("span", { className: "state state-" + m.state }, m.state)),
+        el("td", { className: "num", "data-subscribers": typeof m.subscribers === "number" ? m.subscribers : null }, count)));
+    });
+    if (!members.length) body.appendChild(el("tr", { className: "empty" }, el("td", { colspan: 3 }, "No members.")));
+    $("cluster-summary").textContent = alive + " of " + members.length + " alive · " + plural(subs, "subscriber");
+  }
+
+  // watchCluster follows GET /cluster/events. EventSource reconnects by
+  // itself after a network error; after an answer it gives up on (a
+  // proxy's 502) we open a new one.
+  function watchCluster(backoff) {
+    var es = new EventSource("/cluster/events");
+    es.addEventListener("cluster", function (e) {
+      try {
+        renderMembers(JSON.parse(e.data));
+      } catch (err) {
+        console.error("rumor: bad cluster event", err);
+      }
+    });
+    es.onopen = function () {
+      backoff = 0;
+      if (down.cluster) refreshChannels(); // what was shown is stale
+      setDown("cluster", false);
+    };
+    es.onerror = function () {
+      setDown("cluster", true);
+      if (es.readyState === 2) {
+        var delay = Math.min(30000, 1000 * Math.pow(2, backoff));
+        setTimeout(function () { watchCluster(backoff + 1); }, delay * (0.5 + Math.random()));
+      }
+    };
+  }
+
+  // ---- channels -----------------------------------------------------------
+
+  var channelsBusy = false;
+
+  function renderChannels(view) {
+    var body = $("channels");
+    body.textContent = "";
+    var chans = view.channels || [];
+    chans.forEach(function (c) {
+      // Where the subscribers are: only the nodes that have some.
+      var where = Object.keys(c.nodes || {}).sort().filter(function (n) { return c.nodes[n] > 0; })
+        .map(function (n) { return n + ": " + c.nodes[n]; }).join(", ");
+      body.appendChild(el("tr", { "data-channel": c.name },
+        el("td", null,
+          el("button", {
+            type: "button", className: "linkish", title: "Use " + c.name + " in the console",
+            onclick: function () { useChannel(c.name); }
+          }, c.name),
+          el("span", { className: "sub-line" }, where || "no subscribers")),
+        el("td", { className: "num", "data-subscribers": c.subscribers }, String(c.subscribers)),
+        el("td", { className: "num" }, (c.rate || 0) < 0.05 ? "0/s" : c.rate.toFixed(c.rate < 10 ? 1 : 0) + "/s"),
+        el("td", { className: "num", title: c.published + " stored since the node started" }, plural(c.events, "event"), el("span", { className: "sub-line" }, bytes(c.bytes))),
+        el("td", { className: "narrow-hide", title: c.lastPublished || "" }, ago(c.lastPublished))));
+    });
+    if (!chans.length) {
+      body.appendChild(el("tr", { className: "empty" }, el("td", { colspan: 5 }, "No active channels yet: subscribe or publish in the console.")));
+    }
+    var missing = (view.nodes || []).filter(function (n) { return !n.ok; });
+    $("channels-summary").textContent = chans.length + " active" +
+      (missing.length ? " · no answer from " + missing.map(function (n) { return n.name + " (" + (n.error || "?") + ")"; }).join(", ") : "");
+  }
+
+  function refreshChannels() {
+    if (channelsBusy || document.hidden) return;
+    channelsBusy = true;
+    fetch("/cluster/channels", { headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (!r.ok) throw new Error(r.status + " " + r.statusText);
+        return r.json();
+      })
+      .then(renderChannels, function (err) {
+        $("channels-summary").textContent = "unavailable: " + err.message;
+      })
+      .then(function () { channelsBusy = false; });
+  }
+
+  // ---- console: subscribe -------------------------------------------------
+
+  var sub = null;
+  var log = $("log");
+
+  function stickToBottom() {
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  }
+
+  function append(item) {
+    var stick = stickToBottom();
+    log.appendChild(item);
+    while (log.childElementCount > MAX_LOG) log.removeChild(log.firstElementChild);
+    if (stick) log.scrollTop = log.scrollHeight;
+  }
+
+  function note(text, kind, attrs) {
+    var a = attrs || {};
+    a.className = "note" + (kind ? " " + kind : "");
+    append(el("li", a, text));
+  }
+
+  function showEvent(ev) {
+    var data = ev.data;
+    var long = data.length > LONG_DATA || data.split("\n").length > LONG_LINES;
+    var pre = el("pre", { className: "ev-data" + (long ? " long" : ""), tabindex: long ? 0 : null });
+    pre.textContent = data; // text, never markup
+    var toggle = long ? el("button", {
+      type: "button", className: "quiet toggle", "aria-expanded": "false",
+      onclick: function () {
+        var open = pre.classList.toggle("open");
+        toggle.setAttribute("aria-expanded", String(open));
+        toggle.textContent = open ? "Collapse" : "Expand";
+      }
+    }, "Expand") : null;
+    append(el("li", { className: "event fresh", "data-id": ev.id || "" },
+      el("div", { className: "meta" },
+        el("time", { className: "ev-time", datetime: ev.time.toISOString() }, clock(ev.time)),
+        el("code", { className: "ev-id" }, ev.id || "(no id)"),
+        el("span", { className: "ev-type" }, ev.type),
+        el("span", { className: "ev-size" }, bytes(new Blob([data]).size))),
+      pre, toggle));
+  }
+
+  function setSubscribed(on) {
+    $("sub-button").textContent = on ? "Unsubscribe" : "Subscribe";
+    $("sub-channels").disabled = on;
+    $("sub-types").disabled = on;
+    if (!on) $("sub-status").textContent = "not subscribed";
+  }
+
+  function unsubscribe() {
+    if (!sub) return;
+    sub.close();
+    note("unsubscribed from " + sub.channels.join(" "));
+    sub = null;
+    setSubscribed(false);
+    setDown("console", false);
+  }
+
+  function subscribe(channels, types) {
+    unsubscribe();
+    var lost = false;
+    sub = rumor.subscribe(channels, {
+      types: types,
+      onOpen: function (info) {
+        setDown("console", false);
+        lost = false;
+        $("sub-status").textContent = "subscribed to " + channels.join(" ");
+        if (!info.reconnected) {
+          note("subscribed to " + channels.join(" ") + " on " + (node.name || node.http) + ", types " + sub.types.join(" "), "", { "data-kind": "open" });
+        } else if (info.lastEventId) {
+          note("reconnected, resumed after " + info.lastEventId, "good", { "data-kind": "resumed", "data-after": info.lastEventId });
+        } else {
+          note("reconnected; no event had arrived, so there was nothing to resume after", "good", { "data-kind": "resumed" });
+        }
+      },
+      onError: function (info) {
+        setDown("console", true);
+        $("sub-status").textContent = "reconnecting…";
+        if (!lost) {
+          lost = true;
+          note("connection lost, retrying" + (info.retryIn ? " in " + Math.round(info.retryIn / 1000) + " s" : "") + "…", "warn", { "data-kind": "lost" });
+        }
+      },
+      onReset: function (info) {
+        note("the node no longer holds the events after " + (info.lastEventId || "the requested id") +
+          ": some may have been missed; reload any state built from them", "warn", { "data-kind": "reset" });
+      },
+      onEvent: showEvent
+    });
+    setSubscribed(true);
+    $("sub-status").textContent = "connecting…";
+  }
+
+  function useChannel(name) {
+    if (sub) unsubscribe();
+    $("sub-channels").value = name;
+    $("pub-channel").value = name;
+    $("sub-channels").focus();
+  }
+
+  $("subscribe-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    if (sub) {
+      unsubscribe();
+      $("sub-channels").focus();
+      return;
+    }
+    var channels = words($("sub-channels").value);
+    var types = words($("sub-types").value);
+    if (!channels.length) return;
+    if (!$("pub-channel").value && channels.length === 1 && !/[*>]/.test(channels[0])) $("pub-channel").value = channels[0];
+    subscribe(channels, types.length ? types : ["message"]);
+  });
+
+  $("clear-log").addEventListener("click", function () { log.textContent = ""; });
+
+  // ---- console: publish ---------------------------------------------------
+
+  var publishing = false;
+
+  function publish() {
+    if (publishing) return;
+    var channel = $("pub-channel").value.trim();
+    var type = $("pub-type").value.trim();
+    var data = $("pub-data").value;
+    var out = $("pub-result");
+    if (!channel) {
+      $("pub-channel").focus();
+      return;
+    }
+    // A browser sees only the event types it listens for: listen for this
+    // one before it can arrive.
+    var listenType = type || "message";
+    if (sub && sub.types.indexOf(listenType) < 0) {
+      sub.listen(listenType);
+      $("sub-types").value = sub.types.join(" ");
+      note("now also listening for type " + listenType);
+    }
+    publishing = true;
+    $("pub-button").disabled = true;
+    out.className = "";
+    out.textContent = "publishing…";
+    rumor.publish(channel, data, { type: type }).then(function (res) {
+      out.textContent = "published " + res.id + " to " + res.channel;
+      out.setAttribute("data-id", res.id);
+    }, function (err) {
+      out.className = "error";
+      out.textContent = "not published: " + err.message;
+      out.removeAttribute("data-id");
+    }).then(function () {
+      publishing = false;
+      $("pub-button").disabled = false;
+      refreshChannels();
+    });
+  }
+
+  $("publish-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    publish();
+  });
+  $("pub-data").addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      publish();
+    }
+  });
+
+  // ---- start --------------------------------------------------------------
+
+  renderWhereami();
+  watchCluster(0);
+  refreshChannels();
+  setInterval(refreshChannels, CHANNELS_EVERY);
+  document.addEventListener("visibilitychange", refreshChannels);
+  // For tests and the curious: the console's subscription.
+  window.rumorConsole = { get subscription() { return sub; } };
+})();

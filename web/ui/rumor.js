@@ -1,0 +1,214 @@
+/*
+ * rumor.js: a tiny, dependency-free browser client for rumor.
+ *
+ *   const sub = rumor.subscribe(["orders.>", "chat"], {
+ *     types: ["message", "order.created"],
+ *     onEvent(ev) { console.log(ev.id, ev.type, ev.data); },
+ *     onReset(info) { reloadState(); },
+ *   });
+ *   ...
+ *   sub.close();
+ *
+ * One EventSource carries every channel and pattern (GET /events?channel=…).
+ * The browser resumes after a dropped connection by sending Last-Event-ID;
+ * when the server answers in a way EventSource gives up on (a proxy's 502,
+ * say), this helper opens a new one with ?lastEventId= after a jittered
+ * backoff. Events are deduplicated by id. Documented in docs/UI.md.
+ */
+(function (global) {
+  "use strict";
+
+  var RESET = "rumor.reset";
+
+  function noop() {}
+
+  // Calls a user callback; its exception must not break the stream.
+  function safely(fn, arg) {
+    try {
+      fn(arg);
+    } catch (err) {
+      setTimeout(function () { throw err; });
+    }
+  }
+
+  function list(v) {
+    if (v == null) return [];
+    return (Array.isArray(v) ? v : [v]).map(String).filter(Boolean);
+  }
+
+  function base(url) {
+    return (url || "").replace(/\/+$/, "");
+  }
+
+  /**
+   * Subscription is one EventSource for a set of channels and patterns.
+   * Create it with rumor.subscribe.
+   */
+  function Subscription(channels, opts) {
+    opts = opts || {};
+    this.channels = list(channels);
+    if (this.channels.length === 0) throw new TypeError("rumor.subscribe: no channel");
+    this.url = base(opts.url);
+    this.types = [];
+    this.lastEventId = opts.lastEventId || null;
+    this.onEvent = opts.onEvent || noop;
+    this.onOpen = opts.onOpen || noop;
+    this.onError = opts.onError || noop;
+    this.onReset = opts.onReset || noop;
+    this._withCredentials = !!opts.withCredentials;
+    this._remember = opts.dedupe == null ? 1000 : Math.max(0, opts.dedupe | 0);
+    this._seen = new Set();
+    this._order = [];
+    this._es = null;
+    this._timer = 0;
+    this._backoff = 0;
+    this._opened = false; // was open at least once
+    this._closed = false;
+    /** Events dropped because their id was seen already. */
+    this.duplicates = 0;
+    this._onMessage = this._onMessage.bind(this);
+    this._onReset = this._onReset.bind(this);
+    var types = list(opts.types);
+    (types.length ? types : ["message"]).forEach(this.listen, this);
+    this._connect();
+  }
+
+  /** "connecting", "open" or "closed". */
+  Object.defineProperty(Subscription.prototype, "readyState", {
+    get: function () {
+      if (this._closed) return "closed";
+      if (this._es && this._es.readyState === 1) return "open";
+      return "connecting";
+    }
+  });
+
+  /** Dispatch events of one more type from now on. */
+  Subscription.prototype.listen = function (type) {
+    type = String(type);
+    if (!type || type === RESET || this.types.indexOf(type) >= 0) return;
+    this.types.push(type);
+    if (this._es) this._es.addEventListener(type, this._onMessage);
+  };
+
+  /** Close the stream for good. Safe to call more than once. */
+  Subscription.prototype.close = function () {
+    this._closed = true;
+    clearTimeout(this._timer);
+    if (this._es) this._es.close();
+  };
+
+  Subscription.prototype._connect = function () {
+    var q = this.channels.map(function (c) { return "channel=" + encodeURIComponent(c); });
+    // A new EventSource cannot set Last-Event-ID; rumor takes the query
+    // parameter instead. The browser's own reconnects send the header.
+    if (this.lastEventId) q.push("lastEventId=" + encodeURIComponent(this.lastEventId));
+    var es = new EventSource(this.url + "/events?" + q.join("&"), { withCredentials: this._withCredentials });
+    this._es = es;
+    var self = this;
+    this.types.forEach(function (t) { es.addEventListener(t, self._onMessage); });
+    es.addEventListener(RESET, this._onReset);
+    es.onopen = function () {
+      if (self._es !== es || self._closed) return;
+      var info = { reconnected: self._opened, lastEventId: self.lastEventId };
+      self._opened = true;
+      self._backoff = 0;
+      safely(self.onOpen, info);
+    };
+    es.onerror = function (event) {
+      if (self._es !== es || self._closed) return;
+      var closed = es.readyState === 2;
+      var info = { state: closed ? "closed" : "connecting", event: event, retryIn: null };
+      if (closed) {
+        // EventSource gave up (a non-200 answer or a wrong content type):
+        // try again ourselves, from where we are.
+        var delay = Math.min(30000, 1000 * Math.pow(2, self._backoff++));
+        info.retryIn = Math.round(delay * (0.5 + Math.random()));
+        self._timer = setTimeout(function () {
+          if (!self._closed) self._connect();
+        }, info.retryIn);
+      }
+      safely(self.onError, info);
+    };
+  };
+
+  Subscription.prototype._onMessage = function (e) {
+    if (e.target !== this._es || this._closed) return;
+    var id = e.lastEventId || null;
+    if (id) {
+      if (this._seen.has(id)) { // a duplicate after a resume
+        this.duplicates++;
+        return;
+      }
+      if (this._remember > 0) {
+        this._seen.add(id);
+        this._order.push(id);
+        if (this._order.length > this._remember) this._seen.delete(this._order.shift());
+      }
+      this.lastEventId = id;
+    }
+    safely(this.onEvent, { id: id, type: e.type, data: e.data, time: new Date(), event: e });
+  };
+
+  Subscription.prototype._onReset = function (e) {
+    if (e.target !== this._es || this._closed) return;
+    var after = null;
+    try {
+      after = JSON.parse(e.data).lastEventId || null;
+    } catch (err) { /* a reset is a reset, whatever its data */ }
+    safely(this.onReset, { lastEventId: after, time: new Date() });
+  };
+
+  /**
+   * subscribe opens one EventSource for channels (a name, a pattern, or an
+   * array of them). Options:
+   *   url          base URL of a rumor node; default the page's origin
+   *   types        event types to dispatch; default ["message"]
+   *   lastEventId  resume after this id on the first connect
+   *   dedupe       how many recent ids to remember; default 1000, 0 for none
+   *   withCredentials  send cookies to another origin
+   *   onEvent({id, type, data, time, event})
+   *   onOpen({reconnected, lastEventId})   reconnected: resumed after lastEventId
+   *   onError({state, event, retryIn})     state: "connecting" or "closed"
+   *   onReset({lastEventId, time})         history after lastEventId is gone
+   */
+  function subscribe(channels, opts) {
+    return new Subscription(channels, opts);
+  }
+
+  /**
+   * publish posts data (a string; anything else is sent as JSON) to a
+   * channel and resolves to {id, channel}. Options: url, type, ack
+   * ("local" or "peer"), idempotencyKey. It rejects with an Error whose
+   * status is the HTTP status (0 when the node is unreachable).
+   */
+  function publish(channel, data, opts) {
+    opts = opts || {};
+    var q = [];
+    if (opts.type) q.push("event=" + encodeURIComponent(opts.type));
+    if (opts.ack) q.push("ack=" + encodeURIComponent(opts.ack));
+    var headers = {};
+    if (opts.idempotencyKey) headers["Idempotency-Key"] = opts.idempotencyKey;
+    var body = typeof data === "string" ? data : JSON.stringify(data);
+    var url = base(opts.url) + "/channels/" + encodeURIComponent(channel) + (q.length ? "?" + q.join("&") : "");
+    return fetch(url, { method: "POST", body: body, headers: headers }).then(function (resp) {
+      return resp.text().then(function (text) {
+        var json = null;
+        try { json = JSON.parse(text); } catch (err) { /* not JSON */ }
+        if (!resp.ok) {
+          var e = new Error((json && json.error) || resp.status + " " + resp.statusText);
+          e.status = resp.status;
+          throw e;
+        }
+        return json;
+      });
+    }, function (err) {
+      var e = new Error("unreachable: " + err.message);
+      e.status = 0;
+      throw e;
+    });
+  }
+
+  var rumor = { subscribe: subscribe, publish: publish, Subscription: Subscription, RESET: RESET };
+  if (typeof module === "object" && module.exports) module.exports = rumor;
+  else global.rumor = rumor;
+})(typeof self !== "undefined" ? self : this);
