@@ -401,3 +401,37 @@ func TestClusterResumeAheadOfRelease(t *testing.T) {
 	n.flush(0, 1)
 	checkIDs(t, "resumed on B", idsOf(drain(t, s)), ids[2:])
 }
+
+func TestPeerWatermarks(t *testing.T) {
+	h := newHub(t, broker.Options{})
+	held := func(want int) {
+		t.Helper()
+		if got := h.Stats().Pending; got != want {
+			t.Errorf("Stats().Pending = %d, want %d", got, want)
+		}
+	}
+	h.PeerUp(8, 0)
+	e := publish(t, h, "a", "x")
+	held(1)
+	h.PeerUp(9, e.Time) // a new peer already past it
+	held(1)
+	h.Advance(8, e.Time-1)
+	held(1)
+	h.Advance(8, e.Time) // "no event at or below": e is stable
+	held(0)
+	f := publish(t, h, "a", "y")
+	h.Advance(8, f.Time)
+	held(1)               // 9 has not passed it
+	h.PeerUp(9, f.Time-1) // not past f yet
+	held(1)
+	h.PeerUp(9, f.Time)
+	held(0)
+	g := publish(t, h, "a", "z")
+	h.Advance(9, g.Time)
+	h.PeerUp(9, 0) // a repeated PeerUp never lowers a watermark
+	h.Advance(8, g.Time)
+	held(0)
+	if st := h.Stats(); st.Peers != 2 {
+		t.Errorf("Stats().Peers = %d, want 2", st.Peers)
+	}
+}

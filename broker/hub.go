@@ -111,6 +111,7 @@ type Hub struct {
 	wild      map[*Subscription]struct{} // subscriptions with wildcard patterns
 	hist      history
 	seen      map[uint64]*seen
+	orders    map[uint64]*seqOrder // per origin: the next sequence to deliver
 	idem      idempotency
 	pending   eventHeap
 	peers     map[uint64]uint64 // origin → watermark, for the peers the order waits for
@@ -157,6 +158,7 @@ func NewHub(opts Options) *Hub {
 		channels: make(map[string]*channel),
 		wild:     make(map[*Subscription]struct{}),
 		seen:     make(map[uint64]*seen),
+		orders:   make(map[uint64]*seqOrder),
 		peers:    make(map[uint64]uint64),
 		idem:     idempotency{ttl: opts.IdempotencyTTL, limit: opts.IdempotencyKeys},
 		stop:     make(chan struct{}),
@@ -297,8 +299,7 @@ func (h *Hub) Deliver(e *Event) bool {
 	e.Frame()
 	h.received.Add(1)
 	if !h.released.Less(e.ID) {
-		h.late.Add(1)
-		h.store(e, true, now)
+		h.admit(e, now)
 		return true
 	}
 	h.pending.push(e)
@@ -358,13 +359,66 @@ func (h *Hub) release(now time.Time) {
 		stable = min(stable, w)
 	}
 	for len(h.pending) > 0 && h.pending[0].ID.Time <= stable {
-		h.store(h.pending.pop(), false, now)
+		h.admit(h.pending.pop(), now)
 	}
 }
 
-// store retains e and queues it to the channel's subscribers. Called with
-// h.mu held.
-func (h *Hub) store(e *Event, late bool, now time.Time) {
+// seqOrder keeps one origin's events in sequence order on this node.
+type seqOrder struct {
+	next    uint64   // the next sequence to deliver; 0 until the first event
+	blocked []*Event // events after a gap, in sequence order, waiting for it
+}
+
+// admit stores e unless it would overtake a missing event of its origin:
+// then it waits in its origin's blocked list until the gap is filled (by
+// resend or repair) or given up. Called with h.mu held.
+func (h *Hub) admit(e *Event, now time.Time) {
+	o := h.orders[e.ID.Origin]
+	if o == nil {
+		o = &seqOrder{}
+		h.orders[e.ID.Origin] = o
+	}
+	switch {
+	case o.next == 0 || e.ID.Seq == o.next:
+		h.store(e, now)
+		o.next = e.ID.Seq + 1
+		h.unblock(o, now)
+	case e.ID.Seq < o.next:
+		// Below a gap already given up on: deliver it anyway, out of
+		// sequence, rather than drop it.
+		h.store(e, now)
+	default:
+		i, _ := slices.BinarySearchFunc(o.blocked, e.ID.Seq, func(b *Event, seq uint64) int { return cmpUint(b.ID.Seq, seq) })
+		o.blocked = slices.Insert(o.blocked, i, e)
+	}
+}
+
+func (h *Hub) blocked() int {
+	n := 0
+	for _, o := range h.orders {
+		n += len(o.blocked)
+	}
+	return n
+}
+
+// unblock stores the blocked events that are next in sequence.
+func (h *Hub) unblock(o *seqOrder, now time.Time) {
+	for len(o.blocked) > 0 && o.blocked[0].ID.Seq <= o.next {
+		e := o.blocked[0]
+		o.blocked[0] = nil
+		o.blocked = o.blocked[1:]
+		h.store(e, now)
+		o.next = max(o.next, e.ID.Seq+1)
+	}
+}
+
+// store retains e and queues it to the channel's subscribers. An event at
+// or below the largest id already released is late. Called with h.mu held.
+func (h *Hub) store(e *Event, now time.Time) {
+	late := !h.released.Less(e.ID)
+	if late {
+		h.late.Add(1)
+	}
 	c := h.channel(e.Channel)
 	if h.opts.HistorySize > 0 {
 		h.hist.add(c, e, now)
@@ -580,7 +634,7 @@ func (h *Hub) Channels() []ChannelInfo {
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	st := Stats{
-		Pending:       len(h.pending),
+		Pending:       len(h.pending) + h.blocked(),
 		HistoryEvents: h.hist.events,
 		HistoryBytes:  h.hist.bytes,
 		Channels:      len(h.channels),
@@ -610,6 +664,11 @@ func (h *Hub) Digest() Digest {
 		if n := s.abandon(now, h.opts.GapTimeout); n > 0 {
 			h.abandoned.Add(n)
 			h.log.Warn("gave up on missing events", "origin", fmt.Sprintf("%016x", o), "count", n)
+			// Events waiting behind the given-up gap go out now.
+			if ord := h.orders[o]; ord != nil && len(ord.blocked) > 0 && s.contig+1 >= ord.blocked[0].ID.Seq {
+				ord.next = ord.blocked[0].ID.Seq
+				h.unblock(ord, now)
+			}
 		}
 		d = append(d, OriginDigest{Origin: o, Max: s.max, Gaps: s.gaps(maxGaps)})
 	}
@@ -711,6 +770,7 @@ func (h *Hub) sweep() {
 		for o, s := range h.seen {
 			if o != h.origin && now.Sub(s.heard) > h.opts.HistoryTTL+time.Minute && h.hist.origins[o] == nil {
 				delete(h.seen, o)
+				delete(h.orders, o)
 			}
 		}
 		h.mu.Unlock()

@@ -128,8 +128,9 @@ func TestReplayAfter(t *testing.T) {
 // it retains on the channel is unknown here, so Reset.
 func TestResetBeforeStart(t *testing.T) {
 	h := newHub(t, broker.Options{})
+	base := time.Now().Add(-time.Minute).UnixMilli()
 	old := func(seq uint64) *broker.Event { // repaired from a peer, published before h started
-		return &broker.Event{ID: broker.ID{Time: uint64(time.Now().Add(-time.Minute).UnixMilli()+int64(seq)) << 16, Origin: 7, Seq: seq}, Channel: "a", Data: []byte("old")}
+		return &broker.Event{ID: broker.ID{Time: uint64(base+int64(seq)) << 16, Origin: 7, Seq: seq}, Channel: "a", Data: []byte("old")}
 	}
 	for q := uint64(5); q <= 7; q++ {
 		h.Deliver(old(q))

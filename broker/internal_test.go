@@ -244,10 +244,10 @@ func TestHistoryIndexes(t *testing.T) {
 			chans := []string{"a", "b", "c.x", "c.y", "d.e.f"}
 			pats := []string{"a", "c.*", "c.>", "*.x", ">", "b"}
 			var subs []*Subscription
-			peerSeq := map[uint64]uint64{}
-			// Long enough for the arrival queue and the origin logs to
-			// compact themselves several times.
-			for step := range 8000 {
+			peerSeq := map[uint64]uint64{} // the next sequence per peer origin
+			holes := map[uint64][]uint64{} // sequences skipped, delivered later
+			// Long enough for the origin logs to compact themselves.
+			for step := range 3000 {
 				switch k := r.IntN(20); {
 				case k < 8:
 					data := make([]byte, 1+r.IntN(300))
@@ -259,14 +259,34 @@ func TestHistoryIndexes(t *testing.T) {
 						t.Fatal(err)
 					}
 				case k < 12:
-					// A peer's event: in order, or late (below what was released).
+					// A peer's event: the next in sequence (sometimes
+					// skipping one), or one skipped before (repair); its
+					// time now, or late (below what was released).
 					o := uint64(1 + r.IntN(3))
-					peerSeq[o]++
+					if peerSeq[o] == 0 {
+						peerSeq[o] = 20 // seen first in the middle: 1-19 come later
+						for q := uint64(1); q < 20; q++ {
+							holes[o] = append(holes[o], q)
+						}
+					}
+					var seq uint64
+					if len(holes[o]) > 0 && r.IntN(4) == 0 {
+						i := r.IntN(len(holes[o]))
+						seq = holes[o][i]
+						holes[o] = slices.Delete(holes[o], i, i+1)
+					} else {
+						if r.IntN(8) == 0 {
+							holes[o] = append(holes[o], peerSeq[o])
+							peerSeq[o]++
+						}
+						seq = peerSeq[o]
+						peerSeq[o]++
+					}
 					tm := uint64(wallMS.Load()) << 16
 					if r.IntN(3) == 0 {
 						tm -= uint64(r.IntN(5000)) << 16
 					}
-					h.Deliver(&Event{ID: ID{Time: tm, Origin: o, Seq: peerSeq[o]}, Channel: chans[r.IntN(len(chans))], Data: []byte("peer")})
+					h.Deliver(&Event{ID: ID{Time: tm, Origin: o, Seq: seq}, Channel: chans[r.IntN(len(chans))], Data: []byte("peer")})
 				case k < 14:
 					var ps []Pattern
 					for range 1 + r.IntN(2) {
@@ -289,7 +309,7 @@ func TestHistoryIndexes(t *testing.T) {
 				default:
 					wallMS.Add(int64(r.IntN(3000)))
 				}
-				if step < 300 || step%41 == 0 {
+				if step < 300 || step%17 == 0 {
 					checkHub(t, h)
 				}
 				if t.Failed() {

@@ -243,3 +243,32 @@ func TestGapsAbandonedLowestFirst(t *testing.T) {
 		}
 	})
 }
+
+// TestDeliverWaitsForSequenceGap: an origin's events are delivered in its
+// sequence order; one after a missing sequence waits until the gap is
+// filled or given up.
+func TestDeliverWaitsForSequenceGap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const timeout = 10 * time.Second
+		h := newHub(t, broker.Options{GapTimeout: timeout, Now: time.Now})
+		s := subscribe(t, h, broker.ID{}, ">")
+		deliverSeqs(t, h, 7, 1, 3, 4)
+		checkIDs(t, "before the gap is filled", idsOf(drain(t, s)), []broker.ID{peerEvent(7, 1).ID})
+		if st := h.Stats(); st.Pending != 2 {
+			t.Errorf("Stats().Pending = %d, want the 2 waiting events", st.Pending)
+		}
+		deliverSeqs(t, h, 7, 2)
+		checkIDs(t, "after the gap is filled", idsOf(drain(t, s)), []broker.ID{peerEvent(7, 2).ID, peerEvent(7, 3).ID, peerEvent(7, 4).ID})
+
+		deliverSeqs(t, h, 7, 6)
+		if got := drain(t, s); len(got) != 0 {
+			t.Errorf("delivered %v across the gap at 5", idsOf(got))
+		}
+		time.Sleep(timeout)
+		h.Digest() // gives up on 5
+		checkIDs(t, "after the gap was given up", idsOf(drain(t, s)), []broker.ID{peerEvent(7, 6).ID})
+		if st := h.Stats(); st.Pending != 0 || st.GapsAbandoned != 1 {
+			t.Errorf("Stats() = %+v, want nothing pending, 1 abandoned", st)
+		}
+	})
+}

@@ -31,7 +31,10 @@ const (
 	relayVersion = 1
 )
 
-var errAuth = errors.New("relay handshake failed")
+var (
+	errAuth      = errors.New("relay handshake failed")
+	errWrongPeer = errors.New("relay answered by another node")
+)
 
 func relayKey(gossipKey []byte, label string) []byte {
 	m := hmac.New(sha256.New, gossipKey)
@@ -53,8 +56,11 @@ func handshakeMAC(key []byte, side byte, nonceD, nonceL []byte, originD, originL
 }
 
 // dialHandshake runs the dialler's side and returns the listener's origin and
-// its contig for our events.
-func dialHandshake(conn net.Conn, key []byte, origin uint64, timeout time.Duration) (peerOrigin, contig uint64, err error) {
+// its contig for our events. want, unless 0, is the origin we mean to reach:
+// when another node answers (a new process at a departed member's address),
+// the handshake stops before proving ourselves, so the listener never takes
+// this connection for our relay and closes our real one.
+func dialHandshake(conn net.Conn, key []byte, origin, want uint64, timeout time.Duration) (peerOrigin, contig uint64, err error) {
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
 	nonceD := make([]byte, 16)
@@ -73,6 +79,9 @@ func dialHandshake(conn net.Conn, key []byte, origin uint64, timeout time.Durati
 	peerOrigin = binary.BigEndian.Uint64(reply[16:24])
 	if !hmac.Equal(reply[24:], handshakeMAC(key, 'L', nonceD, nonceL, origin, peerOrigin)) {
 		return 0, 0, fmt.Errorf("%w: peer does not hold our key or label", errAuth)
+	}
+	if want != 0 && peerOrigin != want {
+		return 0, 0, fmt.Errorf("%w: origin %016x, want %016x", errWrongPeer, peerOrigin, want)
 	}
 	if _, err := conn.Write(handshakeMAC(key, 'D', nonceD, nonceL, origin, peerOrigin)); err != nil {
 		return 0, 0, err

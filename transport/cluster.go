@@ -98,14 +98,21 @@ type Cluster struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	links    map[string]*link // by member name
-	inbound  map[uint64]net.Conn
+	links    map[string]*link     // by member name
+	inbound  map[uint64]*inbound  // by the peer's origin
+	leavers  map[string]time.Time // members that announced a graceful leave
 	departed map[string]departed
 	joined   bool // joined a peer, or decided to serve alone
 	started  time.Time
 	ackCh    chan struct{} // closed and replaced when acks or peers change
 	changes  chan struct{}
 	shutdown bool
+}
+
+// inbound is a peer's relay connection to us.
+type inbound struct {
+	conn net.Conn
+	done chan struct{} // closed once its reader stopped, PeerDown included
 }
 
 type departed struct {
@@ -153,7 +160,8 @@ func New(cfg Config) (*Cluster, error) {
 		timing:   defaultTiming(),
 		streams:  make(chan net.Conn),
 		links:    make(map[string]*link),
-		inbound:  make(map[uint64]net.Conn),
+		inbound:  make(map[uint64]*inbound),
+		leavers:  make(map[string]time.Time),
 		departed: make(map[string]departed),
 		ackCh:    make(chan struct{}),
 		changes:  make(chan struct{}, 1),
@@ -175,7 +183,7 @@ func (c *Cluster) Start(ctx context.Context, hub Hub) error {
 	if err != nil {
 		return fmt.Errorf("bind port %q: %w", portText, err)
 	}
-	mlog := log.New(logWriter{c.log.With("component", "memberlist")}, "", 0)
+	mlog := log.New(logWriter{c.cfg.Logger.With("component", "memberlist")}, "", 0)
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{host},
 		BindPort:  port,
@@ -219,8 +227,10 @@ func (c *Cluster) Start(ctx context.Context, hub Hub) error {
 	go c.demuxStreams(nt)
 	ml, err := memberlist.Create(conf)
 	if err != nil {
-		c.cancel()
+		// The listener stops before the demux: it blocks handing over
+		// a connection nobody takes.
 		nt.Shutdown()
+		c.cancel()
 		c.wg.Wait()
 		return fmt.Errorf("start memberlist: %w", err)
 	}
@@ -266,6 +276,11 @@ func (c *Cluster) Members() []Member {
 		}
 		if !slices.ContainsFunc(out, func(m Member) bool { return m.Name == name }) {
 			out = append(out, d.m)
+		}
+	}
+	for name, at := range c.leavers {
+		if time.Since(at) > 10*time.Minute {
+			delete(c.leavers, name)
 		}
 	}
 	c.mu.Unlock()
@@ -428,12 +443,73 @@ func (c *Cluster) Flush(ctx context.Context) error {
 }
 
 // Leave tells the cluster this node is leaving, waiting up to timeout, so
-// peers see a leave rather than a death. Call Shutdown after it.
+// peers see a leave rather than a death. Call Shutdown after it; Leave
+// after Shutdown returns an error.
 func (c *Cluster) Leave(timeout time.Duration) error {
-	if err := c.ml.Leave(timeout); err != nil {
+	c.mu.Lock()
+	running := c.ml != nil && !c.shutdown
+	c.mu.Unlock()
+	if !running {
+		return errors.New("leave: cluster not running")
+	}
+	c.announceLeave(timeout / 2)
+	if err := c.ml.Leave(timeout - timeout/2); err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}
 	return nil
+}
+
+// leaveNotice starts the message a leaving node sends every member before
+// memberlist's Leave, followed by its name. memberlist does not tell its
+// event delegate whether a node left or died (NotifyLeave's Node.State is
+// always StateAlive: hashicorp/memberlist#293), so peers learn it here.
+const leaveNotice = "rumor.leave\x00"
+
+// announceLeave tells every member this node is leaving, waiting up to
+// timeout. A send that is still dialling then is waited for by Shutdown.
+func (c *Cluster) announceLeave(timeout time.Duration) {
+	msg := append([]byte(leaveNotice), c.name...)
+	var sends sync.WaitGroup
+	for _, n := range c.ml.Members() {
+		if n.Name == c.name {
+			continue
+		}
+		sends.Add(1)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer sends.Done()
+			if err := c.ml.SendReliable(n, msg); err != nil {
+				c.log.Debug("leave notice not sent", "node", n.Name, "err", err)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		sends.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// memberLeaving records that a member announced its leave.
+func (c *Cluster) memberLeaving(name string) {
+	c.mu.Lock()
+	if d, ok := c.departed[name]; ok {
+		d.m.State = "left" // memberlist's event came first
+		c.departed[name] = d
+	} else {
+		c.leavers[name] = time.Now()
+	}
+	c.mu.Unlock()
+	c.changed()
 }
 
 // Shutdown closes every connection and stops the cluster's goroutines. It is
@@ -447,18 +523,20 @@ func (c *Cluster) Shutdown() error {
 	c.shutdown = true
 	links := c.links
 	c.links = map[string]*link{}
-	for _, conn := range c.inbound {
-		conn.Close()
+	for _, in := range c.inbound {
+		in.conn.Close()
 	}
 	c.mu.Unlock()
-	c.cancel()
 	for _, l := range links {
 		l.close()
 	}
 	for _, l := range links {
 		<-l.done
 	}
+	// memberlist first, the demux after: until memberlist's listener has
+	// stopped, every connection it accepts must find a taker.
 	err := c.ml.Shutdown()
+	c.cancel()
 	c.wg.Wait()
 	c.ackChanged()
 	return err
@@ -513,13 +591,18 @@ func (c *Cluster) memberDown(n *memberlist.Node) {
 	}
 	m := c.member(n)
 	c.mu.Lock()
+	m.State = "dead"
+	if _, ok := c.leavers[n.Name]; ok {
+		m.State = "left"
+		delete(c.leavers, n.Name)
+	}
 	l := c.links[n.Name]
 	delete(c.links, n.Name)
 	c.departed[n.Name] = departed{m: m, at: time.Now()}
 	if l != nil {
 		l.close()
-		if conn := c.inbound[l.origin]; conn != nil {
-			conn.Close()
+		if in := c.inbound[l.origin]; in != nil {
+			in.conn.Close()
 		}
 	}
 	c.mu.Unlock()
@@ -542,23 +625,28 @@ func (c *Cluster) contig(origin uint64) uint64 {
 	return 0
 }
 
-func (c *Cluster) trackInbound(origin uint64, conn net.Conn) bool {
+// trackInbound records conn as origin's relay connection and closes the
+// one it replaces, returned as prev: its reader must have stopped before
+// conn's starts. It returns nil after Shutdown.
+func (c *Cluster) trackInbound(origin uint64, conn net.Conn) (in, prev *inbound) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.shutdown {
-		return false
+		return nil, nil
 	}
-	if old := c.inbound[origin]; old != nil {
-		old.Close() // the peer redialled; the old stream is dead
+	prev = c.inbound[origin]
+	if prev != nil {
+		prev.conn.Close() // the peer redialled; the old stream is dead
 	}
-	c.inbound[origin] = conn
-	return true
+	in = &inbound{conn: conn, done: make(chan struct{})}
+	c.inbound[origin] = in
+	return in, prev
 }
 
-func (c *Cluster) untrackInbound(origin uint64, conn net.Conn) {
+func (c *Cluster) untrackInbound(origin uint64, in *inbound) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inbound[origin] == conn {
+	if c.inbound[origin] == in {
 		delete(c.inbound, origin)
 	}
 }

@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -13,92 +12,24 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
-
-// node is one in-process cluster member for tests.
-type node struct {
-	hub *broker.Hub
-	c   *Cluster
-}
-
-func startNode(tb testing.TB, name string, join ...string) *node {
-	tb.Helper()
-	origin := broker.NewOrigin()
-	var logger *slog.Logger
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
-	}
-	c, err := New(Config{
-		NodeName: name,
-		BindAddr: "127.0.0.1:0",
-		HTTPAddr: "127.0.0.1:1",
-		Join:     join,
-		Origin:   origin,
-		Local:    true,
-		Label:    "test",
-		Key:      []byte("0123456789abcdef"),
-		Logger:   logger,
-	})
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	hub := broker.NewHub(broker.Options{Origin: origin, Relay: c, Logger: logger})
-	if err := c.Start(context.Background(), hub); err != nil {
-		tb.Fatalf("Start: %v", err)
-	}
-	n := &node{hub: hub, c: c}
-	tb.Cleanup(func() {
-		_ = c.Leave(time.Second)
-		_ = c.Shutdown()
-		hub.Close()
-	})
-	return n
-}
-
-func waitFor(tb testing.TB, what string, timeout time.Duration, ok func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
+	code := m.Run()
+	if code == 0 {
+		// memberlist.Shutdown does not wait for a probe already under way
+		// (its goroutine waits out the probe's timeouts, about a probe
+		// interval), so give stragglers that long before calling them
+		// leaks.
+		deadline := time.Now().Add(10 * time.Second)
+		err := goleak.Find()
+		for err != nil && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			err = goleak.Find()
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func startCluster(tb testing.TB, n int) []*node {
-	tb.Helper()
-	first := startNode(tb, "n1")
-	nodes := []*node{first}
-	for i := 2; i <= n; i++ {
-		nodes = append(nodes, startNode(tb, fmt.Sprintf("n%d", i), first.c.GossipAddr()))
-	}
-	for _, nd := range nodes {
-		waitFor(tb, "ready", 10*time.Second, func() bool {
-			return nd.c.Ready() == nil && len(nd.c.Members()) == n && nd.hub.Stats().Peers == n-1
-		})
-	}
-	return nodes
-}
-
-func recv(tb testing.TB, s *broker.Subscription, n int) []*broker.Event {
-	tb.Helper()
-	var got []*broker.Event
-	deadline := time.After(10 * time.Second)
-	for len(got) < n {
-		select {
-		case <-s.Ready():
-			evs, err := s.Drain(nil)
-			got = append(got, evs...)
-			if err != nil {
-				tb.Fatalf("Drain: %v after %d events", err, len(got))
-			}
-		case <-deadline:
-			tb.Fatalf("received %d events, want %d", len(got), n)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
 		}
 	}
-	return got
+	os.Exit(code)
 }
 
 func TestRelayOrderAndResumeAnywhere(t *testing.T) {

@@ -20,10 +20,18 @@ func (c *Cluster) serveRelay(conn net.Conn) {
 		c.log.Warn("relay handshake refused", "remote", conn.RemoteAddr().String(), "err", err)
 		return
 	}
-	if !c.trackInbound(origin, conn) {
+	in, prev := c.trackInbound(origin, conn)
+	if in == nil {
 		return
 	}
-	defer c.untrackInbound(origin, conn)
+	defer close(in.done)
+	defer c.untrackInbound(origin, in)
+	if prev != nil {
+		// The old reader's PeerDown must come before this reader's
+		// PeerUp, or it would take the peer out of the order while this
+		// connection carries it.
+		<-prev.done
+	}
 	err = c.readRelay(conn, origin)
 	c.log.Debug("relay inbound closed", "origin", fmt.Sprintf("%016x", origin), "err", err)
 }
@@ -32,7 +40,7 @@ func (c *Cluster) serveRelay(conn net.Conn) {
 // It answers digests with repair frames on the same connection.
 func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 	br := bufio.NewReaderSize(conn, 64<<10)
-	bw := bufio.NewWriterSize(conn, 64<<10)
+	bw := bufio.NewWriterSize(deadlineWriter{conn, c.timing.stallTimeout}, 64<<10)
 	var (
 		buf, scratch []byte
 		up           bool   // the order waits for this peer

@@ -62,8 +62,14 @@ type link struct {
 	acked atomic.Uint64 // highest of our sequence numbers the peer has
 	up    atomic.Bool
 
-	caughtUp  atomic.Bool // a repair round with this peer returned nothing new
+	caughtUp  atomic.Bool // a conclusive repair round with this peer returned nothing new
 	moreAsked atomic.Bool
+	// conclusive numbers, on the current connection, the first digest sent
+	// at least repairMinAge after it came up; 0 until then. The peer holds
+	// back events younger than that (likely still in flight), and those may
+	// be events nobody will send us but repair, so only an answer to this
+	// digest or a later one can show that we are caught up.
+	conclusive atomic.Int64
 
 	mu       sync.Mutex
 	unacked  []*broker.Event // our events the peer has not acknowledged, in order
@@ -227,13 +233,12 @@ func (l *link) connect(log *slog.Logger) error {
 		return err
 	}
 	defer conn.Close()
-	peer, contig, err := dialHandshake(conn, l.c.relayKey, l.c.cfg.Origin, l.c.timing.dialTimeout)
+	_, contig, err := dialHandshake(conn, l.c.relayKey, l.c.cfg.Origin, l.origin, l.c.timing.dialTimeout)
 	if err != nil {
-		l.c.metrics.authFailures.Inc()
+		if !errors.Is(err, errWrongPeer) {
+			l.c.metrics.authFailures.Inc()
+		}
 		return err
-	}
-	if l.origin != 0 && peer != l.origin {
-		return fmt.Errorf("peer origin %016x, want %016x", peer, l.origin)
 	}
 	l.ack(contig)
 
@@ -244,6 +249,9 @@ func (l *link) connect(log *slog.Logger) error {
 	l.digest = true
 	l.up.Store(true)
 	l.mu.Unlock()
+	upAt := time.Now()
+	var digests int64 // sent on this connection
+	l.conclusive.Store(0)
 	defer l.up.Store(false)
 	log.Info("relay link up", "resend", len(resend))
 
@@ -254,7 +262,7 @@ func (l *link) connect(log *slog.Logger) error {
 		<-readErr
 	}()
 
-	bw := bufio.NewWriterSize(conn, 64<<10)
+	bw := bufio.NewWriterSize(deadlineWriter{conn, l.c.timing.stallTimeout}, 64<<10)
 	var buf []byte
 	for _, e := range resend {
 		buf = appendFrame(buf[:0], frameEvent, appendEvent(nil, e))
@@ -262,8 +270,9 @@ func (l *link) connect(log *slog.Logger) error {
 			return err
 		}
 	}
-	// Our watermark follows the resent events.
-	go l.c.hub.Tick()
+	// Our watermark follows the resent events. No lock is held here, so
+	// the hub → cluster → link lock order holds.
+	l.c.hub.Tick()
 
 	var batch []out
 	var scratch []byte
@@ -301,6 +310,10 @@ func (l *link) connect(log *slog.Logger) error {
 			*o = out{}
 		}
 		if digest {
+			digests++
+			if l.conclusive.Load() == 0 && time.Since(upAt) >= l.c.timing.repairMinAge {
+				l.conclusive.Store(digests)
+			}
 			buf = appendFrame(buf[:0], frameDigest, appendDigest(nil, l.c.hub.Digest()))
 			if _, err := bw.Write(buf); err != nil {
 				return err
@@ -318,6 +331,7 @@ func (l *link) read(conn net.Conn) error {
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var buf []byte
 	var repaired int
+	var answered int64 // digests answered on this connection
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(l.c.timing.stallTimeout))
 		kind, p, nb, err := readFrame(br, buf)
@@ -346,7 +360,8 @@ func (l *link) read(conn net.Conn) error {
 			if err != nil {
 				return err
 			}
-			if repaired == 0 && more == 0 {
+			answered++
+			if n := l.conclusive.Load(); repaired == 0 && more == 0 && n > 0 && answered >= n {
 				l.caughtUp.Store(true)
 				l.c.readyChanged()
 			}
@@ -358,4 +373,17 @@ func (l *link) read(conn net.Conn) error {
 			return fmt.Errorf("%w: kind %d from listener", errFrame, kind)
 		}
 	}
+}
+
+// deadlineWriter gives every write to conn its own deadline, so a peer that
+// takes no data for d is dropped however long a whole transfer (a resend, a
+// repair answer) takes, and a writer can never block for longer than d.
+type deadlineWriter struct {
+	conn net.Conn
+	d    time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.conn.SetWriteDeadline(time.Now().Add(w.d))
+	return w.conn.Write(p)
 }

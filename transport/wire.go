@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rumorhq/rumor/broker"
 )
@@ -178,8 +179,9 @@ func decodeEvent(p []byte) (*broker.Event, error) {
 			return nil, err
 		}
 	}
-	if len(e.Data) == 0 {
-		return nil, fmt.Errorf("%w: empty data", errFrame)
+	if len(e.Data) == 0 || !utf8.Valid(e.Data) {
+		// What a publisher could not publish, a peer cannot relay.
+		return nil, fmt.Errorf("%w: data empty or not UTF-8", errFrame)
 	}
 	return e, nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,15 @@ type Options struct {
 	Registry      *prometheus.Registry // metrics go here; nil means a new one
 	Logger        *slog.Logger         // nil means discard
 	Version       string
+
+	// Security: auth.go, cors.go and limits.go.
+	Auth                *Authenticator // JWT for publishers and subscribers; nil means none (anyone may publish and subscribe)
+	CORSOrigins         []string       // origins browsers may call from ("https://app.example.com", or "*" without credentials); nil means none
+	MaxStreamsPerClient int            // concurrent streams per client address; 0 means no limit (cmd's default is 100)
+	PublishRate         int            // publishes per PublishWindow per token (or client address without one); 0 means no limit
+	PublishWindow       time.Duration  // the window of PublishRate; 0 means 1s
+	TrustedProxies      []string       // CIDR prefixes of proxies whose X-Forwarded-For names the client; nil means the TCP peer is the client
+	ReadBodyTimeout     time.Duration  // time a publisher has to send its body; 0 means 30s
 }
 
 // Handler serves rumor's HTTP API. Create it with NewHandler.
@@ -44,6 +54,9 @@ type Handler struct {
 	mux     http.Handler
 	metrics *metrics
 	members *membership
+	sec     *security
+	cors    corsPolicy
+	proxies []netip.Prefix // Options.TrustedProxies
 
 	draining atomic.Bool
 	inflight atomic.Int64 // publish requests being handled
@@ -62,10 +75,19 @@ type Handler struct {
 // with o.Registry, so one registry serves one Handler; it panics if they are
 // registered there already or if o.Hub is nil. Streams and publishes run on
 // the http.Server's goroutines: the Handler starts none of its own that
-// outlive a request.
+// outlive a request. It also panics on invalid CORSOrigins or
+// TrustedProxies, which cmd validates first (see CanonicalOrigin).
 func NewHandler(o Options) *Handler {
 	if o.Hub == nil {
 		panic("web: Options.Hub is nil")
+	}
+	cors, err := newCORS(o.CORSOrigins)
+	if err != nil {
+		panic("web: " + err.Error())
+	}
+	proxies, err := parsePrefixes(o.TrustedProxies)
+	if err != nil {
+		panic("web: " + err.Error())
 	}
 	o.Heartbeat = cmp.Or(o.Heartbeat, 15*time.Second)
 	o.Retry = cmp.Or(o.Retry, 2*time.Second)
@@ -75,6 +97,7 @@ func NewHandler(o Options) *Handler {
 	o.MaxPatterns = cmp.Or(o.MaxPatterns, 64)
 	o.MaxPublishes = cmp.Or(o.MaxPublishes, 4096)
 	o.WriteTimeout = cmp.Or(o.WriteTimeout, 10*time.Second)
+	o.ReadBodyTimeout = cmp.Or(o.ReadBodyTimeout, 30*time.Second)
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
@@ -87,9 +110,12 @@ func NewHandler(o Options) *Handler {
 		log:     o.Logger.With("component", "web"),
 		streams: make(map[*stream]struct{}),
 		idle:    make(chan struct{}),
+		cors:    cors,
+		proxies: proxies,
 	}
 	h.batches.New = func() any { return new(batch) }
 	h.metrics = newMetrics(o.Registry, h)
+	h.sec = newSecurity(o.Registry, h.metrics)
 	if o.Cluster != nil {
 		h.members = &membership{cluster: o.Cluster}
 	}
@@ -99,7 +125,7 @@ func NewHandler(o Options) *Handler {
 
 func (h *Handler) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(h.recoverer)
+	r.Use(h.recoverer, h.corsMiddleware)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
 	})
@@ -107,10 +133,14 @@ func (h *Handler) routes() http.Handler {
 		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
 	})
 	r.Get("/channels", h.handleChannels)
+	// Publishing needs a token once auth is on (streams check theirs in
+	// handleStream, keeping their long-lived stacks shallow); both publish
+	// routes share one rate budget per token or address.
+	limit := h.publishLimit()
 	r.Get("/channels/{channel}", h.handleStream)
-	r.Post("/channels/{channel}", h.handlePublish)
+	r.With(h.authenticate, limit).Post("/channels/{channel}", h.handlePublish)
 	r.Get("/events", h.handleStream)
-	r.Post("/publish", h.handleBatch)
+	r.With(h.authenticate, limit).Post("/publish", h.handleBatch)
 	r.Get("/cluster", h.handleCluster)
 	h.mountClusterView(r) // the UI's cluster-wide views: clusterview.go
 	r.Get("/healthz", h.handleHealth)

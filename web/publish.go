@@ -56,6 +56,12 @@ func (h *Handler) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.inflight.Add(-1)
+	// The grant is checked before the body is read.
+	if aerr := h.authorizePublish(r, pathChannel(r)); aerr != nil {
+		h.refusePublish(w, r, aerr)
+		return
+	}
+	h.bodyDeadline(w)
 	msg, ack, err := h.readMessage(w, r)
 	if err != nil {
 		h.publishError(w, err, nil)
@@ -103,10 +109,18 @@ func (h *Handler) handleBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.inflight.Add(-1)
+	h.bodyDeadline(w)
 	msgs, ack, err := h.readBatch(w, r)
 	if err != nil {
 		h.publishError(w, err, nil)
 		return
+	}
+	// All or none: one channel without a grant refuses the batch.
+	for _, m := range msgs {
+		if aerr := h.authorizePublish(r, m.Channel); aerr != nil {
+			h.refusePublish(w, r, aerr)
+			return
+		}
 	}
 	ids, replayed, err := h.hub.Publish(r.Context(), msgs, ack)
 	if err != nil {

@@ -31,6 +31,7 @@ const (
 	endSlow     = "slow"     // the subscriber fell a whole queue behind
 	endShutdown = "shutdown" // CloseStreams
 	endClosed   = "closed"   // the hub closed
+	endExpired  = "expired"  // the stream's token expired
 )
 
 // stream is one open SSE response. Its handler goroutine is its only writer.
@@ -40,6 +41,7 @@ type stream struct {
 	rc      *http.ResponseController
 	stop    chan struct{} // closed by CloseStreams
 	stopped atomic.Bool
+	expires time.Time // when the stream's token expires; zero without one
 }
 
 // batch is what a stream needs while it writes: the drained events and the
@@ -57,12 +59,24 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	expires, aerr := h.authorizeStream(r, patterns)
+	if aerr != nil {
+		h.refuse(w, r, aerr)
+		return
+	}
 	after, badHeader, err := resumePoint(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	client := h.clientAddr(r)
+	if !h.acquireClient(client) {
+		h.shed(w, r, rejectClientLimit)
+		return
+	}
+	defer h.releaseClient(client)
 	s := h.newStream(w)
+	s.expires = expires
 	if reason, ok := h.register(s); !ok {
 		h.shed(w, r, reason)
 		return
@@ -115,10 +129,21 @@ func (s *stream) run(r *http.Request, sub *broker.Subscription, after broker.ID,
 
 	heartbeat := time.NewTimer(s.h.opts.Heartbeat)
 	defer heartbeat.Stop()
+	var expired <-chan time.Time // nil without a token: never
+	if !s.expires.IsZero() {
+		t := time.NewTimer(time.Until(s.expires))
+		defer t.Stop()
+		expired = t.C
+	}
 	for {
 		select {
 		case <-r.Context().Done():
 			return endClient
+		case <-expired:
+			// Events still queued stay in history: the client resumes
+			// with Last-Event-ID once it has a fresh token.
+			s.end(jitter(s.h.opts.Retry, time.Second), "token expired: reconnect with a fresh token")
+			return endExpired
 		case <-s.stop:
 			_, reason := s.deliver(sub, true)
 			return reason
@@ -242,8 +267,11 @@ func (s *stream) deadline() error {
 func (h *Handler) shed(w http.ResponseWriter, r *http.Request, reason string) {
 	h.metrics.streamsRejected.WithLabelValues(reason).Inc()
 	retry, why := jitter(h.opts.Retry, 5*time.Second), "node shutting down: reconnect"
-	if reason == "limit" {
+	switch reason {
+	case "limit":
 		retry, why = jitter(5*time.Second, 10*time.Second), "too many streams on this node: retry later"
+	case rejectClientLimit:
+		retry, why = jitter(5*time.Second, 10*time.Second), "too many streams from your address: retry later"
 	}
 	writeStreamHeader(w, r)
 	s := h.newStream(w)

@@ -109,12 +109,12 @@ func TestCopySourcesNotIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatalf(".dockerignore: %v", err)
 	}
-	for _, p := range []string{"go.mod", "go.sum", "cmd/rumor/main.go", "broker/hub.go", "web/stream.go"} {
+	for _, p := range []string{"go.mod", "go.sum", "cmd/rumor/main.go", "broker/hub.go", "web/stream.go", "web/ui/index.html", "transport/cluster.go"} {
 		if ignored, err := pm.MatchesOrParentMatches(p); err != nil || ignored {
 			t.Errorf(".dockerignore excludes %s, which the build needs (err %v)", p, err)
 		}
 	}
-	for _, p := range []string{".git/config", "helm/rumor/values.yaml", "tools/dockerlint/go.mod", "web/stream_test.go"} {
+	for _, p := range []string{".git/config", "helm/rumor/values.yaml", "tools/dockerlint/go.mod", "web/stream_test.go", "e2e/doc.go", "docs/KUBERNETES.md"} {
 		if ignored, err := pm.MatchesOrParentMatches(p); err != nil || !ignored {
 			t.Errorf(".dockerignore lets %s into the build context (err %v)", p, err)
 		}

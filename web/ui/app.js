@@ -281,11 +281,18 @@
         }
       },
       onError: function (info) {
+        if (info.state === "closed" && info.retryIn == null) {
+          // Refused for good (a missing or bad token, a forbidden or bad
+          // pattern): say why and stop.
+          note("refused by " + (node.name || node.http) + ": " + (info.message || "HTTP " + info.status) + " (" + info.status + ")", "warn", { "data-kind": "refused" });
+          unsubscribe();
+          return;
+        }
         setDown("console", true);
         $("sub-status").textContent = "reconnecting…";
         if (!lost) {
           lost = true;
-          note("connection lost, retrying" + (info.retryIn ? " in " + Math.round(info.retryIn / 1000) + " s" : "") + "…", "warn", { "data-kind": "lost" });
+          note("connection lost, retrying…", "warn", { "data-kind": "lost" });
         }
       },
       onReset: function (info) {

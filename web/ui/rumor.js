@@ -116,19 +116,52 @@
     };
     es.onerror = function (event) {
       if (self._es !== es || self._closed) return;
-      var closed = es.readyState === 2;
-      var info = { state: closed ? "closed" : "connecting", event: event, retryIn: null };
-      if (closed) {
-        // EventSource gave up (a non-200 answer or a wrong content type):
-        // try again ourselves, from where we are.
-        var delay = Math.min(30000, 1000 * Math.pow(2, self._backoff++));
-        info.retryIn = Math.round(delay * (0.5 + Math.random()));
-        self._timer = setTimeout(function () {
-          if (!self._closed) self._connect();
-        }, info.retryIn);
+      if (es.readyState !== 2) {
+        // A network error: the browser reconnects by itself, with
+        // Last-Event-ID.
+        safely(self.onError, { state: "connecting", event: event, status: 0, message: "", retryIn: null });
+        return;
       }
-      safely(self.onError, info);
+      // EventSource gave up: the answer was not a 200 event stream. Ask
+      // once more with fetch to learn why, since EventSource cannot tell.
+      self._why(function (status, message) {
+        if (self._es !== es || self._closed) return;
+        var info = { state: "closed", event: event, status: status, message: message, retryIn: null };
+        // A refusal (bad token, forbidden pattern, bad request) will not
+        // change by asking again; anything else (a proxy's 502, a restart)
+        // may, after a jittered backoff.
+        var final = status >= 400 && status < 500 && status !== 408 && status !== 429;
+        if (!final) {
+          var delay = Math.min(30000, 1000 * Math.pow(2, self._backoff++));
+          info.retryIn = Math.round(delay * (0.5 + Math.random()));
+          self._timer = setTimeout(function () {
+            if (!self._closed) self._connect();
+          }, info.retryIn);
+        }
+        safely(self.onError, info);
+      });
     };
+  };
+
+  // _why fetches the stream's URL and reports the answer's status and
+  // error message (0 and "" when the node cannot be reached).
+  Subscription.prototype._why = function (done) {
+    if (typeof fetch !== "function") return done(0, "");
+    var ctl = typeof AbortController === "function" ? new AbortController() : null;
+    var url = this._es.url;
+    fetch(url, { credentials: this._withCredentials ? "include" : "same-origin", signal: ctl && ctl.signal })
+      .then(function (resp) {
+        if (resp.ok) { // a stream after all: do not read it
+          if (ctl) ctl.abort();
+          return done(resp.status, "");
+        }
+        return resp.text().then(function (text) {
+          var msg = resp.statusText;
+          try { msg = JSON.parse(text).error || msg; } catch (err) { /* not JSON */ }
+          done(resp.status, msg);
+        });
+      })
+      .catch(function () { done(0, ""); });
   };
 
   Subscription.prototype._onMessage = function (e) {
@@ -168,7 +201,11 @@
    *   withCredentials  send cookies to another origin
    *   onEvent({id, type, data, time, event})
    *   onOpen({reconnected, lastEventId})   reconnected: resumed after lastEventId
-   *   onError({state, event, retryIn})     state: "connecting" or "closed"
+   *   onError({state, status, message, retryIn, event})
+   *                state "connecting": the browser retries by itself;
+   *                state "closed": status and message say why; rumor.js
+   *                retries in retryIn ms, or never (retryIn null) after a
+   *                4xx refusal such as 401, 403 or 400
    *   onReset({lastEventId, time})         history after lastEventId is gone
    */
   function subscribe(channels, opts) {

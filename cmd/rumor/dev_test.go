@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// `rumor dev` is a real cluster: an event published on node 1 reaches a
+// subscriber on node 3, and every node lists the others with their HTTP
+// addresses.
+func TestDevCluster(t *testing.T) {
+	dev := start(t, env(nil), "dev", "--nodes", "3", "--http-port", "0", "--log-level", "warn")
+	banner := dev.out.waitContains(t, "Ctrl-C stops the cluster")
+	var urls []string
+	for _, m := range regexp.MustCompile(`(?m)^\s+n(\d)\s+(http://\S+)`).FindAllStringSubmatch(banner, -1) {
+		urls = append(urls, m[2])
+	}
+	if len(urls) != 3 {
+		t.Fatalf("rumor dev printed %d node URLs, want 3:\n%s", len(urls), banner)
+	}
+	for _, want := range []string{"curl -N " + urls[2] + "/channels/demo", "curl -d 'hello' " + urls[0] + "/channels/demo", urls[0] + "/"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("rumor dev does not print %q:\n%s", want, banner)
+		}
+	}
+	waitForCluster(t, urls)
+	if strings.Contains(dev.out.String(), "NOT ENCRYPTED") {
+		t.Errorf("rumor dev runs without a gossip key:\n%s", dev.out)
+	}
+
+	sub := start(t, env(nil), "subscribe", "--server", urls[2], "--retry", "10ms", "demo")
+	waitForSubscriber(t, urls[2], "demo")
+	id := publishVia(t, urls[0], "demo", "hello from n1")
+	sub.out.waitContains(t, "id: "+id+"\ndata: hello from n1\n\n")
+
+	began := time.Now()
+	if err := dev.stop(t); err != nil {
+		t.Errorf("rumor dev returned %v after SIGINT, want nil", err)
+	}
+	// Three nodes, each within its 5s drain timeout.
+	if took := time.Since(began); took > 15*time.Second {
+		t.Errorf("rumor dev took %v to stop", took)
+	}
+	if err := sub.stop(t); err != nil {
+		t.Errorf("subscribe returned %v, want nil", err)
+	}
+}
+
+// waitForCluster waits until every node is ready and lists every node
+// alive with its HTTP address.
+func waitForCluster(tb testing.TB, urls []string) {
+	tb.Helper()
+	var want []string
+	for _, u := range urls {
+		want = append(want, strings.TrimPrefix(u, "http://"))
+	}
+	slices.Sort(want)
+	var last string
+	for range 300 {
+		ok := true
+		for _, u := range urls {
+			code, _ := get(tb, u+"/readyz")
+			_, body := get(tb, u+"/cluster")
+			var c struct {
+				Members []struct{ HTTP, State string }
+			}
+			_ = json.Unmarshal([]byte(body), &c)
+			var got []string
+			for _, m := range c.Members {
+				if m.State == "alive" {
+					got = append(got, m.HTTP)
+				}
+			}
+			slices.Sort(got)
+			if code != http.StatusOK || !slices.Equal(got, want) {
+				ok, last = false, u+"/cluster: "+body
+			}
+		}
+		if ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("the cluster did not form within 15s; last answer %s, want every member alive at %v", last, want)
+}
+
+// waitForSubscriber waits until channel has a subscriber on the node.
+func waitForSubscriber(tb testing.TB, url, channel string) {
+	tb.Helper()
+	for range 300 {
+		_, body := get(tb, url+"/channels")
+		var c struct {
+			Channels []struct {
+				Name        string
+				Subscribers int
+			}
+		}
+		_ = json.Unmarshal([]byte(body), &c)
+		for _, ch := range c.Channels {
+			if ch.Name == channel && ch.Subscribers > 0 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("no subscriber on %s at %s within 15s", channel, url)
+}
+
+// Node i of `rumor dev --http-port P` serves HTTP on P+i-1.
+func TestDevPorts(t *testing.T) {
+	for attempt := 0; ; attempt++ {
+		base := freePorts(t, 2)
+		dev := start(t, env(nil), "dev", "--nodes", "2", "--http-port", strconv.Itoa(base), "--log-level", "error")
+		var banner string
+		for range 600 {
+			if banner = dev.out.String(); strings.Contains(banner, "Ctrl-C stops the cluster") {
+				break
+			}
+			select {
+			case <-dev.done:
+			case <-time.After(50 * time.Millisecond):
+				continue
+			}
+			// Someone took one of the ports since we checked: pick again.
+			if attempt < 3 && strings.Contains(dev.err.Error(), "address already in use") {
+				break
+			}
+			t.Fatalf("rumor dev --http-port %d: %v", base, dev.err)
+		}
+		if !strings.Contains(banner, "Ctrl-C stops the cluster") {
+			if attempt < 3 {
+				continue
+			}
+			t.Fatalf("rumor dev --http-port %d printed no banner:\n%s", base, banner)
+		}
+		for i := range 2 {
+			want := "http://127.0.0.1:" + strconv.Itoa(base+i)
+			if !strings.Contains(banner, "n"+strconv.Itoa(i+1)+"   "+want) {
+				t.Errorf("rumor dev --http-port %d does not list n%d at %s:\n%s", base, i+1, want, banner)
+			}
+			if code, _ := get(t, want+"/healthz"); code != http.StatusOK {
+				t.Errorf("GET %s/healthz = %d, want 200", want, code)
+			}
+		}
+		return
+	}
+}
+
+// freePorts finds n consecutive free ports on 127.0.0.1 and returns the
+// first. They are free when checked; the caller must cope with losing one.
+func freePorts(tb testing.TB, n int) int {
+	tb.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		base := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ok := base+n-1 <= 65535
+		for i := 1; i < n && ok; i++ {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	tb.Fatalf("found no %d consecutive free ports", n)
+	return 0
+}

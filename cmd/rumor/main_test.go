@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	// The binary builds while the in-process tests run.
+	go binary.build()
+	goleak.VerifyTestMain(runThenWait{m}, goleak.Cleanup(func(int) { binary.cleanup() }))
+}
+
+// runThenWait runs the tests, then waits for the binary's build, so that
+// goleak does not see the build's goroutine when no test needed it.
+type runThenWait struct{ m *testing.M }
+
+func (r runThenWait) Run() int {
+	code := r.m.Run()
+	binary.build()
+	return code
+}
+
+// env is a getenv for run: the variables of the map, nothing else.
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// output is a writer that tests can wait on: run's stdout and stderr.
+type output struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced on every write
+}
+
+func newOutput() *output { return &output{changed: make(chan struct{})} }
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	close(o.changed)
+	o.changed = make(chan struct{})
+	return o.buf.Write(p)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// waitFor waits until ok accepts what was written so far, for at most 15s.
+func (o *output) waitFor(tb testing.TB, what string, ok func(string) bool) string {
+	tb.Helper()
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
+	for {
+		o.mu.Lock()
+		s, ch := o.buf.String(), o.changed
+		o.mu.Unlock()
+		if ok(s) {
+			return s
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			tb.Fatalf("timed out waiting for %s; output so far:\n%s", what, s)
+		}
+	}
+}
+
+// waitContains waits until the output contains want.
+func (o *output) waitContains(tb testing.TB, want string) string {
+	tb.Helper()
+	return o.waitFor(tb, "output containing "+want, func(s string) bool { return strings.Contains(s, want) })
+}
+
+// logLine finds the first JSON log line whose msg is msg.
+func logLine(s, msg string) (map[string]any, bool) {
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// running is a command started with run in the background.
+type running struct {
+	out    *output // stdout
+	errOut *output // stderr
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returned
+	err    error         // run's result, once done is closed
+}
+
+// start runs args in the background; the test's cleanup stops it.
+func start(tb testing.TB, getenv func(string) string, args ...string) *running {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{out: newOutput(), errOut: newOutput(), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = run(ctx, args, getenv, r.out, r.errOut)
+		close(r.done)
+	}()
+	tb.Cleanup(func() { r.stop(tb) })
+	return r
+}
+
+// stop cancels the command's context and returns run's result, failing the
+// test if run does not return within 20s.
+func (r *running) stop(tb testing.TB) error {
+	tb.Helper()
+	r.cancel()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(20 * time.Second):
+		tb.Errorf("run did not return 20s after its context ended; stdout:\n%s\nstderr:\n%s", r.out, r.errOut)
+		return errors.New("run did not return")
+	}
+}
+
+// startServe runs `rumor serve` on a free loopback port with JSON logs
+// and returns it with its URL, learnt from the "listening" log line.
+func startServe(tb testing.TB, args ...string) (*running, string) {
+	tb.Helper()
+	all := append([]string{"serve", "--http-addr", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "5s"}, args...)
+	r := start(tb, env(nil), all...)
+	var url string
+	r.out.waitFor(tb, `the "listening" log line`, func(s string) bool {
+		m, ok := logLine(s, "listening")
+		if ok {
+			url, _ = m["url"].(string)
+		}
+		return ok
+	})
+	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+		tb.Fatalf("listening url = %q, want http://127.0.0.1:PORT", url)
+	}
+	return r, url
+}
+
+// get fetches url and returns status and body.
+func get(tb testing.TB, url string) (int, string) {
+	tb.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		tb.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+// binary is the rumor binary, built once for the tests that run it as a
+// process, the way a container does.
+var binary builtBinary
+
+type builtBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// testVersion is what the test binary's `rumor version` must print: the
+// Dockerfile sets the version the same way.
+const testVersion = "v0.0.0-rumortest"
+
+// get returns the binary's path, waiting for its build.
+func (b *builtBinary) get(tb testing.TB) string {
+	tb.Helper()
+	b.build()
+	if b.err != nil {
+		tb.Fatalf("build rumor: %v", b.err)
+	}
+	return b.path
+}
+
+// build builds the binary once; later calls wait for the first.
+func (b *builtBinary) build() {
+	b.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.dir, b.err = os.MkdirTemp("", "rumor-bin-")
+		if b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "rumor")
+		cmd := exec.Command(goTool, "build", "-ldflags=-X main.buildVersion="+testVersion, "-o", b.path, ".")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = errors.New("go build: " + err.Error() + "\n" + string(out))
+		}
+	})
+}
+
+func (b *builtBinary) cleanup() {
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+}

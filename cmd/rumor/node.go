@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rumorhq/rumor/broker"
+	"github.com/rumorhq/rumor/transport"
+	"github.com/rumorhq/rumor/web"
+)
+
+// node is one running rumor node: a hub, its HTTP face and, when gossip is
+// enabled, its cluster membership. serve runs one, dev several.
+type node struct {
+	cfg     Config
+	log     *slog.Logger
+	hub     *broker.Hub
+	cluster *transport.Cluster // nil for a single node
+	web     *web.Handler
+	srv     *http.Server
+	ln      net.Listener
+	url     string
+	served  chan error // Serve's result
+}
+
+// nodeOptions are what the caller of startNode decides beyond Config.
+type nodeOptions struct {
+	local bool // memberlist's loopback timings (rumor dev)
+}
+
+// startNode builds and starts a node in the order its parts depend on each
+// other: the HTTP listener (so the advertised HTTP address has its real
+// port), the cluster (the hub's relay), the hub, the cluster's start (it
+// needs the hub), the HTTP handler, and then serving. On error, whatever
+// was started is stopped again.
+func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions) (_ *node, err error) {
+	key, err := cfg.gossipKey()
+	if err != nil {
+		return nil, err
+	}
+	ack, err := parseAck(cfg.Ack)
+	if err != nil {
+		return nil, err
+	}
+	tlsConf, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry() // web adds the Go and process collectors
+	origin := broker.NewOrigin()
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	scheme := "http://"
+	if tlsConf != nil {
+		scheme = "https://"
+	}
+	n := &node{cfg: cfg, log: log, ln: ln, url: scheme + dialable(ln.Addr()), served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			n.abort()
+		}
+	}()
+
+	var relay broker.Relay
+	if cfg.GossipAddr != "" {
+		if key == nil {
+			log.Warn("GOSSIP IS NOT ENCRYPTED: anyone who can reach the gossip port can join this cluster and read or inject events; set --gossip-key or --gossip-key-file",
+				"gossip", cfg.GossipAddr)
+		}
+		n.cluster, err = transport.New(transport.Config{
+			NodeName:       cfg.NodeName,
+			BindAddr:       cfg.GossipAddr,
+			AdvertiseAddr:  cfg.AdvertiseAddr,
+			HTTPAddr:       advertisedHTTP(ln.Addr(), cfg),
+			Join:           cfg.Join,
+			RejoinInterval: cfg.RejoinInterval,
+			Label:          cfg.ClusterLabel,
+			Key:            key,
+			Origin:         origin,
+			Local:          o.local,
+			Registerer:     reg,
+			Logger:         log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		relay = n.cluster
+	}
+	n.hub = broker.NewHub(broker.Options{
+		Origin:       origin,
+		HistorySize:  cfg.historySize(),
+		HistoryTTL:   cfg.HistoryTTL,
+		HistoryBytes: cfg.HistoryBytes,
+		QueueSize:    cfg.QueueSize,
+		Relay:        relay,
+		Logger:       log.With("component", "broker"),
+	})
+	wo := web.Options{
+		Hub:           n.hub,
+		NodeName:      cfg.NodeName,
+		HTTPAddr:      advertisedHTTP(ln.Addr(), cfg),
+		Heartbeat:     cfg.Heartbeat,
+		MaxEventBytes: cfg.MaxEventBytes,
+		MaxBatch:      cfg.MaxBatch,
+		MaxStreams:    cfg.MaxStreams,
+		MaxPatterns:   cfg.MaxPatterns,
+		DefaultAck:    ack,
+		Registry:      reg,
+		Logger:        log,
+		Version:       version(),
+	}
+	if err := cfg.applySecurity(&wo); err != nil {
+		return nil, err
+	}
+	cfg.logSecurity(log)
+	if n.cluster != nil {
+		if err := n.cluster.Start(ctx, n.hub); err != nil {
+			n.cluster = nil // Start cleans up after itself
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		wo.Cluster = members{n.cluster}
+		wo.Ready = n.cluster.Ready
+		wo.NodeName = n.cluster.Self()
+	}
+	n.web = web.NewHandler(wo)
+
+	var h http.Handler = n.web
+	if cfg.Pprof {
+		h = withPprof(h)
+	}
+	n.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout, // slowloris clients are cut after it
+		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
+		IdleTimeout:       cfg.IdleTimeout,
+		TLSConfig:         tlsConf, // with it, ServeTLS offers HTTP/2: many streams share one connection
+		// No WriteTimeout: it would cut every stream. Streams set their own
+		// write deadlines.
+		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if tlsConf != nil {
+			n.served <- n.srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+			return
+		}
+		n.served <- n.srv.Serve(ln)
+	}()
+	attrs := []any{"addr", ln.Addr().String(), "url", n.url, "node", wo.NodeName}
+	if n.cluster != nil {
+		attrs = append(attrs, "gossip", n.cluster.GossipAddr())
+	}
+	log.Info("listening", attrs...)
+	return n, nil
+}
+
+// URL is the node's HTTP base URL, with the real port.
+func (n *node) URL() string { return n.url }
+
+// Done receives Serve's error if the server stops by itself.
+func (n *node) Done() <-chan error { return n.served }
+
+// shutdown stops the node in the reverse order of start, so that no event
+// a publisher was told is stored gets lost and every client is told to
+// come back elsewhere. Each step waits at most until ctx ends (the caller
+// sets --drain-timeout on it); the steps that release resources run even
+// after that.
+func (n *node) shutdown(ctx context.Context) error {
+	var errs []error
+	// Readiness off and stop taking publishes: load balancers stop sending
+	// traffic here, publishers get 503 and go elsewhere.
+	n.web.Drain()
+	// Flush the outbound relays: every event published here reaches the
+	// peers before the streams that could resume elsewhere end.
+	if n.cluster != nil {
+		if err := n.cluster.Flush(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// End the streams with a jittered retry:, so clients reconnect (to
+	// another node) and resume with Last-Event-ID.
+	if err := n.web.CloseStreams(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close streams: %w", err))
+	}
+	// Leave, so peers see a leave rather than a death, then stop gossip and
+	// the relays.
+	if n.cluster != nil {
+		if err := n.cluster.Leave(leaveTimeout(ctx)); err != nil {
+			errs = append(errs, err)
+		}
+		if err := n.cluster.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster shutdown: %w", err))
+		}
+	}
+	// Stop the HTTP server: idle connections close, requests in flight
+	// finish; whatever is still open when ctx ends is cut.
+	if err := n.srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		n.srv.Close()
+	}
+	if err := <-n.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("http: %w", err))
+	}
+	// Last, the hub: nothing publishes or subscribes any more.
+	n.hub.Close()
+	return errors.Join(errs...)
+}
+
+// abort undoes a startNode that failed half-way.
+func (n *node) abort() {
+	if n.cluster != nil {
+		n.cluster.Shutdown()
+	}
+	if n.hub != nil {
+		n.hub.Close()
+	}
+	n.ln.Close()
+}
+
+// leaveTimeout is how long Leave may wait: what is left of ctx, at least a
+// moment so that peers hear about it.
+func leaveTimeout(ctx context.Context) time.Duration {
+	d := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl))
+	}
+	return max(d, 100*time.Millisecond)
+}
+
+// members adapts the cluster to what web needs; web and transport never
+// import each other.
+type members struct{ c *transport.Cluster }
+
+var _ web.Cluster = members{}
+
+func (m members) Self() string             { return m.c.Self() }
+func (m members) Changes() <-chan struct{} { return m.c.Changes() }
+func (m members) Members() []web.Member {
+	ms := m.c.Members()
+	out := make([]web.Member, len(ms))
+	for i, tm := range ms {
+		out[i] = web.Member{Name: tm.Name, Addr: tm.Addr, HTTP: tm.HTTP, State: tm.State, Self: tm.Self}
+	}
+	return out
+}
+
+// withPprof serves net/http/pprof at /debug/pprof/ in front of h.
+func withPprof(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
+}
+
+// advertisedHTTP is the host:port other nodes and UIs reach this node's
+// HTTP API at: the listener's port with its host if it is a specific
+// address, else the advertise address's host, else the gossip address's.
+// With none of them specific the host stays empty.
+func advertisedHTTP(addr net.Addr, cfg Config) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return net.JoinHostPort(host, port)
+	}
+	for _, a := range []string{cfg.AdvertiseAddr, cfg.GossipAddr} {
+		h := a
+		if hh, _, err := net.SplitHostPort(a); err == nil {
+			h = hh
+		}
+		if ip := net.ParseIP(h); h != "" && (ip == nil || !ip.IsUnspecified()) {
+			return net.JoinHostPort(h, port)
+		}
+	}
+	return net.JoinHostPort("", port)
+}
+
+// dialable turns a listener's address into one a local client can dial:
+// an unspecified host (":8080", "[::]:8080") becomes localhost.
+func dialable(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

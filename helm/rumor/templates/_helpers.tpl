@@ -1,0 +1,186 @@
+{{/*
+The chart name, or nameOverride.
+*/}}
+{{- define "rumor.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's resources. Kept to 50 characters, so that the
+longest suffix the chart adds ("-gossip-key") still fits a DNS label.
+*/}}
+{{- define "rumor.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "rumor.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every resource.
+*/}}
+{{- define "rumor.labels" -}}
+helm.sh/chart: {{ include "rumor.chart" . }}
+{{ include "rumor.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "rumor.imageTag" . | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: rumor
+{{- end }}
+
+{{/*
+Labels that select the release's pods. Never change them: a Deployment's
+selector is immutable.
+*/}}
+{{- define "rumor.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rumor.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The ServiceAccount the pods run as.
+*/}}
+{{- define "rumor.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "rumor.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "rumor.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{- define "rumor.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (include "rumor.imageTag" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The headless Service that peers find each other through.
+*/}}
+{{- define "rumor.gossipServiceName" -}}
+{{- printf "%s-gossip" (include "rumor.fullname" .) }}
+{{- end }}
+
+{{/*
+The address every node joins: the gossip Service's fully qualified name, which
+resolves to every pod, ready or not. rumor re-resolves it periodically.
+*/}}
+{{- define "rumor.joinAddress" -}}
+{{- printf "%s.%s.svc.%s:%d" (include "rumor.gossipServiceName" .) .Release.Namespace .Values.clusterDomain (int .Values.gossip.port) }}
+{{- end }}
+
+{{- define "rumor.gossipBindAddress" -}}
+{{- $host := .Values.gossip.bindAddress }}
+{{- if contains ":" $host }}
+{{- printf "[%s]:%d" $host (int .Values.gossip.port) }}
+{{- else }}
+{{- printf "%s:%d" $host (int .Values.gossip.port) }}
+{{- end }}
+{{- end }}
+
+{{- define "rumor.clusterLabel" -}}
+{{- default (printf "%s.%s" .Release.Name .Release.Namespace) .Values.gossip.clusterLabel }}
+{{- end }}
+
+{{/*
+The Secret with the gossip key: the user's existingSecret, or the chart's own.
+*/}}
+{{- define "rumor.gossipSecretName" -}}
+{{- default (printf "%s-gossip-key" (include "rumor.fullname" .)) .Values.gossip.encryption.existingSecret }}
+{{- end }}
+
+{{- define "rumor.gossipSecretKey" -}}
+{{- if .Values.gossip.encryption.existingSecret }}
+{{- .Values.gossip.encryption.existingSecretKey }}
+{{- else -}}
+gossip-key
+{{- end }}
+{{- end }}
+
+{{/*
+The gossip key the chart's Secret holds, in base64, in this order:
+  1. gossip.encryption.key, when set;
+  2. the key in the Secret this release already has in the cluster (lookup), so an
+     upgrade never changes the key: nodes with different keys cannot talk;
+  3. a new random 32-byte key, on first install.
+`helm template` and `--dry-run` have no cluster to look in and so show a new key each
+time. The result is kept for the rest of the render, so the Secret and the pods'
+checksum annotation see the same key.
+*/}}
+{{- define "rumor.gossipKey" -}}
+{{- $enc := .Values.gossip.encryption }}
+{{- if not (hasKey $enc "_resolvedKey") }}
+{{- $key := $enc.key }}
+{{- if not $key }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "rumor.gossipSecretName" .) }}
+{{- $data := dig "data" (dict) $existing }}
+{{- $key = get $data "gossip-key" | b64dec }}
+{{- end }}
+{{- if not $key }}
+{{- $key = randBytes 32 }}
+{{- end }}
+{{- $_ := set $enc "_resolvedKey" $key }}
+{{- end }}
+{{- get $enc "_resolvedKey" }}
+{{- end }}
+
+{{/*
+The Secret with auth key material: the user's existingSecret, or the chart's own.
+*/}}
+{{- define "rumor.authSecretName" -}}
+{{- default (printf "%s-auth" (include "rumor.fullname" .)) .Values.auth.existingSecret }}
+{{- end }}
+
+{{/*
+Items of the auth Secret that the pod mounts, as a list of {key, path, env}.
+*/}}
+{{- define "rumor.authItems" -}}
+{{- $items := list }}
+{{- $a := .Values.auth }}
+{{- if $a.existingSecret }}
+{{- with $a.existingSecretKeys.hmacSecret }}{{ $items = append $items (dict "key" . "path" "hmac-secret" "env" "RUMOR_AUTH_HMAC_SECRET_FILE") }}{{ end }}
+{{- with $a.existingSecretKeys.publicKey }}{{ $items = append $items (dict "key" . "path" "public-key.pem" "env" "RUMOR_AUTH_PUBLIC_KEY") }}{{ end }}
+{{- with $a.existingSecretKeys.jwks }}{{ $items = append $items (dict "key" . "path" "jwks.json" "env" "RUMOR_AUTH_JWKS") }}{{ end }}
+{{- else }}
+{{- if $a.hmacSecret }}{{ $items = append $items (dict "key" "hmac-secret" "path" "hmac-secret" "env" "RUMOR_AUTH_HMAC_SECRET_FILE") }}{{ end }}
+{{- if $a.publicKey }}{{ $items = append $items (dict "key" "public-key.pem" "path" "public-key.pem" "env" "RUMOR_AUTH_PUBLIC_KEY") }}{{ end }}
+{{- if $a.jwks }}{{ $items = append $items (dict "key" "jwks.json" "path" "jwks.json" "env" "RUMOR_AUTH_JWKS") }}{{ end }}
+{{- end }}
+{{- if and $a.enabled (empty $items) }}
+{{- fail "auth.enabled needs key material: set auth.hmacSecret, auth.publicKey or auth.jwks, or auth.existingSecret with auth.existingSecretKeys" }}
+{{- end }}
+{{- toJson (dict "items" $items) }}
+{{- end }}
+
+{{/*
+Seconds between SIGTERM and SIGKILL: long enough for the preStop sleep and
+rumor's whole drain.
+*/}}
+{{- define "rumor.terminationGracePeriodSeconds" -}}
+{{- $min := add (int .Values.preStopSleepSeconds) (int .Values.config.drainTimeoutSeconds) }}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- add $min 5 }}
+{{- else if le (int .Values.terminationGracePeriodSeconds) $min }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + config.drainTimeoutSeconds (%d), or streams are killed mid-drain" (int .Values.terminationGracePeriodSeconds) $min) }}
+{{- else }}
+{{- int .Values.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end }}

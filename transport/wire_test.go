@@ -1,0 +1,246 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"slices"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rumorhq/rumor/broker"
+)
+
+func sampleEvent() *broker.Event {
+	return &broker.Event{
+		ID:      broker.ID{Time: 0x01a2b3c4d5e60001, Origin: 0x8b7264f89d048d46, Seq: 42},
+		Channel: "orders.eu",
+		Type:    "order.created",
+		Key:     "k-1",
+		Data:    []byte("{\"id\":1}\nsecond line"),
+		Born:    time.Unix(1_700_000_000, 123456789),
+	}
+}
+
+func sameEvent(a, b *broker.Event) bool {
+	return a.ID == b.ID && a.Channel == b.Channel && a.Type == b.Type && a.Key == b.Key &&
+		bytes.Equal(a.Data, b.Data) && a.Born.Equal(b.Born)
+}
+
+// valid is what the broker accepts from a publisher, which is what a peer
+// may send.
+func valid(e *broker.Event) bool {
+	if e.ID.Time == 0 || e.ID.Origin == 0 || e.ID.Seq == 0 || len(e.Data) == 0 || !utf8.Valid(e.Data) {
+		return false
+	}
+	if broker.ValidateChannel(e.Channel) != nil {
+		return false
+	}
+	return e.Type == "" || broker.ValidateType(e.Type) == nil
+}
+
+func TestEventRoundTrip(t *testing.T) {
+	e := sampleEvent()
+	got, err := decodeEvent(appendEvent(nil, e))
+	if err != nil {
+		t.Fatalf("decodeEvent(appendEvent(%v)): %v", e.ID, err)
+	}
+	if !sameEvent(got, e) {
+		t.Fatalf("round trip = %+v, want %+v", got, e)
+	}
+}
+
+func TestDecodeEventRejects(t *testing.T) {
+	for name, mutate := range map[string]func(*broker.Event){
+		"zero time":     func(e *broker.Event) { e.ID.Time = 0 },
+		"zero origin":   func(e *broker.Event) { e.ID.Origin = 0 },
+		"zero seq":      func(e *broker.Event) { e.ID.Seq = 0 },
+		"bad channel":   func(e *broker.Event) { e.Channel = "orders.*" },
+		"empty channel": func(e *broker.Event) { e.Channel = "" },
+		"reserved type": func(e *broker.Event) { e.Type = broker.ResetType },
+		"type newline":  func(e *broker.Event) { e.Type = "a\nb" },
+		"empty data":    func(e *broker.Event) { e.Data = nil },
+		"not UTF-8":     func(e *broker.Event) { e.Data = []byte{0xff, 0xfe} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := sampleEvent()
+			mutate(e)
+			if got, err := decodeEvent(appendEvent(nil, e)); err == nil {
+				t.Fatalf("decodeEvent accepted %+v", got)
+			}
+		})
+	}
+	p := appendEvent(nil, sampleEvent())
+	for i := range len(p) {
+		if _, err := decodeEvent(p[:i]); err == nil {
+			t.Fatalf("decodeEvent accepted a payload cut to %d of %d bytes", i, len(p))
+		}
+	}
+	if _, err := decodeEvent(append(p, 0)); !errors.Is(err, errFrame) {
+		t.Fatalf("decodeEvent with a trailing byte = %v, want errFrame", err)
+	}
+}
+
+func sampleDigest() broker.Digest {
+	return broker.Digest{
+		{Origin: 1, Max: 10},
+		{Origin: 0xffffffffffffffff, Max: 1 << 40, Gaps: []broker.Range{{From: 1, To: 3}, {From: 7, To: 7}}},
+	}
+}
+
+func TestDigestRoundTrip(t *testing.T) {
+	for _, d := range []broker.Digest{nil, sampleDigest()} {
+		got, err := decodeDigest(appendDigest(nil, d))
+		if err != nil {
+			t.Fatalf("decodeDigest: %v", err)
+		}
+		if !sameDigest(got, d) {
+			t.Fatalf("round trip = %+v, want %+v", got, d)
+		}
+	}
+	bad := appendDigest(nil, broker.Digest{{Origin: 1, Max: 9, Gaps: []broker.Range{{From: 5, To: 4}}}})
+	if _, err := decodeDigest(bad); err == nil {
+		t.Fatal("decodeDigest accepted a gap that ends before it starts")
+	}
+}
+
+func sameDigest(a, b broker.Digest) bool {
+	return slices.EqualFunc(a, b, func(x, y broker.OriginDigest) bool {
+		return x.Origin == y.Origin && x.Max == y.Max && slices.Equal(x.Gaps, y.Gaps)
+	})
+}
+
+type frame struct {
+	kind    byte
+	payload string
+}
+
+// readFrames reads frames until the input ends or a frame fails.
+func readFrames(data []byte) (frames []frame, err error) {
+	br := bufio.NewReader(bytes.NewReader(data))
+	var buf []byte
+	for range len(data) + 1 { // every frame takes at least two bytes
+		var kind byte
+		var p []byte
+		kind, p, buf, err = readFrame(br, buf)
+		if err != nil {
+			return frames, err
+		}
+		frames = append(frames, frame{kind, string(p)})
+	}
+	return frames, errors.New("more frames than bytes")
+}
+
+func TestReadFrame(t *testing.T) {
+	var stream []byte
+	stream = appendFrame(stream, frameEvent, appendEvent(nil, sampleEvent()))
+	stream = appendFrame(stream, frameWatermark, []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	stream = appendFrame(stream, frameAck, nil)
+	frames, err := readFrames(stream)
+	if err != io.EOF || len(frames) != 3 {
+		t.Fatalf("readFrames = %d frames, %v; want 3, EOF", len(frames), err)
+	}
+	if _, err := readFrames(stream[:len(stream)-1]); err != io.ErrUnexpectedEOF {
+		t.Fatalf("a cut frame = %v, want io.ErrUnexpectedEOF", err)
+	}
+	huge := appendFrame(nil, frameEvent, nil)
+	huge = append(huge[:1], 0xff, 0xff, 0xff, 0xff, 0x7f) // a length far above maxFrame
+	if _, err := readFrames(huge); !errors.Is(err, errFrame) {
+		t.Fatalf("an oversized frame = %v, want errFrame", err)
+	}
+}
+
+// Seeds for the fuzz targets are in testdata/fuzz as well.
+func FuzzDecodeEvent(f *testing.F) {
+	f.Add(appendEvent(nil, sampleEvent()))
+	e := sampleEvent()
+	e.Type, e.Key = "", ""
+	f.Add(appendEvent(nil, e))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		e, err := decodeEvent(p)
+		if err != nil {
+			return
+		}
+		if !valid(e) {
+			t.Fatalf("decodeEvent accepted an event the broker would refuse: %+v", e)
+		}
+		again, err := decodeEvent(appendEvent(nil, e))
+		if err != nil {
+			t.Fatalf("re-encoded event does not decode: %v", err)
+		}
+		if !sameEvent(again, e) {
+			t.Fatalf("round trip = %+v, want %+v", again, e)
+		}
+	})
+}
+
+// FuzzEventRoundTrip checks encode → decode from the fields: a valid event
+// comes back unchanged, any other is refused.
+func FuzzEventRoundTrip(f *testing.F) {
+	e := sampleEvent()
+	f.Add(e.ID.Time, e.ID.Origin, e.ID.Seq, e.Born.UnixNano(), e.Channel, e.Type, e.Key, e.Data)
+	f.Add(uint64(1), uint64(1), uint64(1), int64(-1), "a", "", "", []byte("x"))
+	f.Add(uint64(0), uint64(1), uint64(1), int64(0), "a.*", "rumor.reset", "", []byte{0xff})
+	f.Fuzz(func(t *testing.T, tm, origin, seq uint64, born int64, channel, typ, key string, data []byte) {
+		e := &broker.Event{ID: broker.ID{Time: tm, Origin: origin, Seq: seq}, Channel: channel, Type: typ, Key: key, Data: data, Born: time.Unix(0, born)}
+		got, err := decodeEvent(appendEvent(nil, e))
+		if !valid(e) {
+			if err == nil {
+				t.Fatalf("decodeEvent accepted an invalid event: %+v", got)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("decodeEvent(appendEvent(%+v)): %v", e, err)
+		}
+		if !sameEvent(got, e) {
+			t.Fatalf("round trip = %+v, want %+v", got, e)
+		}
+	})
+}
+
+func FuzzDecodeDigest(f *testing.F) {
+	f.Add(appendDigest(nil, sampleDigest()))
+	f.Add(appendDigest(nil, nil))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		d, err := decodeDigest(p)
+		if err != nil {
+			return
+		}
+		again, err := decodeDigest(appendDigest(nil, d))
+		if err != nil {
+			t.Fatalf("re-encoded digest does not decode: %v", err)
+		}
+		if !sameDigest(again, d) {
+			t.Fatalf("round trip = %+v, want %+v", again, d)
+		}
+	})
+}
+
+func FuzzReadFrame(f *testing.F) {
+	var stream []byte
+	stream = appendFrame(stream, frameEvent, appendEvent(nil, sampleEvent()))
+	stream = appendFrame(stream, frameDigest, appendDigest(nil, sampleDigest()))
+	stream = appendFrame(stream, frameRepairDone, []byte{1})
+	f.Add(stream)
+	f.Add([]byte{frameAck, 0})
+	f.Add([]byte{frameEvent, 0xff, 0xff, 0xff, 0xff, 0x7f})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		frames, _ := readFrames(data)
+		var again []byte
+		for _, fr := range frames {
+			again = appendFrame(again, fr.kind, []byte(fr.payload))
+		}
+		got, err := readFrames(again)
+		if err != io.EOF {
+			t.Fatalf("re-encoded frames end with %v, want EOF", err)
+		}
+		if !slices.Equal(got, frames) {
+			t.Fatalf("round trip = %q, want %q", got, frames)
+		}
+	})
+}
