@@ -36,7 +36,8 @@ func (e *Event) Size() int {
 // modify them.
 func (e *Event) Frame() []byte {
 	if e.frame == nil {
-		e.frame = AppendFrame(nil, e.ID, e.Type, e.Data)
+		// Room for the fields and one data line: one allocation, usually.
+		e.frame = AppendFrame(make([]byte, 0, len(e.Data)+len(e.Type)+80), e.ID, e.Type, e.Data)
 	}
 	return e.frame
 }

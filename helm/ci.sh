@@ -12,6 +12,12 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # -count=1: the chart and the Dockerfile live outside these modules, and go's
 # test cache does not notice changes to files outside a module.
+#
+# Cost: a cold module cache and build cache mean downloading and compiling the
+# Helm SDK, client-go and BuildKit (several minutes on 2 cores);
+# tools/dockerlint's TestBuildStage also compiles rumor the way the
+# Dockerfile does (CGO_ENABLED=0, -trimpath), a minute or two when cold. Warm,
+# the whole script takes about a minute.
 for mod in helm/test tools/dockerlint; do
 	echo "== go vet, go test: $mod"
 	(
@@ -22,6 +28,6 @@ for mod in helm/test tools/dockerlint; do
 			exit 1
 		fi
 		go vet ./...
-		go test -count=1 ./...
+		go test -count=1 -timeout 20m ./...
 	)
 done

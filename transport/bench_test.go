@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,7 +309,8 @@ func (ld benchLoad) ackName() string {
 // pub-p50-ms and pub-p99-ms of the Publish call itself; events/s from the
 // first publish to the last receive (when nothing was lost); cpu-us/event,
 // the process's CPU time (every node, the publisher and the receivers) per
-// event; lost (events receivers never got) and cut (receivers cut off as
+// event; writes/event, its write system calls per event (each relay flush is
+// one); lost (events receivers never got) and cut (receivers cut off as
 // slow). Loss is
 // reported, not failed on, so that a run that misses a target still shows
 // its numbers.
@@ -353,11 +356,12 @@ func benchDrive(b *testing.B, pub *broker.Hub, ld benchLoad, recvs []*benchRecei
 	var (
 		start time.Time
 		cpu0  time.Duration
+		sysw0 int64
 	)
 	i := 0
 	for b.Loop() {
 		if i == 0 {
-			start, cpu0 = time.Now(), benchCPU()
+			start, cpu0, sysw0 = time.Now(), benchCPU(), benchWrites()
 		} else if interval > 0 {
 			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 				time.Sleep(d)
@@ -378,7 +382,7 @@ func benchDrive(b *testing.B, pub *broker.Hub, ld benchLoad, recvs []*benchRecei
 	wg.Wait()
 	n := int(published.Load())
 	missing, last := benchWaitReceived(recvs, n, timeout)
-	cpu := benchCPU() - cpu0
+	cpu, sysw := benchCPU()-cpu0, benchWrites()-sysw0
 	b.StopTimer()
 	if p := firstErr.Load(); p != nil {
 		b.Errorf("Publish: %v", *p)
@@ -408,6 +412,28 @@ func benchDrive(b *testing.B, pub *broker.Hub, ld benchLoad, recvs []*benchRecei
 	if n > 0 && cpu > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-us/event")
 	}
+	if n > 0 && sysw0 >= 0 && sysw >= 0 {
+		b.ReportMetric(float64(sysw)/float64(n), "writes/event")
+	}
+}
+
+// benchWrites returns how many write system calls this process has made
+// (Linux's /proc/self/io syscw: socket writes, each relay flush one), or -1.
+func benchWrites() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
 }
 
 // benchCPU returns the CPU time (user and system) this process has used. On

@@ -327,7 +327,7 @@ func TestShutdownWithStuckPeer(t *testing.T) {
 	t.Parallel()
 	a := startNodeWith(t, "a", nodeOpts{timing: func(t *timing) {
 		fastTiming(t)
-		t.dialTimeout = 5 * time.Second
+		t.dialTimeout = time.Minute // the handshake waits while the test publishes
 	}})
 	peer := addFakeMember(t, a.c, "stuck")
 	l := linkTo(a.c, "stuck")
@@ -340,12 +340,19 @@ func TestShutdownWithStuckPeer(t *testing.T) {
 		t.Fatal("the link did not dial")
 	}
 	defer conn.Close()
+	// A small receive buffer (autotuning would grow it to tcp_rmem's
+	// maximum) so that the sender's buffer (at most tcp_wmem's, 4 MiB by
+	// default) fills with the resend.
+	if err := conn.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	const events = 512
 	data := strings.Repeat("x", 32<<10)
-	for range 1024 { // 32 MiB
+	for range events { // 16 MiB
 		publish(t, a.hub, broker.AckLocal, "x", data)
 	}
-	if _, unacked := l.pending(); unacked != 1024 {
-		t.Fatalf("%d events kept for resend, want 1024", unacked)
+	if _, unacked := l.pending(); unacked != events {
+		t.Fatalf("%d events kept for resend, want %d", unacked, events)
 	}
 	peer.accepted <- conn // hand it back to finish the handshake
 	peer.accept(t, 0)     // and never read again

@@ -178,9 +178,20 @@ func (h *Handler) publishLimit() func(http.Handler) http.Handler {
 
 // bodyDeadline bounds the time a publisher has to send its body: a client
 // that trickles it would otherwise hold one of MaxPublishes slots for as
-// long as it likes. Reading past it fails, and the publish gets 400.
-func (h *Handler) bodyDeadline(w http.ResponseWriter) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.opts.ReadBodyTimeout))
+// long as it likes. Reading past it fails, and the publish gets 400. Call
+// the returned function with the result of reading the body: a body read
+// whole lifts the deadline (waiting for a peer's ack is not the client's
+// slowness); after a failed read it stays, so that net/http, which reads
+// what is left of a body before answering, does not wait for the
+// trickler either.
+func (h *Handler) bodyDeadline(w http.ResponseWriter) (bodyRead func(error)) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(h.opts.ReadBodyTimeout))
+	return func(err error) {
+		if err == nil {
+			_ = rc.SetReadDeadline(time.Time{})
+		}
+	}
 }
 
 // parsePrefixes parses Options.TrustedProxies: CIDR prefixes or single

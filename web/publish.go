@@ -61,8 +61,9 @@ func (h *Handler) handlePublish(w http.ResponseWriter, r *http.Request) {
 		h.refusePublish(w, r, aerr)
 		return
 	}
-	h.bodyDeadline(w)
+	bodyRead := h.bodyDeadline(w)
 	msg, ack, err := h.readMessage(w, r)
+	bodyRead(err)
 	if err != nil {
 		h.publishError(w, err, nil)
 		return
@@ -109,8 +110,9 @@ func (h *Handler) handleBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.inflight.Add(-1)
-	h.bodyDeadline(w)
+	bodyRead := h.bodyDeadline(w)
 	msgs, ack, err := h.readBatch(w, r)
+	bodyRead(err)
 	if err != nil {
 		h.publishError(w, err, nil)
 		return

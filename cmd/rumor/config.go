@@ -98,20 +98,9 @@ func envName(flagName string) string {
 // problem at once: values that do not parse, then those Validate rejects.
 func parseServe(args []string, getenv func(string) string) (Config, error) {
 	opts := serveOptions(getenv)
-	fs := flag.NewFlagSet("rumor serve", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	given := make(map[string]*rawValue, len(opts))
-	for _, o := range opts {
-		v := &rawValue{isBool: o.kind == "bool"}
-		given[o.name] = v
-		fs.Var(v, o.name, o.usage)
-	}
-	if err := fs.Parse(args); err != nil {
+	given, err := resolve(opts, args, getenv)
+	if err != nil {
 		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	var c Config
 	var errs []error
@@ -121,17 +110,12 @@ func parseServe(args []string, getenv func(string) string) (Config, error) {
 		if err := o.set(&c, o.def); err != nil {
 			errs = append(errs, fmt.Errorf("default of --%s %q: %w", o.name, o.def, err))
 		}
-		text, from := "", ""
-		if v := given[o.name]; v.set {
-			text, from = v.text, "--"+o.name
-		} else if env := getenv(envName(o.name)); env != "" {
-			text, from = env, envName(o.name)
-		}
-		if from == "" {
+		v := given[o.name]
+		if v.from == "" {
 			continue
 		}
-		if err := o.set(&c, text); err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w", from, text, err))
+		if err := o.set(&c, v.text); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", v.from, v.text, err))
 		}
 	}
 	if c.GossipAddr == "" && len(c.Join) > 0 {
@@ -139,6 +123,42 @@ func parseServe(args []string, getenv func(string) string) (Config, error) {
 	}
 	errs = append(errs, c.Validate())
 	return c, errors.Join(errs...)
+}
+
+// setting is an option's text and where it came from: "--flag", the
+// variable's name, or "" for the default.
+type setting struct{ text, from string }
+
+// resolve picks each option's text by precedence: its flag, else its
+// variable (when not empty), else its default. It only fails on flags that
+// do not exist or arguments that are not flags.
+func resolve(opts []option, args []string, getenv func(string) string) (map[string]setting, error) {
+	fs := flag.NewFlagSet("rumor serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	raw := make(map[string]*rawValue, len(opts))
+	for _, o := range opts {
+		raw[o.name] = &rawValue{isBool: o.kind == "bool"}
+		fs.Var(raw[o.name], o.name, o.usage)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	out := make(map[string]setting, len(opts))
+	for _, o := range opts {
+		switch env := getenv(envName(o.name)); {
+		case raw[o.name].set:
+			out[o.name] = setting{raw[o.name].text, "--" + o.name}
+		case env != "":
+			out[o.name] = setting{env, envName(o.name)}
+		default:
+			out[o.name] = setting{o.def, ""}
+		}
+	}
+	return out, nil
 }
 
 // Validate checks the configuration and returns every problem at once.

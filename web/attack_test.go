@@ -1,0 +1,651 @@
+package web
+
+// These tests play attacker against a real HTTP server. Each case asserts
+// the exact answer and, through a guard subscriber that sees every event
+// on the node, that nothing was published that should not have been and
+// nothing legitimate was lost.
+//
+// What is not here: the node-to-node paths. rumor has no HTTP endpoint
+// between nodes; gossip and the relay share the gossip port, where
+// memberlist refuses packets without the gossip key and label, and the
+// relay handshake refuses a client that does not hold the key derived
+// from them (transport/security_test.go: TestStrangersNeverJoin,
+// TestRelayRefusesWrongKey; cmd/rumor/security_test.go runs a bad
+// handshake against a real `rumor serve`).
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/rumorhq/rumor/broker"
+)
+
+// Limits of the fortress: small, so that the tests reach them cheaply.
+const (
+	fortressEventBytes = 1 << 10
+	fortressBatch      = 8
+	fortressPatterns   = 4
+)
+
+// fortress is a node as an attacker meets it: auth on, small limits, and a
+// guard stream that sees every event.
+type fortress struct {
+	*testServer
+	guard *sseStream
+	admin string // a token that may publish and subscribe anything
+	sign  func(tb testing.TB, c jwt.Claims) string
+	seq   int // sentinels published so far
+}
+
+// newFortress starts a fortress whose tokens sign signs; o's auth and
+// limits are filled in.
+func newFortress(tb testing.TB, ac AuthConfig, sign func(testing.TB, jwt.Claims) string, o Options) *fortress {
+	tb.Helper()
+	ac.Public = append(ac.Public, "news", "status.>")
+	o.Auth = newAuth(tb, ac)
+	o.MaxEventBytes = fortressEventBytes
+	o.MaxBatch = fortressBatch
+	o.MaxPatterns = fortressPatterns
+	f := &fortress{testServer: newServer(tb, broker.Options{}, o), sign: sign}
+	f.admin = sign(tb, claims([]string{">"}, []string{">"}, time.Hour))
+	f.guard = f.openStream(tb, "/channels/%3E", f.bearer(f.admin))
+	return f
+}
+
+func newHS256Fortress(tb testing.TB, o Options) *fortress {
+	tb.Helper()
+	return newFortress(tb, AuthConfig{HMACSecret: []byte(testSecret)}, hs256, o)
+}
+
+func (f *fortress) token(tb testing.TB, publish, subscribe []string) string {
+	tb.Helper()
+	return f.sign(tb, claims(publish, subscribe, time.Hour))
+}
+
+func (f *fortress) bearer(token string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token}}
+}
+
+// noLeaks publishes a sentinel and checks that the guard saw exactly the
+// events with data want before it, in order.
+func (f *fortress) noLeaks(tb testing.TB, want ...string) {
+	tb.Helper()
+	f.seq++
+	sentinel := "sentinel-" + strconv.Itoa(f.seq)
+	if a := f.do(tb, http.MethodPost, "/channels/zz.sentinel", f.bearer(f.admin), sentinel); a.status != http.StatusOK {
+		tb.Fatalf("publishing the sentinel = %d %s", a.status, a.body)
+	}
+	var got []string
+	for {
+		ev, err := f.guard.next()
+		if err != nil {
+			tb.Fatalf("guard stream: %v (got %q)", err, got)
+		}
+		if ev.Data == sentinel {
+			break
+		}
+		got = append(got, ev.Data)
+	}
+	if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+		tb.Errorf("the node published %q, want exactly %q", got, want)
+	}
+}
+
+// wantAuthError checks a 401 or 403 answer: JSON, the WWW-Authenticate
+// header, and a message.
+func wantAuthError(tb testing.TB, what string, a answer, status int, msg string) {
+	tb.Helper()
+	wantError(tb, what, a, status)
+	if !strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Bearer ") {
+		tb.Errorf("%s: WWW-Authenticate = %q, want a Bearer challenge", what, a.header.Get("WWW-Authenticate"))
+	}
+	var e errorBody
+	if err := json.Unmarshal([]byte(a.body), &e); err != nil || !strings.Contains(e.Error, msg) {
+		tb.Errorf("%s: error %q does not say %q", what, e.Error, msg)
+	}
+}
+
+func TestAttackTokens(t *testing.T) {
+	f := newHS256Fortress(t, Options{})
+	orders := f.token(t, []string{"orders.>"}, []string{"orders.*"})
+	now := time.Now()
+	claimsWith := func(k string, v any) jwt.MapClaims {
+		c := claims([]string{">"}, []string{">"}, time.Hour)
+		c[k] = v
+		return c
+	}
+	// A token whose grants were widened after signing: the payload says
+	// ">" but the signature is the orders token's.
+	parts := strings.Split(orders, ".")
+	widened, _ := json.Marshal(claims([]string{">"}, []string{">"}, time.Hour))
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(widened) + "." + parts[2]
+
+	for _, tt := range []struct {
+		name, token, msg string
+	}{
+		{"forged with another secret", sign(t, jwt.SigningMethodHS256, []byte("an attacker's guess of the secret"), claims([]string{">"}, []string{">"}, time.Hour), nil), "signature invalid"},
+		{"widened after signing", tampered, "signature invalid"},
+		{"expired", hs256(t, claimsWith("exp", now.Add(-time.Minute).Unix())), "token expired"},
+		{"not yet valid", hs256(t, claimsWith("nbf", now.Add(time.Hour).Unix())), "not valid yet"},
+		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims([]string{">"}, []string{">"}, time.Hour), nil), `"none" not accepted`},
+		{"alg none, no signature part", strings.Join(strings.Split(sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims([]string{">"}, []string{">"}, time.Hour), nil), ".")[:2], "."), "malformed"},
+		{"garbage", "garbage", "malformed"},
+	} {
+		h := f.bearer(tt.token)
+		wantAuthError(t, tt.name+": publish", f.do(t, http.MethodPost, "/channels/orders.eu", h, "x"), http.StatusUnauthorized, tt.msg)
+		wantAuthError(t, tt.name+": batch", f.do(t, http.MethodPost, "/publish", h, `[{"channel":"orders.eu","data":"x"}]`), http.StatusUnauthorized, tt.msg)
+		wantAuthError(t, tt.name+": stream", f.do(t, http.MethodGet, "/channels/orders.eu", h, ""), http.StatusUnauthorized, tt.msg)
+		wantAuthError(t, tt.name+": public stream", f.do(t, http.MethodGet, "/channels/news", h, ""), http.StatusUnauthorized, tt.msg)
+	}
+
+	// No token at all: publishing needs one; a public channel does not.
+	wantAuthError(t, "publish without a token", f.do(t, http.MethodPost, "/channels/news", nil, "x"), http.StatusUnauthorized, "a token is required to publish")
+	wantAuthError(t, "stream without a token", f.do(t, http.MethodGet, "/channels/orders.eu", nil, ""), http.StatusUnauthorized, "a token is required to subscribe")
+	wantAuthError(t, "?token= while disabled", f.do(t, http.MethodPost, "/channels/orders.eu?token="+url.QueryEscape(orders), nil, "x"), http.StatusUnauthorized, "disabled")
+	wantAuthError(t, "Basic auth", f.do(t, http.MethodPost, "/channels/orders.eu", http.Header{"Authorization": {"Basic YWRtaW46YWRtaW4="}}, "x"), http.StatusUnauthorized, "want Bearer")
+	f.openStream(t, "/channels/news", nil)
+	f.openStream(t, "/events?channel=news&channel=status.eu.db&channel=status.>", nil)
+
+	if got := f.metric(t, "rumor_auth_failures_total", map[string]string{"reason": authExpired}); got != 8 {
+		t.Errorf("rumor_auth_failures_total{reason=expired} = %v, want 8", got)
+	}
+	if got := f.metric(t, "rumor_publish_errors_total", map[string]string{"reason": "unauthorized"}); got < 15 {
+		t.Errorf("rumor_publish_errors_total{reason=unauthorized} = %v, want every refused publish", got)
+	}
+	f.noLeaks(t)
+}
+
+// The algorithm-confusion attack against a node that verifies RS256: an
+// HS256 token "signed" with the node's public key, which anyone can have.
+func TestAttackAlgorithmConfusion(t *testing.T) {
+	key := rsaKey(t, "rsa.key")
+	f := newFortress(t, AuthConfig{PublicKeyPEM: testdata(t, "rsa.pub")}, func(tb testing.TB, c jwt.Claims) string {
+		return sign(tb, jwt.SigningMethodRS256, key, c, nil)
+	}, Options{})
+	everything := claims([]string{">"}, []string{">"}, time.Hour)
+	for _, tt := range []struct{ name, token, msg string }{
+		{"HS256 with the public key PEM", sign(t, jwt.SigningMethodHS256, testdata(t, "rsa.pub"), everything, nil), `"HS256" not accepted`},
+		{"HS256 with the public key DER", sign(t, jwt.SigningMethodHS256, pemBody(t, testdata(t, "rsa.pub")), everything, nil), `"HS256" not accepted`},
+		{"none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, everything, nil), `"none" not accepted`},
+		{"RS256 by another key", sign(t, jwt.SigningMethodRS256, rsaKey(t, "rsa-other.key"), everything, nil), "signature invalid"},
+		{"ES256", sign(t, jwt.SigningMethodES256, ecKey(t), everything, nil), `"ES256" not accepted`},
+	} {
+		wantAuthError(t, tt.name+": publish", f.do(t, http.MethodPost, "/channels/orders", f.bearer(tt.token), "x"), http.StatusUnauthorized, tt.msg)
+		wantAuthError(t, tt.name+": stream", f.do(t, http.MethodGet, "/channels/orders", f.bearer(tt.token), ""), http.StatusUnauthorized, tt.msg)
+	}
+	good := f.token(t, []string{"orders"}, nil)
+	if a := f.do(t, http.MethodPost, "/channels/orders", f.bearer(good), "legit"); a.status != http.StatusOK {
+		t.Fatalf("RS256 publish = %d %s", a.status, a.body)
+	}
+	f.noLeaks(t, "legit")
+}
+
+func pemBody(tb testing.TB, b []byte) []byte {
+	tb.Helper()
+	s := string(b)
+	s = s[strings.Index(s, "\n")+1 : strings.LastIndex(strings.TrimSpace(s), "\n")]
+	der, err := base64.StdEncoding.DecodeString(strings.ReplaceAll(s, "\n", ""))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return der
+}
+
+// Grants are per channel: a token for orders cannot reach payments, and no
+// pattern widens a grant.
+func TestAttackGrants(t *testing.T) {
+	f := newHS256Fortress(t, Options{})
+	tok := f.token(t, []string{"orders.>"}, []string{"orders.*", "chat.room1"})
+	h := f.bearer(tok)
+
+	wantAuthError(t, "publish to another channel", f.do(t, http.MethodPost, "/channels/payments", h, "x"), http.StatusForbidden, `publish to "payments"`)
+	wantAuthError(t, "publish to the grant's prefix", f.do(t, http.MethodPost, "/channels/orders", h, "x"), http.StatusForbidden, `publish to "orders"`)
+	wantAuthError(t, "publish to a public channel", f.do(t, http.MethodPost, "/channels/news", h, "x"), http.StatusForbidden, `publish to "news"`)
+	wantAuthError(t, "a batch with one foreign channel", f.do(t, http.MethodPost, "/publish", h,
+		`[{"channel":"orders.eu","data":"x"},{"channel":"payments","data":"y"}]`), http.StatusForbidden, `"payments"`)
+
+	for _, p := range []string{
+		"orders.%3E",      // orders.> with grant orders.*
+		"%3E",             // > alone
+		"*.secret",        // a wildcard in front
+		"*",               // every one-token channel
+		"orders.*.*",      // deeper than the grant
+		"chat.*",          // wider than chat.room1
+		"payments",        // another channel
+		"news.%3E",        // wider than the public news
+		"orders.eu.%3E",   // deeper than orders.*
+		"orders.eu.paid",  // a channel orders.* does not match
+		"status",          // public status.> does not cover status itself
+		"orders.*%2Enews", // an encoded dot: orders.*.news
+	} {
+		wantAuthError(t, "stream "+p, f.do(t, http.MethodGet, "/channels/"+p, h, ""), http.StatusForbidden, "does not grant subscribe")
+	}
+	wantAuthError(t, "one bad pattern among good ones", f.do(t, http.MethodGet, "/events?channel=orders.eu&channel=news&channel=%3E", h, ""),
+		http.StatusForbidden, `subscribe to ">"`)
+
+	// What the token grants works, and a stream gets only its channels.
+	s := f.openStream(t, "/events?channel=orders.*&channel=news&channel=chat.room1", h)
+	if a := f.do(t, http.MethodPost, "/publish", h, `[{"channel":"orders.eu","data":"one"},{"channel":"orders.us.paid","data":"two"}]`); a.status != http.StatusOK {
+		t.Fatalf("granted batch = %d %s", a.status, a.body)
+	}
+	if a := f.do(t, http.MethodPost, "/channels/payments", f.bearer(f.admin), "secret"); a.status != http.StatusOK {
+		t.Fatalf("admin publish = %d %s", a.status, a.body)
+	}
+	if a := f.do(t, http.MethodPost, "/channels/news", f.bearer(f.admin), "headline"); a.status != http.StatusOK {
+		t.Fatalf("admin publish = %d %s", a.status, a.body)
+	}
+	for i, ev := range s.read(t, 2) {
+		if want := []string{"one", "headline"}[i]; ev.Data != want {
+			t.Errorf("granted stream event %d = %q, want %q (orders.us.paid and payments are not its channels)", i, ev.Data, want)
+		}
+	}
+	if got := f.metric(t, "rumor_auth_failures_total", map[string]string{"reason": authForbidden}); got != 17 {
+		t.Errorf("rumor_auth_failures_total{reason=forbidden} = %v, want 17", got)
+	}
+	f.noLeaks(t, "one", "two", "secret", "headline")
+}
+
+// A token in a cookie is what a browser's EventSource sends. It may open
+// streams from anywhere (a foreign page cannot read them without CORS), but
+// it publishes only from this origin or an allowed one: a form on another
+// site cannot publish in the user's name.
+func TestAttackCookieCSRF(t *testing.T) {
+	f := newHS256Fortress(t, Options{CORSOrigins: []string{"https://app.example.com"}})
+	tok := f.token(t, []string{"orders.>"}, []string{"orders.*"})
+	cookie := func(origin string) http.Header {
+		h := http.Header{"Cookie": {DefaultAuthCookie + "=" + tok}}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		return h
+	}
+	wantAuthError(t, "POST from a foreign origin", f.do(t, http.MethodPost, "/channels/orders.eu", cookie("https://evil.example"), "csrf"), http.StatusForbidden, "cookie")
+	wantAuthError(t, "batch from a foreign origin", f.do(t, http.MethodPost, "/publish", cookie("https://evil.example"), `[{"channel":"orders.eu","data":"csrf"}]`), http.StatusForbidden, "cookie")
+	wantAuthError(t, "POST without Origin", f.do(t, http.MethodPost, "/channels/orders.eu", cookie(""), "csrf"), http.StatusForbidden, "cookie")
+	wantAuthError(t, "POST from Origin null", f.do(t, http.MethodPost, "/channels/orders.eu", cookie("null"), "csrf"), http.StatusForbidden, "cookie")
+	for _, origin := range []string{f.URL, "https://app.example.com"} {
+		if a := f.do(t, http.MethodPost, "/channels/orders.eu", cookie(origin), "from "+origin); a.status != http.StatusOK {
+			t.Errorf("POST with the cookie from %s = %d %s, want 200", origin, a.status, a.body)
+		}
+	}
+	s := f.openStream(t, "/channels/orders.eu", cookie("https://evil.example"))
+	if got := s.resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("stream for a foreign origin: Access-Control-Allow-Origin = %q, want none, so its page cannot read it", got)
+	}
+	f.noLeaks(t, "from "+f.URL, "from https://app.example.com")
+}
+
+// CR, LF and NUL in every field a client controls: refused with 400, or for
+// the data, carried without adding a field.
+func TestAttackInjection(t *testing.T) {
+	f := newHS256Fortress(t, Options{})
+	admin := f.bearer(f.admin)
+	for _, ch := range []string{"a%0Ab", "a%0D%0Aevent:%20x", "a%00b", "a%0D", "a.%0A", "%0A", "a%09b", "a%20b", "a%C3%A9"} {
+		wantError(t, "POST /channels/"+ch, f.do(t, http.MethodPost, "/channels/"+ch, admin, "x"), http.StatusBadRequest)
+		wantError(t, "GET /channels/"+ch, f.do(t, http.MethodGet, "/channels/"+ch, admin, ""), http.StatusBadRequest)
+		wantError(t, "GET /events?channel="+ch, f.do(t, http.MethodGet, "/events?channel="+ch, admin, ""), http.StatusBadRequest)
+	}
+	for _, ch := range []string{"a\nb", "a\r\nevent: x", "a\u0000b", "a b", ""} {
+		body, _ := json.Marshal([]batchItem{{Channel: "ok", Data: "x"}, {Channel: ch, Data: "x"}})
+		wantError(t, "batch channel "+strconv.Quote(ch), f.do(t, http.MethodPost, "/publish", admin, string(body)), http.StatusBadRequest)
+	}
+	for _, typ := range []string{"x%0Aid:%201", "x%0D%0Adata:%20y", "x%00", "x%20y", "rumor.reset"} {
+		wantError(t, "?event="+typ, f.do(t, http.MethodPost, "/channels/ok?event="+typ, admin, "x"), http.StatusBadRequest)
+	}
+	body, _ := json.Marshal([]batchItem{{Channel: "ok", Event: "x\nid: 1", Data: "x"}})
+	wantError(t, "batch event type with LF", f.do(t, http.MethodPost, "/publish", admin, string(body)), http.StatusBadRequest)
+	for _, key := range []string{"a\tb", "a\xffb", strings.Repeat("k", maxKeyLen+1)} {
+		h := f.bearer(f.admin)
+		h.Set("Idempotency-Key", key)
+		wantError(t, "Idempotency-Key "+strconv.Quote(key), f.do(t, http.MethodPost, "/channels/ok", h, "x"), http.StatusBadRequest)
+	}
+	wantError(t, "?lastEventId with LF", f.do(t, http.MethodGet, "/channels/ok?lastEventId=x%0Aevent:%20evil", admin, ""), http.StatusBadRequest)
+
+	// Bytes net/http refuses before rumor sees them: 400 from the server.
+	addr := f.Listener.Addr().String()
+	for _, hdr := range []string{
+		"Idempotency-Key: a\x00b", "Idempotency-Key: a\rb", "Last-Event-ID: x\x00y", "Last-Event-ID: x\ry", "Authorization: Bearer a\x00b",
+	} {
+		req := "POST /channels/ok HTTP/1.1\r\nHost: rumor\r\n" + hdr + "\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+		if got := rawRequest(t, addr, req); !strings.HasPrefix(got, "HTTP/1.1 400 ") {
+			t.Errorf("header %q: %s, want 400", hdr, got)
+		}
+	}
+	// An LF splits a header in two: two keys are refused.
+	req := "POST /channels/ok HTTP/1.1\r\nHost: rumor\r\nAuthorization: Bearer " + f.admin + "\r\nIdempotency-Key: a\nIdempotency-Key: b\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+	if got := rawRequest(t, addr, req); !strings.HasPrefix(got, "HTTP/1.1 400 ") {
+		t.Errorf("Idempotency-Key split by LF: %s, want 400", got)
+	}
+
+	// A malformed Last-Event-ID header still gets a stream (a browser never
+	// retries a 400), with a reset whose id is empty, not the header echoed.
+	for _, v := range []string{"x\ty", "x\xffy", "0194d0e5c3a70000-8f3c2a1b4d5e6f70-1\tevent: evil"} {
+		h := f.bearer(f.admin)
+		h.Set("Last-Event-ID", v)
+		s := f.openStream(t, "/channels/ok", h)
+		ev := s.read(t, 1)[0]
+		if ev.Type != broker.ResetType || ev.Data != `{"lastEventId":""}` || strings.Join(ev.Fields, ",") != "event,data" {
+			t.Errorf("Last-Event-ID %q: first event %+v, want a reset with an empty id", v, ev)
+		}
+	}
+
+	// Data is anyone's bytes: it arrives whole and adds no field.
+	payload := "a\r\nevent: evil\r\nid: 1\n\ndata: x\x00y\rretry: 1"
+	if a := f.do(t, http.MethodPost, "/channels/ok", admin, payload); a.status != http.StatusOK {
+		t.Fatalf("publish a hostile payload = %d %s", a.status, a.body)
+	}
+	f.noLeaks(t, normalize(payload))
+}
+
+// Bodies too large, malformed or trickled: a clear error, nothing stored.
+func TestAttackBodies(t *testing.T) {
+	f := newHS256Fortress(t, Options{ReadBodyTimeout: 300 * time.Millisecond})
+	admin := f.bearer(f.admin)
+	post := func(path, body string) answer { return f.do(t, http.MethodPost, path, admin, body) }
+	big := strings.Repeat("x", fortressEventBytes+1)
+	wantError(t, "data over the limit", post("/channels/ok", big), http.StatusRequestEntityTooLarge)
+	wantError(t, "batch over four times the limit", post("/publish", `[{"channel":"ok","data":"`+strings.Repeat("x", batchBodyFactor*fortressEventBytes)+`"}]`), http.StatusRequestEntityTooLarge)
+	wantError(t, "batch item over the limit", post("/publish", `[{"channel":"ok","data":"`+big+`"}]`), http.StatusRequestEntityTooLarge)
+
+	// Without Content-Length (chunked), the limit holds while reading.
+	req, _ := http.NewRequest(http.MethodPost, f.URL+"/channels/ok", io.MultiReader(strings.NewReader(big), strings.NewReader("more")))
+	req.Header = f.bearer(f.admin)
+	resp, err := f.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked body over the limit = %d, want 413", resp.StatusCode)
+	}
+
+	items := make([]string, fortressBatch+1)
+	for i := range items {
+		items[i] = `{"channel":"ok","data":"x"}`
+	}
+	for _, tt := range []struct{ name, body string }{
+		{"not JSON", "[{"},
+		{"not an array", `{"channel":"ok","data":"x"}`},
+		{"unknown field", `[{"channel":"ok","data":"x","admin":true}]`},
+		{"data not a string", `[{"channel":"ok","data":{"x":1}}]`},
+		{"data after the array", `[{"channel":"ok","data":"x"}] [{"channel":"ok","data":"y"}]`},
+		{"empty batch", `[]`},
+		{"empty data", `[{"channel":"ok","data":""}]`},
+		{"too many items", "[" + strings.Join(items, ",") + "]"},
+		{"deep nesting", strings.Repeat("[", 2000)},
+	} {
+		wantError(t, tt.name, post("/publish", tt.body), http.StatusBadRequest)
+	}
+	wantError(t, "empty data", post("/channels/ok", ""), http.StatusBadRequest)
+	wantError(t, "invalid UTF-8 data", post("/channels/ok", "\xff\xfe"), http.StatusBadRequest)
+	wantError(t, "channel too long", post("/channels/"+strings.Repeat("a", broker.MaxChannelLen+1), "x"), http.StatusBadRequest)
+	wantError(t, "too many tokens", post("/channels/"+strings.Repeat("a.", broker.MaxChannelParts)+"a", "x"), http.StatusBadRequest)
+	wantError(t, "too many patterns", f.do(t, http.MethodGet, "/events?channel=a&channel=b&channel=c&channel=d&channel=e", admin, ""), http.StatusBadRequest)
+	wantError(t, "PUT", f.do(t, http.MethodPut, "/channels/ok", admin, "x"), http.StatusMethodNotAllowed)
+	wantError(t, "DELETE", f.do(t, http.MethodDelete, "/channels/ok", admin, ""), http.StatusMethodNotAllowed)
+
+	// A publisher that trickles its body is cut at the body deadline and
+	// does not keep its publish slot.
+	conn, err := net.DialTimeout("tcp", f.Listener.Addr().String(), testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(testTimeout))
+	start := time.Now()
+	_, _ = io.WriteString(conn, "POST /channels/ok HTTP/1.1\r\nHost: rumor\r\nAuthorization: Bearer "+f.admin+"\r\nContent-Length: 100\r\n\r\nx")
+	br := bufio.NewReader(conn)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 400 ") {
+		t.Errorf("trickled body: %q %v, want 400", status, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("trickled body answered after %v, want about the 300ms body timeout", d)
+	}
+	if n := f.h.inflight.Load(); n != 0 {
+		t.Errorf("%d publishes in flight after the trickler was cut, want 0", n)
+	}
+	// encoding/json turns invalid UTF-8 inside a JSON string into U+FFFD:
+	// what is stored is valid UTF-8, never the raw bytes.
+	if a := post("/publish", "[{\"channel\":\"ok\",\"data\":\"\xff\xfe\"}]"); a.status != http.StatusOK {
+		t.Errorf("batch with invalid UTF-8 in a JSON string = %d %s, want 200 with U+FFFD", a.status, a.body)
+	}
+	f.noLeaks(t, "\uFFFD\uFFFD")
+}
+
+// A header larger than MaxHeaderBytes gets 431, whoever sends it.
+func TestAttackHeaderSize(t *testing.T) {
+	ts := startServer(t, broker.Options{}, Options{}, func(h http.Handler) *httptest.Server {
+		srv := httptest.NewUnstartedServer(h)
+		srv.Config.MaxHeaderBytes = 1 << 10 // net/http allows 4 KiB more
+		srv.Start()
+		return srv
+	})
+	req := "GET /healthz HTTP/1.1\r\nHost: rumor\r\nX-Pad: " + strings.Repeat("p", 8<<10) + "\r\n\r\n"
+	if got := rawRequest(t, ts.Listener.Addr().String(), req); !strings.HasPrefix(got, "HTTP/1.1 431 ") {
+		t.Errorf("8 KiB header: %s, want 431", got)
+	}
+	if a := ts.do(t, http.MethodGet, "/healthz", nil, ""); a.status != http.StatusOK {
+		t.Errorf("a normal request after it = %d", a.status)
+	}
+}
+
+// A client that sends its headers a byte at a time (slowloris) is cut at
+// ReadHeaderTimeout, while everyone else is served.
+func TestAttackSlowloris(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	ts := startServer(t, broker.Options{}, Options{}, func(h http.Handler) *httptest.Server {
+		srv := httptest.NewUnstartedServer(h)
+		srv.Config.ReadHeaderTimeout = timeout
+		srv.Start()
+		return srv
+	})
+	conn, err := net.DialTimeout("tcp", ts.Listener.Addr().String(), testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // a byte every 20ms: the whole header would take 20s
+		header := "GET /channels/slow HTTP/1.1\r\nHost: rumor\r\nX-Slow: " + strings.Repeat("s", 1000)
+		for i := range len(header) {
+			if _, err := conn.Write([]byte{header[i]}); err != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	cut := make(chan time.Duration, 1)
+	go func() {
+		// net/http answers a header cut off mid-line with 400 and closes
+		// the connection.
+		_ = conn.SetReadDeadline(time.Now().Add(testTimeout))
+		b, _ := io.ReadAll(conn)
+		if !strings.HasPrefix(string(b), "HTTP/1.1 400 ") {
+			t.Errorf("the slowloris client got %q, want 400 and the end", b)
+		}
+		cut <- time.Since(start)
+	}()
+	// Everyone else is served meanwhile.
+	if a := ts.do(t, http.MethodGet, "/healthz", nil, ""); a.status != http.StatusOK {
+		t.Errorf("healthz during the slowloris = %d", a.status)
+	}
+	if d := <-cut; d < timeout-50*time.Millisecond || d > timeout+2*time.Second {
+		t.Errorf("slowloris cut after %v, want about ReadHeaderTimeout %v", d, timeout)
+	}
+	if ts.h.openStreams() != 0 {
+		t.Errorf("%d streams open, want 0: the slow request never reached the handler", ts.h.openStreams())
+	}
+}
+
+// A subscriber that never reads is cut off, and neither the publisher nor
+// the other subscribers notice.
+func TestAttackNonReader(t *testing.T) {
+	auth := newAuth(t, AuthConfig{HMACSecret: []byte(testSecret)})
+	ts := startServer(t, broker.Options{QueueSize: 16}, Options{Auth: auth, WriteTimeout: 500 * time.Millisecond}, func(h http.Handler) *httptest.Server {
+		srv := httptest.NewUnstartedServer(h)
+		srv.Listener = &slowListener{Listener: srv.Listener}
+		srv.Start()
+		return srv
+	})
+	tok := hs256(t, claims([]string{">"}, []string{">"}, time.Hour))
+	conn, err := net.DialTimeout("tcp", ts.Listener.Addr().String(), testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	_, _ = io.WriteString(conn, "GET /channels/feed HTTP/1.1\r\nHost: rumor\r\nAuthorization: Bearer "+tok+"\r\n\r\n")
+	h := http.Header{"Authorization": {"Bearer " + tok}}
+	waitUntil(t, "the non-reader's stream", func() bool { return ts.h.openStreams() == 1 })
+	reader := ts.openStream(t, "/channels/feed", h)
+
+	// Publish in rounds, each waiting for the reader, so that a loaded
+	// machine does not make the reader slow too.
+	const n, round = 320, 16
+	payload := strings.Repeat("z", 16<<10)
+	start := time.Now()
+	for i := 0; i < n; i += round {
+		for j := i; j < i+round; j++ {
+			if a := ts.do(t, http.MethodPost, "/channels/feed?ack=local", h, strconv.Itoa(j)+" "+payload); a.status != http.StatusOK {
+				t.Fatalf("publish %d = %d %s", j, a.status, a.body)
+			}
+		}
+		for j := i; j < i+round; j++ {
+			ev, err := reader.next()
+			if err != nil || !strings.HasPrefix(ev.Data, strconv.Itoa(j)+" ") {
+				t.Fatalf("the reading subscriber's event %d: %q %v", j, clip(ev.Data), err)
+			}
+		}
+	}
+	if d := time.Since(start); d > testTimeout/2 {
+		t.Errorf("%d publishes took %v: the non-reader slowed everyone", n, d)
+	}
+	waitUntil(t, "the non-reader to be cut", func() bool { return ts.h.openStreams() == 1 })
+	slow := ts.metric(t, "rumor_streams_ended_total", map[string]string{"reason": endSlow})
+	write := ts.metric(t, "rumor_streams_ended_total", map[string]string{"reason": endWrite})
+	if slow+write != 1 {
+		t.Errorf("streams ended slow %v + write %v, want the one non-reader", slow, write)
+	}
+}
+
+// Many streams from one address hit the per-client limit; other clients,
+// told apart by a trusted proxy's X-Forwarded-For, are unaffected, and a
+// client that reaches the node directly cannot fake the header.
+func TestAttackStreamFlood(t *testing.T) {
+	const limit = 3
+	t.Run("direct", func(t *testing.T) {
+		ts := newServer(t, broker.Options{}, Options{MaxStreamsPerClient: limit})
+		for i := range limit {
+			ts.openStream(t, "/channels/flood"+strconv.Itoa(i), nil)
+		}
+		for i := range 3 {
+			spoof := http.Header{"X-Forwarded-For": {"198.51.100." + strconv.Itoa(i+1)}}
+			if _, comment := readShed(t, ts, "/channels/more", spoof); !strings.Contains(comment, "from your address") {
+				t.Errorf("stream %d over the limit: comment %q", limit+i, comment)
+			}
+		}
+		if got := ts.metric(t, "rumor_streams_rejected_total", map[string]string{"reason": rejectClientLimit}); got != 3 {
+			t.Errorf("rumor_streams_rejected_total{reason=client_limit} = %v, want 3", got)
+		}
+	})
+	t.Run("behind a trusted proxy", func(t *testing.T) {
+		ts := newServer(t, broker.Options{}, Options{MaxStreamsPerClient: limit, TrustedProxies: []string{"127.0.0.1/32"}})
+		via := func(client string) http.Header { return http.Header{"X-Forwarded-For": {client}} }
+		for i := range limit {
+			ts.openStream(t, "/channels/flood"+strconv.Itoa(i), via("198.51.100.1"))
+		}
+		readShed(t, ts, "/channels/more", via("198.51.100.1"))
+		// The attacker prepends addresses; the proxy appends the real one.
+		readShed(t, ts, "/channels/more", via("203.0.113.9, 198.51.100.1"))
+		for i := range limit {
+			ts.openStream(t, "/channels/other"+strconv.Itoa(i), via("198.51.100.2"))
+		}
+	})
+}
+
+// rumor has no HTTP endpoint between nodes: nothing an outsider could call
+// to join, inject or read another node's state beyond the documented
+// read-only views.
+func TestAttackNoNodeEndpoints(t *testing.T) {
+	f := newHS256Fortress(t, Options{})
+	for _, p := range []string{"/relay", "/internal/publish", "/cluster/join", "/gossip", "/deliver", "/replicate", "/debug/pprof/", "/admin"} {
+		a := f.do(t, http.MethodPost, p, nil, `{"id":"x"}`)
+		if a.status != http.StatusNotFound && a.status != http.StatusMethodNotAllowed {
+			t.Errorf("POST %s = %d, want 404 or 405", p, a.status)
+		}
+	}
+	for _, p := range []string{"/cluster", "/node", "/channels", "/healthz", "/readyz"} {
+		wantError(t, "POST "+p, f.do(t, http.MethodPost, p, nil, "x"), http.StatusMethodNotAllowed)
+	}
+	f.noLeaks(t)
+}
+
+// FuzzBatch: no body panics readBatch; what it accepts is within the
+// limits, carries the idempotency key per item, and reads back the same
+// when encoded again.
+func FuzzBatch(f *testing.F) {
+	for _, s := range []string{
+		`[{"channel":"a","data":"x"}]`,
+		`[{"channel":"a","event":"t","data":"x\ny"},{"channel":"b.c","data":"{\"k\":1}"}]`,
+		`[]`, `[{}]`, `[{"channel":1}]`, `[{"channel":"a","data":"x"}] x`, `[{"channel":"a","data":"x","extra":1}]`,
+		"[{\"channel\":\"a\",\"data\":\"\xff\"}]", `[` + strings.Repeat(`{"channel":"a","data":"x"},`, fortressBatch) + `{"channel":"a","data":"x"}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	h := &Handler{opts: Options{MaxEventBytes: fortressEventBytes, MaxBatch: fortressBatch}}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest(http.MethodPost, "/publish", strings.NewReader(string(body)))
+		r.Header.Set("Idempotency-Key", "k")
+		msgs, _, err := h.readBatch(httptest.NewRecorder(), r)
+		if err != nil {
+			var re requestError
+			if !errors.As(err, &re) {
+				t.Fatalf("readBatch error %v is not a client error", err)
+			}
+			return
+		}
+		if len(msgs) == 0 || len(msgs) > fortressBatch {
+			t.Fatalf("readBatch accepted %d messages", len(msgs))
+		}
+		items := make([]batchItem, len(msgs))
+		for i, m := range msgs {
+			if len(m.Data) > fortressEventBytes {
+				t.Errorf("message %d: %d bytes of data accepted", i, len(m.Data))
+			}
+			if m.Key != "k#"+strconv.Itoa(i) {
+				t.Errorf("message %d: key %q", i, m.Key)
+			}
+			items[i] = batchItem{Channel: m.Channel, Event: m.Type, Data: string(m.Data)}
+		}
+		again, _ := json.Marshal(items)
+		r = httptest.NewRequest(http.MethodPost, "/publish", strings.NewReader(string(again)))
+		msgs2, _, err := h.readBatch(httptest.NewRecorder(), r)
+		if err != nil || len(msgs2) != len(msgs) {
+			t.Fatalf("re-encoded batch %s: %d messages, %v", again, len(msgs2), err)
+		}
+		for i := range msgs {
+			if msgs[i].Channel != msgs2[i].Channel || msgs[i].Type != msgs2[i].Type || string(msgs[i].Data) != string(msgs2[i].Data) {
+				t.Errorf("message %d changed on a round trip: %+v, then %+v", i, msgs[i], msgs2[i])
+			}
+		}
+	})
+}
