@@ -56,6 +56,7 @@ type benchNode struct {
 type benchStallHub struct {
 	*broker.Hub
 	until atomic.Int64 // Unix nanoseconds
+	cost  atomic.Int64 // nanoseconds of CPU each Deliver burns first: a slower node
 }
 
 func (h *benchStallHub) freeze(d time.Duration) { h.until.Store(time.Now().Add(d).UnixNano()) }
@@ -68,6 +69,10 @@ func (h *benchStallHub) wait() {
 
 func (h *benchStallHub) Deliver(e *broker.Event) bool {
 	h.wait()
+	if d := time.Duration(h.cost.Load()); d > 0 {
+		for t := time.Now(); time.Since(t) < d; {
+		}
+	}
 	return h.Hub.Deliver(e)
 }
 
@@ -720,5 +725,63 @@ func BenchmarkPeerStall(b *testing.B) {
 				b.Fatalf("ran %d events, fewer than the %d before the stall: raise -benchtime", b.N, rate)
 			}
 		})
+	}
+}
+
+// BenchmarkSlowPeer publishes 30,000 events/s on node 1 while node 3 can
+// only take about 25,000 (each Deliver burns 40 µs), so node 3's relay
+// reader always has a backlog. It reports ack-gap-ms, the longest time node
+// 1 saw its unacknowledged events to node 3 without an ack; reconnects, the
+// relay links redialled; and late, events delivered out of the cluster
+// order. Subscriber queues are raised to 1M so that only the relay is
+// measured. Run it with -benchtime of at least 150000x (5 s).
+func BenchmarkSlowPeer(b *testing.B) {
+	nodes := startBenchCluster(b, 3, benchOpts{stall: true, queue: 1 << 20})
+	nodes[2].stall.cost.Store(int64(40 * time.Microsecond))
+	recvs := []*benchReceiver{startBenchReceiver(b, nodes[1].hub, 1<<16)}
+	stop, done := make(chan struct{}), make(chan time.Duration)
+	go func() { done <- benchAckGap(nodes[0].c, nodes[2].name, stop) }()
+	benchDrive(b, nodes[0].hub, benchLoad{rate: 30_000, ack: broker.AckLocal, workers: 1}, recvs, 60*time.Second)
+	close(stop)
+	b.ReportMetric(benchMillis(<-done), "ack-gap-ms")
+	var reconnects float64
+	for _, nd := range nodes {
+		reconnects += benchCounter(nd.c.metrics.reconnects)
+	}
+	b.ReportMetric(reconnects, "reconnects")
+	benchReportOrder(b, nodes)
+}
+
+// benchAckGap samples c's link to the named peer every 5 ms until stop and
+// returns the longest time the link held unacknowledged events without its
+// ack advancing.
+func benchAckGap(c *Cluster, peer string, stop <-chan struct{}) time.Duration {
+	var (
+		acked   uint64
+		since   time.Time
+		longest time.Duration
+	)
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return longest
+		case <-t.C:
+		}
+		c.mu.Lock()
+		l := c.links[peer]
+		c.mu.Unlock()
+		if l == nil {
+			continue
+		}
+		now := time.Now()
+		_, unacked := l.pending()
+		switch a := l.acked.Load(); {
+		case unacked == 0 || a != acked || since.IsZero():
+			acked, since = a, now
+		default:
+			longest = max(longest, now.Sub(since))
+		}
 	}
 }

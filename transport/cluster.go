@@ -102,6 +102,7 @@ type Cluster struct {
 	inbound  map[uint64]*inbound  // by the peer's origin
 	leavers  map[string]time.Time // members that announced a graceful leave
 	departed map[string]departed
+	known    map[string]memberlist.Node // live members, copied while memberlist holds its lock
 	joined   bool // joined a peer, or decided to serve alone
 	started  time.Time
 	ackCh    chan struct{} // closed and replaced when acks or peers change
@@ -163,6 +164,7 @@ func New(cfg Config) (*Cluster, error) {
 		inbound:  make(map[uint64]*inbound),
 		leavers:  make(map[string]time.Time),
 		departed: make(map[string]departed),
+		known:    make(map[string]memberlist.Node),
 		ackCh:    make(chan struct{}),
 		changes:  make(chan struct{}, 1),
 	}
@@ -237,10 +239,6 @@ func (c *Cluster) Start(ctx context.Context, hub Hub) error {
 	c.mu.Lock()
 	c.ml = ml
 	c.mu.Unlock()
-	// Members seen before c.ml was set get their links now.
-	for _, n := range ml.Members() {
-		c.memberUp(n)
-	}
 	c.log.Info("cluster started", "node", c.name, "gossip", c.GossipAddr(), "label", c.cfg.Label, "encrypted", len(c.cfg.Key) > 0)
 	if len(c.cfg.Key) == 0 && len(c.cfg.Join) > 0 {
 		c.log.Warn("GOSSIP IS NOT ENCRYPTED: anyone who reaches the gossip port can join this cluster and read or inject events; set --gossip-key")
@@ -265,16 +263,25 @@ func (c *Cluster) Self() string { return c.name }
 // by name.
 func (c *Cluster) Members() []Member {
 	var out []Member
-	for _, n := range c.ml.Members() {
-		out = append(out, c.member(n))
-	}
 	c.mu.Lock()
+	// memberlist rewrites the nodes Members() hands out without a lock we
+	// can take: read our copies, made in its event callbacks.
+	for name, n := range c.known {
+		m := c.member(&n)
+		m.State = "alive"
+		if l := c.links[name]; l != nil && l.unreachable(2*time.Second) {
+			// memberlist has not declared it dead yet, but we cannot
+			// reach its relay: as good as suspect.
+			m.State = "suspect"
+		}
+		out = append(out, m)
+	}
 	for name, d := range c.departed {
 		if time.Since(d.at) > 10*time.Minute {
 			delete(c.departed, name)
 			continue
 		}
-		if !slices.ContainsFunc(out, func(m Member) bool { return m.Name == name }) {
+		if _, live := c.known[name]; !live {
 			out = append(out, d.m)
 		}
 	}
@@ -286,6 +293,15 @@ func (c *Cluster) Members() []Member {
 	c.mu.Unlock()
 	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
 	return out
+}
+
+// remember copies n, which memberlist lets us read only inside its event
+// callbacks. Called with c.mu held.
+func (c *Cluster) remember(n *memberlist.Node) {
+	cp := *n
+	cp.Addr = append(net.IP(nil), n.Addr...)
+	cp.Meta = append([]byte(nil), n.Meta...)
+	c.known[n.Name] = cp
 }
 
 func (c *Cluster) member(n *memberlist.Node) Member {
@@ -470,10 +486,15 @@ const leaveNotice = "rumor.leave\x00"
 func (c *Cluster) announceLeave(timeout time.Duration) {
 	msg := append([]byte(leaveNotice), c.name...)
 	var sends sync.WaitGroup
-	for _, n := range c.ml.Members() {
-		if n.Name == c.name {
-			continue
+	c.mu.Lock()
+	var peers []*memberlist.Node
+	for name, n := range c.known {
+		if name != c.name {
+			peers = append(peers, &n)
 		}
+	}
+	c.mu.Unlock()
+	for _, n := range peers {
 		sends.Add(1)
 		c.wg.Add(1)
 		go func() {
@@ -545,7 +566,11 @@ func (c *Cluster) Shutdown() error {
 // memberUp starts a link to a member that joined (or whose metadata
 // changed). Called from memberlist's event delegate: must not block.
 func (c *Cluster) memberUp(n *memberlist.Node) {
+	c.mu.Lock()
+	c.remember(n)
+	c.mu.Unlock()
 	if n.Name == c.name {
+		c.changed()
 		return
 	}
 	var md meta
@@ -591,6 +616,7 @@ func (c *Cluster) memberDown(n *memberlist.Node) {
 	}
 	m := c.member(n)
 	c.mu.Lock()
+	delete(c.known, n.Name)
 	m.State = "dead"
 	if _, ok := c.leavers[n.Name]; ok {
 		m.State = "left"

@@ -61,6 +61,7 @@ type link struct {
 	done  chan struct{}
 	acked atomic.Uint64 // highest of our sequence numbers the peer has
 	up    atomic.Bool
+	down  atomic.Int64 // when the link last went down (or was made), in Unix nanoseconds; 0 while up
 
 	caughtUp  atomic.Bool // a conclusive repair round with this peer returned nothing new
 	moreAsked atomic.Bool
@@ -80,12 +81,20 @@ type link struct {
 }
 
 func newLink(c *Cluster, name, addr string, origin uint64) *link {
-	return &link{
+	l := &link{
 		c: c, name: name, addr: addr, origin: origin,
 		wake: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	l.down.Store(time.Now().UnixNano())
+	return l
+}
+
+// unreachable reports whether the link has been down for longer than d.
+func (l *link) unreachable(d time.Duration) bool {
+	down := l.down.Load()
+	return down != 0 && time.Since(time.Unix(0, down)) > d
 }
 
 func (l *link) signal() {
@@ -242,17 +251,31 @@ func (l *link) connect(log *slog.Logger) error {
 	}
 	l.ack(contig)
 
-	// Everything unacked is resent; anything sent from now on is queued.
+	// Our retained events above the peer's contig are resent with
+	// everything unacked, in sequence order, before anything new: a link
+	// made after we published (we or the peer just started, or the peer
+	// came back after a partition) has not seen them, and digest repair
+	// would bring them only after our newer events, out of order.
+	var held []*broker.Event
+	if contig > 0 {
+		// A peer that holds none of our events yet (it, or we, just
+		// started) catches up through repair, in pages.
+		held = l.c.ownAbove(contig, l.c.timing.repairLimit)
+	}
 	l.mu.Lock()
-	resend := append([]*broker.Event(nil), l.unacked...)
+	resend := mergeBySeq(held, l.unacked)
 	l.queue = l.queue[:0]
 	l.digest = true
 	l.up.Store(true)
+	l.down.Store(0)
 	l.mu.Unlock()
 	upAt := time.Now()
 	var digests int64 // sent on this connection
 	l.conclusive.Store(0)
-	defer l.up.Store(false)
+	defer func() {
+		l.up.Store(false)
+		l.down.Store(time.Now().UnixNano())
+	}()
 	log.Info("relay link up", "resend", len(resend))
 
 	readErr := make(chan error, 1)
@@ -386,4 +409,44 @@ type deadlineWriter struct {
 func (w deadlineWriter) Write(p []byte) (int, error) {
 	_ = w.conn.SetWriteDeadline(time.Now().Add(w.d))
 	return w.conn.Write(p)
+}
+
+// ownAbove returns up to limit of this node's retained events with a
+// sequence above seq, in sequence order.
+func (c *Cluster) ownAbove(seq uint64, limit int) []*broker.Event {
+	self := c.cfg.Origin
+	d := c.hub.Digest()
+	found := false
+	for i := range d {
+		if d[i].Origin == self {
+			d[i].Max, d[i].Gaps, found = seq, nil, true
+		}
+	}
+	if !found {
+		d = append(d, broker.OriginDigest{Origin: self, Max: seq})
+	}
+	var out []*broker.Event
+	for _, e := range c.hub.Missing(d, limit, 0) {
+		if e.ID.Origin == self { // others' events that arrived since Digest
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// mergeBySeq merges two lists of one origin's events, each in sequence
+// order, into one without duplicates.
+func mergeBySeq(a, b []*broker.Event) []*broker.Event {
+	out := make([]*broker.Event, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0].ID.Seq < b[0].ID.Seq:
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || b[0].ID.Seq < a[0].ID.Seq:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	return out
 }

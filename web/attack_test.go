@@ -649,3 +649,36 @@ func FuzzBatch(f *testing.F) {
 		}
 	})
 }
+
+// Idempotency keys belong to their publisher: another token that sends the
+// same key publishes its own event, neither suppressed as a replay nor
+// told the first one's id.
+func TestAttackIdempotencyKeys(t *testing.T) {
+	f := newHS256Fortress(t, Options{})
+	as := func(sub string) http.Header {
+		c := claims([]string{"orders.>"}, nil, time.Hour)
+		c["sub"] = sub
+		h := f.bearer(f.sign(t, c))
+		h.Set("Idempotency-Key", "order-42")
+		return h
+	}
+	first := f.do(t, http.MethodPost, "/channels/orders.eu", as("victim"), "victim's")
+	squat := f.do(t, http.MethodPost, "/channels/orders.eu", as("attacker"), "attacker's")
+	retry := f.do(t, http.MethodPost, "/channels/orders.eu", as("victim"), "victim's retry")
+	for _, a := range []answer{first, squat, retry} {
+		if a.status != http.StatusOK {
+			t.Fatalf("publish = %d %s", a.status, a.body)
+		}
+	}
+	var p1, p2, p3 published
+	decode(t, first.body, &p1)
+	decode(t, squat.body, &p2)
+	decode(t, retry.body, &p3)
+	if p2.ID == p1.ID || squat.header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("another subject's key replayed the victim's publish: %s, %s", p1.ID, p2.ID)
+	}
+	if p3.ID != p1.ID || retry.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the victim's retry = %s (replayed %q), want %s replayed", p3.ID, retry.header.Get("Idempotent-Replayed"), p1.ID)
+	}
+	f.noLeaks(t, "victim's", "attacker's")
+}

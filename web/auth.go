@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -52,8 +53,8 @@ const (
 // set: HMACSecret, PublicKeyPEM or JWKS.
 type AuthConfig struct {
 	HMACSecret   []byte // HS256 shared secret, at least 32 bytes
-	PublicKeyPEM []byte // one PEM public key: RSA (RS256, 2048 bits or more) or ECDSA P-256 (ES256)
-	JWKS         []byte // a JSON Web Key Set of RSA and EC P-256 keys, chosen by the token's kid
+	PublicKeyPEM []byte // one PEM public key: RSA (RS256, 2048 bits or more), ECDSA P-256 (ES256) or Ed25519 (EdDSA)
+	JWKS         []byte // a JSON Web Key Set of RSA, EC P-256 and Ed25519 keys, chosen by the token's kid
 
 	Audience string        // when set, the token's aud must contain it
 	Issuer   string        // when set, the token's iss must equal it
@@ -163,8 +164,8 @@ func NewAuthenticator(c AuthConfig) (*Authenticator, error) {
 	return a, nil
 }
 
-// Methods returns the signing algorithms tokens may use: HS256, RS256 or
-// ES256, as the configured keys allow.
+// Methods returns the signing algorithms tokens may use: HS256, RS256,
+// ES256 or EdDSA, as the configured keys allow.
 func (a *Authenticator) Methods() []string { return append([]string(nil), a.methods...) }
 
 // Grants is the "rumor" claim of a token: channel patterns it may publish
@@ -460,6 +461,20 @@ func (h *Handler) authorizePublish(r *http.Request, channels ...string) *authErr
 	return nil
 }
 
+// scopedKey confines an idempotency key to the token that publishes: with
+// auth on, a publisher who guesses another's keys can neither make their
+// publishes look like replays (and vanish) nor learn their event ids. The
+// scope is the token's subject, so a publisher keeps its keys across token
+// refreshes; tokens without a subject are each their own scope.
+func (h *Handler) scopedKey(r *http.Request, key string) string {
+	p := principalOf(r)
+	if key == "" || p == nil {
+		return key
+	}
+	sum := sha256.Sum256([]byte(p.limitKey))
+	return hex.EncodeToString(sum[:8]) + "/" + key
+}
+
 // authorizeStream checks the request's token, if any, and that it may
 // subscribe to every pattern; it returns when the token expires (zero
 // without a token or auth). A cross-site GET can only open a stream whose
@@ -539,7 +554,7 @@ func validCookieName(s string) bool {
 // ParsePublicKey reads one PEM public key (PKIX "PUBLIC KEY", PKCS #1 "RSA
 // PUBLIC KEY", or the public key of a "CERTIFICATE") and returns it with
 // the one algorithm it verifies: RS256 for RSA of 2048 bits or more, ES256
-// for ECDSA on P-256.
+// for ECDSA on P-256, EdDSA for Ed25519.
 func ParsePublicKey(pemBytes []byte) (crypto.PublicKey, string, error) {
 	block, rest := pem.Decode(pemBytes)
 	if block == nil {
@@ -582,8 +597,13 @@ func checkKey(key any) (crypto.PublicKey, string, error) {
 			return nil, "", fmt.Errorf("ECDSA key on %s: want P-256 (ES256)", k.Curve.Params().Name)
 		}
 		return k, jwt.SigningMethodES256.Alg(), nil
+	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return nil, "", fmt.Errorf("Ed25519 key of %d bytes", len(k))
+		}
+		return k, jwt.SigningMethodEdDSA.Alg(), nil
 	default:
-		return nil, "", fmt.Errorf("%T: want an RSA or ECDSA P-256 public key", key)
+		return nil, "", fmt.Errorf("%T: want an RSA, ECDSA P-256 or Ed25519 public key", key)
 	}
 }
 
@@ -594,7 +614,7 @@ type JWKS struct {
 
 type jwksKey struct {
 	key crypto.PublicKey
-	alg string // RS256 or ES256
+	alg string // RS256, ES256 or EdDSA
 }
 
 // Len returns how many keys the set holds.
@@ -614,10 +634,10 @@ type jwk struct {
 }
 
 // ParseJWKS parses a JSON Web Key Set. It keeps the signature keys it can
-// verify with (RSA as RS256, EC P-256 as ES256) and skips encryption keys
-// and other key types; symmetric ("oct") keys are never used, so a JWKS
-// cannot turn an HS256 token into a valid one. Each kept key needs a
-// distinct kid, unless it is the only one.
+// verify with (RSA as RS256, EC P-256 as ES256, OKP Ed25519 as EdDSA) and
+// skips encryption keys and other key types; symmetric ("oct") keys are
+// never used, so a JWKS cannot turn an HS256 token into a valid one. Each
+// kept key needs a distinct kid, unless it is the only one.
 func ParseJWKS(b []byte) (*JWKS, error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -648,7 +668,7 @@ func ParseJWKS(b []byte) (*JWKS, error) {
 	}
 	switch {
 	case len(s.keys) == 0:
-		return nil, errors.New("no RSA or EC P-256 signature key")
+		return nil, errors.New("no RSA, EC P-256 or Ed25519 signature key")
 	case len(s.keys) > 1:
 		if _, ok := s.keys[""]; ok {
 			return nil, errors.New("a key without kid among several: every key needs a kid")
@@ -694,8 +714,17 @@ func (k jwk) publicKey() (crypto.PublicKey, string, error) {
 			return nil, "", err
 		}
 		return checkKey(pub)
+	case "OKP":
+		if k.Crv != "Ed25519" || k.Alg != "" && k.Alg != "EdDSA" && k.Alg != "Ed25519" {
+			return nil, "", nil
+		}
+		x, err := b64fixed(k.X, ed25519.PublicKeySize)
+		if err != nil {
+			return nil, "", fmt.Errorf("x: %w", err)
+		}
+		return checkKey(ed25519.PublicKey(x))
 	default:
-		return nil, "", nil // "oct" (symmetric), "OKP" and others
+		return nil, "", nil // "oct" (symmetric) and others
 	}
 }
 
@@ -718,7 +747,7 @@ func b64fixed(s string, n int) ([]byte, error) {
 // algorithms returns the algorithms of the set's keys, each once.
 func (s *JWKS) algorithms() []string {
 	var out []string
-	for _, alg := range []string{"RS256", "ES256"} {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 		for _, k := range s.keys {
 			if k.alg == alg {
 				out = append(out, alg)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -396,6 +397,30 @@ func TestVerifyJWKS(t *testing.T) {
 	})
 }
 
+// Ed25519 keys, as a PEM key and in a JWKS (kty OKP), verify EdDSA and
+// nothing else.
+func TestVerifyEdDSA(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	good := claims([]string{">"}, []string{">"}, time.Hour)
+	jwks := `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ed-1","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}]}`
+	for _, c := range []AuthConfig{{PublicKeyPEM: pemKey}, {JWKS: []byte(jwks)}} {
+		a := newAuth(t, c)
+		if got := a.Methods(); !slices.Equal(got, []string{"EdDSA"}) {
+			t.Errorf("Methods() = %v, want [EdDSA]", got)
+		}
+		checkVerify(t, a, []verifyCase{
+			{"EdDSA", sign(t, jwt.SigningMethodEdDSA, priv, good, map[string]any{"kid": "ed-1"}), 0, "", ""},
+			{"HS256 with the key bytes", sign(t, jwt.SigningMethodHS256, []byte(pub), good, map[string]any{"kid": "ed-1"}), 401, authInvalid, `"HS256" not accepted`},
+			{"HS256 with the PEM", sign(t, jwt.SigningMethodHS256, pemKey, good, map[string]any{"kid": "ed-1"}), 401, authInvalid, `"HS256" not accepted`},
+		})
+	}
+}
+
 func TestParseJWKSErrors(t *testing.T) {
 	rsaJWK := func(kid string) string {
 		var set struct{ Keys []map[string]any }
@@ -407,8 +432,10 @@ func TestParseJWKSErrors(t *testing.T) {
 	}
 	for _, tt := range []struct{ name, doc, want string }{
 		{"not JSON", "{", "not a JWKS"},
-		{"empty", `{"keys": []}`, "no RSA or EC P-256 signature key"},
-		{"only oct", `{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}`, "no RSA or EC"},
+		{"empty", `{"keys": []}`, "no RSA, EC P-256 or Ed25519 signature key"},
+		{"only oct", `{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}`, "no RSA, EC"},
+		{"only Ed448", `{"keys": [{"kty": "OKP", "crv": "Ed448", "x": "AAAA"}]}`, "no RSA, EC"},
+		{"short Ed25519", `{"keys": [{"kty": "OKP", "kid": "x", "crv": "Ed25519", "x": "AAAA"}]}`, "32 bytes"},
 		{"duplicate kid", `{"keys": [` + rsaJWK("a") + `,` + rsaJWK("a") + `]}`, "appears twice"},
 		{"missing kid among several", `{"keys": [` + rsaJWK("") + `,` + rsaJWK("b") + `]}`, "every key needs a kid"},
 		{"bad exponent", `{"keys": [{"kty": "RSA", "kid": "x", "n": "AQAB", "e": "AA"}]}`, "exponent"},

@@ -68,6 +68,7 @@ func (h *Handler) handlePublish(w http.ResponseWriter, r *http.Request) {
 		h.publishError(w, err, nil)
 		return
 	}
+	msg.Key = h.scopedKey(r, msg.Key)
 	ids, replayed, err := h.hub.Publish(r.Context(), []broker.Message{msg}, ack)
 	if err != nil {
 		h.publishError(w, err, ids)
@@ -118,11 +119,12 @@ func (h *Handler) handleBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// All or none: one channel without a grant refuses the batch.
-	for _, m := range msgs {
+	for i, m := range msgs {
 		if aerr := h.authorizePublish(r, m.Channel); aerr != nil {
 			h.refusePublish(w, r, aerr)
 			return
 		}
+		msgs[i].Key = h.scopedKey(r, m.Key)
 	}
 	ids, replayed, err := h.hub.Publish(r.Context(), msgs, ack)
 	if err != nil {

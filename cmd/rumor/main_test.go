@@ -21,7 +21,10 @@ import (
 func TestMain(m *testing.M) {
 	// The binary builds while the in-process tests run.
 	go binary.build()
-	goleak.VerifyTestMain(runThenWait{m}, goleak.Cleanup(func(int) { binary.cleanup() }))
+	goleak.VerifyTestMain(runThenWait{m}, goleak.Cleanup(func(code int) {
+		binary.cleanup()
+		os.Exit(code) // goleak.Cleanup replaces its own exit: without this, a leak would not fail the run
+	}))
 }
 
 // runThenWait runs the tests, then waits for the binary's build, so that

@@ -24,7 +24,7 @@ import (
 type SecurityConfig struct {
 	AuthHMACSecret      string // HS256 secret, as text
 	AuthHMACSecretFile  string // a file holding the HS256 secret
-	AuthPublicKey       string // a PEM file: RSA (RS256) or EC P-256 (ES256) public key
+	AuthPublicKey       string // a PEM file: RSA (RS256), EC P-256 (ES256) or Ed25519 (EdDSA) public key
 	AuthJWKS            string // a JWKS file
 	AuthAudience        string
 	AuthIssuer          string
@@ -49,8 +49,8 @@ func securityOptions() []option {
 	return []option{
 		{"auth-hmac-secret", "string", "", "turns auth on: HS256 secret (32 bytes or more) that publisher and subscriber JWTs are signed with; prefer --auth-hmac-secret-file", setString(func(c *Config) *string { return &c.AuthHMACSecret })},
 		{"auth-hmac-secret-file", "path", "", "turns auth on: file holding the HS256 secret (instead of --auth-hmac-secret)", setString(func(c *Config) *string { return &c.AuthHMACSecretFile })},
-		{"auth-public-key", "path", "", "turns auth on: PEM file of the RSA (RS256) or EC P-256 (ES256) public key JWTs are verified with", setString(func(c *Config) *string { return &c.AuthPublicKey })},
-		{"auth-jwks", "path", "", "turns auth on: JWKS file of RS256 and ES256 keys, chosen by the token's kid", setString(func(c *Config) *string { return &c.AuthJWKS })},
+		{"auth-public-key", "path", "", "turns auth on: PEM file of the RSA (RS256), EC P-256 (ES256) or Ed25519 (EdDSA) public key JWTs are verified with", setString(func(c *Config) *string { return &c.AuthPublicKey })},
+		{"auth-jwks", "path", "", "turns auth on: JWKS file of RS256, ES256 and EdDSA keys, chosen by the token's kid", setString(func(c *Config) *string { return &c.AuthJWKS })},
 		{"auth-audience", "string", "", "when set, a token's aud must contain it", setString(func(c *Config) *string { return &c.AuthAudience })},
 		{"auth-issuer", "string", "", "when set, a token's iss must equal it", setString(func(c *Config) *string { return &c.AuthIssuer })},
 		{"auth-leeway", "duration", "5s", "clock skew tolerated on a token's exp and nbf", setDuration(func(c *Config) *time.Duration { return &c.AuthLeeway })},
@@ -153,7 +153,7 @@ func (c *Config) authenticator() (*web.Authenticator, error) {
 		}
 	}
 	if len(sources) > 1 {
-		return nil, fmt.Errorf("%s are all set: use exactly one", strings.Join(sources, ", "))
+		return nil, fmt.Errorf("%s are set: use exactly one", strings.Join(sources, " and "))
 	}
 	ac := web.AuthConfig{
 		Audience:   c.AuthAudience,
