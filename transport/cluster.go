@@ -103,7 +103,7 @@ type Cluster struct {
 	leavers  map[string]time.Time // members that announced a graceful leave
 	departed map[string]departed
 	known    map[string]memberlist.Node // live members, copied while memberlist holds its lock
-	joined   bool // joined a peer, or decided to serve alone
+	joined   bool                       // joined a peer, or decided to serve alone
 	started  time.Time
 	ackCh    chan struct{} // closed and replaced when acks or peers change
 	changes  chan struct{}
