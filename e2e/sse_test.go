@@ -53,6 +53,13 @@ func (r *sseReader) Next() (sseEvent, error) {
 			ev = sseEvent{}
 			continue
 		}
+		if id, late := strings.CutPrefix(line, ": late id: "); late {
+			// rumor sends a late event's id as a comment, so that the
+			// browser's Last-Event-ID does not move backwards; HasID
+			// stays false, as the browser's last event id does.
+			ev.ID = id
+			continue
+		}
 		if strings.HasPrefix(line, ":") {
 			continue
 		}

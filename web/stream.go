@@ -42,6 +42,22 @@ type stream struct {
 	stop    chan struct{} // closed by CloseStreams
 	stopped atomic.Bool
 	expires time.Time // when the stream's token expires; zero without one
+	last    broker.ID // the largest id this stream has sent (or resumed from)
+}
+
+// frame returns e's SSE bytes for this stream. A late event (one with a
+// smaller id than an event this stream already sent; see broker's doc)
+// goes out with its id line turned into a comment, ": late id: X": the
+// browser's Last-Event-ID must never move backwards, or its next resume
+// would replay events it already has. Late events are rare; the others
+// share the frame the broker encoded once.
+func (s *stream) frame(e *broker.Event) []byte {
+	f := e.Frame()
+	if e.ID.Less(s.last) {
+		return append([]byte(": late "), f...)
+	}
+	s.last = e.ID
+	return f
 }
 
 // batch is what a stream needs while it writes: the drained events and the
@@ -110,6 +126,7 @@ func (s *stream) close() {
 // run writes the stream until it ends and says why it ended.
 func (s *stream) run(r *http.Request, sub *broker.Subscription, after broker.ID, badHeader bool) string {
 	writeStreamHeader(s.w, r)
+	s.last = after
 	b := s.h.getBatch()
 	b.buf = s.h.appendPreamble(b.buf)
 	switch {
@@ -174,7 +191,7 @@ func (s *stream) replay(b *batch, events []*broker.Event) error {
 			}
 			b.buf = b.buf[:0]
 		}
-		b.buf = append(b.buf, e.Frame()...)
+		b.buf = append(b.buf, s.frame(e)...)
 	}
 	return s.write(b.buf)
 }
@@ -202,10 +219,10 @@ func (s *stream) deliver(sub *broker.Subscription, stopping bool) (wrote bool, r
 	}
 	var p []byte
 	if len(b.evs) == 1 && reason == "" {
-		p = b.evs[0].Frame() // shared and complete: no copy needed
+		p = s.frame(b.evs[0]) // shared and complete: no copy needed
 	} else {
 		for _, e := range b.evs {
-			b.buf = append(b.buf, e.Frame()...)
+			b.buf = append(b.buf, s.frame(e)...)
 		}
 		if reason != "" {
 			b.buf = appendRetry(b.buf, retry)

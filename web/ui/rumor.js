@@ -167,6 +167,13 @@
   Subscription.prototype._onMessage = function (e) {
     if (e.target !== this._es || this._closed) return;
     var id = e.lastEventId || null;
+    if (id && id === this._prevId) {
+      // The event came without an id line and the browser repeated the
+      // previous one: a late event (see docs/DESIGN.md), never a duplicate.
+      id = null;
+    } else if (id) {
+      this._prevId = id;
+    }
     if (id) {
       if (this._seen.has(id)) { // a duplicate after a resume
         this.duplicates++;
