@@ -240,9 +240,6 @@ func (c *Cluster) Start(ctx context.Context, hub Hub) error {
 	c.ml = ml
 	c.mu.Unlock()
 	c.log.Info("cluster started", "node", c.name, "gossip", c.GossipAddr(), "label", c.cfg.Label, "encrypted", len(c.cfg.Key) > 0)
-	if len(c.cfg.Key) == 0 && len(c.cfg.Join) > 0 {
-		c.log.Warn("GOSSIP IS NOT ENCRYPTED: anyone who reaches the gossip port can join this cluster and read or inject events; set --gossip-key")
-	}
 	c.wg.Add(2)
 	go c.joinLoop()
 	go c.tickLoop()

@@ -37,6 +37,7 @@ type SecurityConfig struct {
 	TLSKey              string
 	MaxHeaderBytes      int64
 	ReadHeaderTimeout   time.Duration
+	ReadBodyTimeout     time.Duration
 	IdleTimeout         time.Duration
 	MaxStreamsPerClient int // 0: no limit
 	PublishRate         string
@@ -62,6 +63,7 @@ func securityOptions() []option {
 		{"tls-key", "path", "", "PEM private key of --tls-cert", setString(func(c *Config) *string { return &c.TLSKey })},
 		{"max-header-bytes", "size", "64KiB", "largest request header; larger requests get 431", setSize(func(c *Config) *int64 { return &c.MaxHeaderBytes })},
 		{"read-header-timeout", "duration", "10s", "time a client has to send its request headers (cuts slowloris clients)", setDuration(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout })},
+		{"read-body-timeout", "duration", "30s", "time a publisher has to send its body; a trickled body gets 400", setDuration(func(c *Config) *time.Duration { return &c.ReadBodyTimeout })},
 		{"idle-timeout", "duration", "2m", "how long an idle keep-alive connection stays open", setDuration(func(c *Config) *time.Duration { return &c.IdleTimeout })},
 		{"max-streams-per-client", "int", "100", "concurrent SSE streams per client address; 0 means no limit", setInt(func(c *Config) *int { return &c.MaxStreamsPerClient })},
 		{"publish-rate", "rate", "", "publishes per token (or client address without one), like 100/s, 6000/m or 10/500ms; over it 429", setString(func(c *Config) *string { return &c.PublishRate })},
@@ -110,6 +112,9 @@ func (c *Config) validateSecurity() error {
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		bad("--read-header-timeout must be positive")
+	}
+	if c.ReadBodyTimeout <= 0 {
+		bad("--read-body-timeout must be positive")
 	}
 	if c.IdleTimeout <= 0 {
 		bad("--idle-timeout must be positive")
@@ -261,6 +266,7 @@ func (c *Config) applySecurity(wo *web.Options) error {
 	wo.MaxStreamsPerClient = c.MaxStreamsPerClient // 0: none, which is also web's zero
 	wo.PublishRate, wo.PublishWindow, err = parseRate(c.PublishRate)
 	wo.TrustedProxies = c.TrustedProxies
+	wo.ReadBodyTimeout = c.ReadBodyTimeout
 	return err
 }
 

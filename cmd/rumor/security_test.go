@@ -37,6 +37,7 @@ func TestSecurityDefaults(t *testing.T) {
 		AuthCookie:          "rumor_token",
 		MaxHeaderBytes:      64 << 10,
 		ReadHeaderTimeout:   10 * time.Second,
+		ReadBodyTimeout:     30 * time.Second,
 		IdleTimeout:         2 * time.Minute,
 		MaxStreamsPerClient: 100,
 	}
@@ -79,6 +80,7 @@ func TestSecurityValues(t *testing.T) {
 		{"cors-origins", "https://a.example,*", "http://localhost:5173", func(c Config) any { return strings.Join(c.CORSOrigins, "|") }, "https://a.example|*", "http://localhost:5173"},
 		{"max-header-bytes", "8KiB", "16384", func(c Config) any { return c.MaxHeaderBytes }, int64(8 << 10), int64(16 << 10)},
 		{"read-header-timeout", "1s", "2s", func(c Config) any { return c.ReadHeaderTimeout }, time.Second, 2 * time.Second},
+		{"read-body-timeout", "3s", "4s", func(c Config) any { return c.ReadBodyTimeout }, 3 * time.Second, 4 * time.Second},
 		{"idle-timeout", "1m", "2m", func(c Config) any { return c.IdleTimeout }, time.Minute, 2 * time.Minute},
 		{"max-streams-per-client", "5", "0", func(c Config) any { return c.MaxStreamsPerClient }, 5, 0},
 		{"publish-rate", "100/s", "6000/m", func(c Config) any { return c.PublishRate }, "100/s", "6000/m"},
@@ -146,6 +148,7 @@ func TestSecurityReportsEveryProblem(t *testing.T) {
 		"--max-header-bytes", "10",
 		"--read-header-timeout", "0s",
 		"--idle-timeout", "-1s",
+		"--read-body-timeout", "0s",
 		"--max-streams-per-client", "-1",
 		"--publish-rate", "fast",
 		"--trusted-proxies", "10.0.0.0/8,nowhere",
@@ -163,6 +166,7 @@ func TestSecurityReportsEveryProblem(t *testing.T) {
 		"--max-header-bytes 10",
 		"--read-header-timeout must be positive",
 		"--idle-timeout must be positive",
+		"--read-body-timeout must be positive",
 		"--max-streams-per-client -1",
 		`--publish-rate "fast"`,
 		`--trusted-proxies "nowhere"`,
@@ -461,10 +465,10 @@ func TestServeAuth(t *testing.T) {
 }
 
 // The HTTP server gets its timeouts and header limit from the flags: a
-// client that sends its headers a byte at a time is cut, an oversized
-// header gets 431.
+// client that sends its headers a byte at a time is cut, so is one that
+// trickles a publish body, and an oversized header gets 431.
 func TestServeSlowClientsAndHeaderLimit(t *testing.T) {
-	_, url := startServeWith(t, "http", "--read-header-timeout", "300ms", "--max-header-bytes", "2KiB")
+	_, url := startServeWith(t, "http", "--read-header-timeout", "300ms", "--read-body-timeout", "300ms", "--max-header-bytes", "2KiB")
 	addr := strings.TrimPrefix(url, "http://")
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -489,6 +493,19 @@ func TestServeSlowClientsAndHeaderLimit(t *testing.T) {
 	}
 	conn.Close()
 	<-done
+
+	body, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	_ = body.SetDeadline(time.Now().Add(10 * time.Second))
+	start = time.Now()
+	_, _ = io.WriteString(body, "POST /channels/slow HTTP/1.1\r\nHost: rumor\r\nContent-Length: 100\r\n\r\nx")
+	status, _ := bufio.NewReader(body).ReadString('\n')
+	if d := time.Since(start); d > 2*time.Second || !strings.HasPrefix(status, "HTTP/1.1 400 ") {
+		t.Errorf("trickled body: %q after %v, want 400 at about 300ms", status, d)
+	}
 
 	big := http.Header{"X-Pad": {strings.Repeat("p", 8<<10)}}
 	if resp, _ := do(t, http.DefaultClient, http.MethodGet, url+"/healthz", big, ""); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {

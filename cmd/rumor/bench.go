@@ -1,0 +1,345 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rumorhq/rumor/bench"
+)
+
+// runBench is `rumor bench`: a load test against rumor nodes (or anything
+// that speaks the same HTTP surface), and `rumor bench bare`, the
+// reference fan-out loop it is compared with. The engine is package bench;
+// this wires flags, the in-process servers of --cluster and --bare, and
+// the SSE reader `rumor subscribe` uses.
+func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "bare" {
+		return runBare(ctx, args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("rumor bench", flag.ContinueOnError)
+	urls := fs.String("url", cmp.Or(getenv("RUMOR_SERVER"), defaultServer), "comma-separated base URLs of the servers to test; subscribers and publishers take them in turn (env RUMOR_SERVER)")
+	subURLs := fs.String("sub-url", "", "comma-separated URLs for subscribers only, instead of --url")
+	pubURLs := fs.String("pub-url", "", "comma-separated URLs for publishers only, instead of --url")
+	cluster := fs.Int("cluster", 0, "start this many rumor nodes in this process (like rumor dev; 1 is a single node) and test them instead of --url")
+	bare := fs.Bool("bare", false, "start the reference bare fan-out loop in this process and test it instead of --url")
+	cross := fs.Bool("cross-node", false, "publish to the first server only and subscribe on the others, so every event crosses nodes")
+	subs := fs.Int("subscribers", 100, fmt.Sprintf("streams to open (at most %d)", bench.MaxSubscribers))
+	channels := fs.Int("channels", 1, "channels; subscriber i streams channel i mod channels, event g goes to channel g mod channels")
+	pubs := fs.Int("publishers", 1, fmt.Sprintf("concurrent publishers, each one request at a time (at most %d)", bench.MaxPublishers))
+	count := fs.Int("count", 10_000, fmt.Sprintf("events to publish in all (at most %d); 0 opens the streams only, holds them for --hold and reads the server's memory", bench.MaxCount))
+	size := fs.String("size", "200", fmt.Sprintf("bytes of data per event, a `size` (at least %d)", bench.MinSize))
+	rate := fs.Float64("rate", 0, fmt.Sprintf("events per second over all publishers; 0 publishes flat out (at most %d)", bench.MaxRate))
+	duration := fs.Duration("duration", 30*time.Second, "publishing stops after this even if --count is not reached (at most 1h)")
+	connectTimeout := fs.Duration("connect-timeout", time.Minute, "every subscriber must be connected within this")
+	drain := fs.Duration("drain", 5*time.Second, "after publishing, how long events in flight are waited for; ends early when every subscriber has every event or nothing arrives for 2s")
+	hold := fs.Duration("hold", 3*time.Second, "with --count 0: how long the streams stay open before the memory is read")
+	ack := fs.String("ack", "", "?ack= on every publish: peer or local; empty means the server's default")
+	pid := fs.Int("pid", 0, "read the server's memory from /proc/PID/status (VmRSS, VmHWM)")
+	metrics := fs.Bool("metrics", true, "read the server's memory from /metrics on the first subscriber URL, when it answers")
+	serverGC := fs.Bool("server-gc", false, "fetch /debug/pprof/heap?gc=1 before each memory reading, so the Go heap counts live memory only (rumor serve --pprof)")
+	maxEvent := fs.String("max-event-bytes", "1MiB", "largest event a subscriber accepts, a `size`")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object instead of the summary line")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: rumor bench [flags]
+       rumor bench bare [--http-addr ADDR]
+
+Opens --subscribers streams spread over the servers, publishes --count
+events of --size bytes from --publishers publishers (at --rate, or flat
+out), and reports deliveries and publishes per second, publish→receive
+latency percentiles, and per subscriber the events lost, duplicated and
+out of order; with --pid or /metrics also the server's memory. Every
+event's data carries its publisher, sequence number and send time, and is
+counted once. It exits 1 when events were lost, duplicated, out of order
+or misrouted, after printing the result.
+
+Subscribers and server share the open-file limit when the server runs in
+this process (--cluster, --bare): for many thousands of streams run the
+server as its own process and point --url at it.
+
+'rumor bench bare' serves the reference bare fan-out loop (the same HTTP
+surface, no features) until interrupted, for runs against it from another
+process.
+
+Flags:
+`)
+		printFlags(fs)
+	}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return ignoreHelp(err)
+	}
+
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	}
+	sizeN, err := parseSize(*size)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--size: %w", err))
+	}
+	maxEventN, err := parseSize(*maxEvent)
+	if err != nil || maxEventN < 1 || maxEventN > 1<<30 {
+		errs = append(errs, fmt.Errorf("--max-event-bytes %q: want a size from 1 byte to 1GiB", *maxEvent))
+	}
+	if *cluster < 0 || *cluster > 16 {
+		errs = append(errs, fmt.Errorf("--cluster %d: want 0 to 16 nodes", *cluster))
+	}
+	if *cluster > 0 && *bare {
+		errs = append(errs, errors.New("--cluster and --bare: pick one"))
+	}
+	cfg := bench.Config{
+		Subscribers:    *subs,
+		Channels:       *channels,
+		Publishers:     *pubs,
+		Count:          *count,
+		Size:           int(min(sizeN, bench.MaxSize+1)),
+		Rate:           *rate,
+		Duration:       *duration,
+		ConnectTimeout: *connectTimeout,
+		Drain:          *drain,
+		Hold:           *hold,
+		Ack:            *ack,
+		Prefix:         "bench",
+		MaxEventBytes:  int(max(min(maxEventN, 1<<30), sizeN)),
+		NewReader:      newBenchReader,
+	}
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	inProcess := *cluster > 0 || *bare
+	if !inProcess {
+		all := splitList(*urls)
+		cfg.SubURLs, cfg.PubURLs = all, all
+		if l := splitList(*subURLs); l != nil {
+			cfg.SubURLs = l
+		}
+		if l := splitList(*pubURLs); l != nil {
+			cfg.PubURLs = l
+		}
+	} else {
+		cfg.SubURLs, cfg.PubURLs = []string{"http://placeholder"}, []string{"http://placeholder"} // set once started
+		if *subURLs != "" || *pubURLs != "" {
+			errs = append(errs, errors.New("--sub-url and --pub-url go with --url, not with --cluster or --bare"))
+		}
+	}
+	errs = append(errs, cfg.Validate())
+	if err := checkOpenFiles(cfg, inProcess, *cluster); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+
+	// Start the servers under test, when they run in this process.
+	var target string
+	switch {
+	case *bare:
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		bctx, stop := context.WithCancel(ctx)
+		served := make(chan error, 1)
+		go func() { served <- bench.ServeBare(bctx, ln) }()
+		defer func() { stop(); <-served }()
+		u := "http://" + ln.Addr().String()
+		cfg.SubURLs, cfg.PubURLs = []string{u}, []string{u}
+		target = "bare loop in this process"
+	case *cluster > 0:
+		nodes, stop, err := startBenchCluster(ctx, *cluster, stderr)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer stop()
+		var us []string
+		for _, n := range nodes {
+			us = append(us, n.URL())
+		}
+		cfg.SubURLs, cfg.PubURLs = us, us
+		target = fmt.Sprintf("%d rumor nodes in this process", len(nodes))
+	default:
+		target = strings.Join(cfg.SubURLs, ",")
+	}
+	if *cross {
+		all := cfg.SubURLs
+		if len(all) < 2 {
+			return errors.New("bench: --cross-node needs at least two servers")
+		}
+		cfg.PubURLs, cfg.SubURLs = all[:1], all[1:]
+	}
+	if *pid != 0 {
+		cfg.Memory.PID = *pid
+	}
+	if *metrics && !inProcess {
+		cfg.Memory.MetricsURL = strings.TrimSuffix(cfg.SubURLs[0], "/") + "/metrics"
+	}
+	if *serverGC {
+		cfg.Memory.GCURL = strings.TrimSuffix(cfg.SubURLs[0], "/") + "/debug/pprof/heap?gc=1"
+	}
+	if inProcess && *count == 0 && *pid == 0 {
+		fmt.Fprintln(stderr, "rumor bench: the server runs in this process, so its memory is not measured; run it as its own process for that")
+	}
+	if !*quiet {
+		fmt.Fprintf(stderr, "rumor bench: %s → %s\n", benchShape(cfg), target)
+	}
+
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(stdout, res.Summary())
+	}
+	if res.Lost+res.Duplicated+res.OutOfOrder+res.Misrouted > 0 {
+		return fmt.Errorf("bench: %d events lost, %d duplicated, %d out of order, %d misrouted", res.Lost, res.Duplicated, res.OutOfOrder, res.Misrouted)
+	}
+	return nil
+}
+
+// benchShape says what a run is about to do.
+func benchShape(c bench.Config) string {
+	load := "no events (idle streams)"
+	if c.Count > 0 {
+		rate := "flat out"
+		if c.Rate > 0 {
+			rate = strconv.FormatFloat(c.Rate, 'f', -1, 64) + "/s"
+		}
+		load = fmt.Sprintf("%d events of %d B from %d publishers, %s", c.Count, c.Size, c.Publishers, rate)
+	}
+	return fmt.Sprintf("%d subscribers on %d channel(s), %s", c.Subscribers, c.Channels, load)
+}
+
+// checkOpenFiles refuses a run that would hit the open-file limit: one
+// socket per stream and publisher, twice over when the server is in this
+// process too.
+func checkOpenFiles(c bench.Config, inProcess bool, nodes int) error {
+	limit, err := bench.OpenFileLimit()
+	if err != nil {
+		return nil // unknown: let the run find out
+	}
+	need := uint64(c.Subscribers+c.Publishers) + 64
+	if inProcess {
+		need = 2*uint64(c.Subscribers+c.Publishers) + 64 + 32*uint64(max(nodes, 1))*uint64(max(nodes, 1))
+	}
+	if need <= limit {
+		return nil
+	}
+	if inProcess {
+		return fmt.Errorf("%d subscribers need about %d open files with the server in this process, and the limit is %d: run the server as its own process (rumor serve, rumor bench bare) and point --url at it", c.Subscribers, need, limit)
+	}
+	return fmt.Errorf("%d subscribers need about %d open files, and the limit is %d", c.Subscribers, need, limit)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// benchReader adapts the SSE reader of `rumor subscribe` to the bench.
+type benchReader struct{ er *eventReader }
+
+func newBenchReader(body io.Reader, maxData int) bench.EventReader {
+	return benchReader{newEventReader(body, maxData)}
+}
+
+func (b benchReader) Next() (bench.Event, error) {
+	ev, err := b.er.Next()
+	return bench.Event{ID: ev.ID, Data: ev.Data}, err
+}
+
+func (b benchReader) LastID() string { return b.er.LastID }
+
+// runBare is `rumor bench bare`: the reference fan-out loop as a process.
+func runBare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rumor bench bare", flag.ContinueOnError)
+	addr := fs.String("http-addr", "127.0.0.1:8090", "HTTP listen address")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: rumor bench bare [flags]\n\nServes the reference bare fan-out loop (POST /channels/{channel}, GET\n/channels/{channel}, /metrics, /debug/pprof/) until interrupted.\n\nFlags:\n")
+		printFlags(fs)
+	}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return ignoreHelp(err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench bare: unexpected arguments: %q", fs.Args())
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("bench bare: %w", err)
+	}
+	fmt.Fprintf(stdout, "bare fan-out loop on http://%s (pid %d)\n", dialable(ln.Addr()), os.Getpid())
+	return bench.ServeBare(ctx, ln)
+}
+
+// startBenchCluster starts n rumor nodes in this process on free loopback
+// ports, as `rumor dev` does (n = 1 is a single node without gossip), with
+// no per-client stream limit: every subscriber comes from 127.0.0.1. stop
+// shuts them down, newest first.
+func startBenchCluster(ctx context.Context, n int, logOut io.Writer) (nodes []*node, stop func(), err error) {
+	base, err := parseServe(nil, func(string) string { return "" })
+	if err != nil {
+		return nil, nil, err
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	base.GossipKey = base64.StdEncoding.EncodeToString(key)
+	base.ClusterLabel = "rumor-bench"
+	base.DrainTimeout = 5 * time.Second
+	base.AdvertiseAddr = ""
+	base.MaxStreamsPerClient = 0
+	log := newLogger(logOut, "text", "warn")
+	stop = func() {
+		for i := len(nodes) - 1; i >= 0; i-- {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), base.DrainTimeout)
+			_ = nodes[i].shutdown(sctx)
+			cancel()
+		}
+	}
+	var seed string
+	for i := range n {
+		cfg := base
+		cfg.NodeName = "bench" + strconv.Itoa(i+1)
+		cfg.HTTPAddr = "127.0.0.1:0"
+		if n > 1 {
+			cfg.GossipAddr = "127.0.0.1:0"
+			if seed != "" {
+				cfg.Join = []string{seed}
+			}
+		}
+		nd, err := startNode(ctx, cfg, log.With("node", cfg.NodeName), nodeOptions{local: true})
+		if err != nil {
+			stop()
+			return nil, nil, fmt.Errorf("start %s: %w", cfg.NodeName, err)
+		}
+		nodes = append(nodes, nd)
+		if seed == "" && nd.cluster != nil {
+			seed = nd.cluster.GossipAddr()
+		}
+	}
+	if n > 1 {
+		waitFormed(ctx, log, nodes)
+	}
+	return nodes, stop, nil
+}
