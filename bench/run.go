@@ -353,17 +353,23 @@ func (r *run) publish(ctx context.Context, client *http.Client, progress *progre
 }
 
 // drain waits, after publishing, until every subscriber has every event
-// published, nothing arrived for a while, or Drain has passed.
+// sent, or every confirmed one and nothing arrived for a moment (an event
+// whose publish failed may never come), or nothing arrived for a while, or
+// Drain has passed.
 func (r *run) drain(ctx context.Context) {
-	const quiet = 2 * time.Second
-	var want uint64 // every event that was sent, times its channel's subscribers
+	const (
+		quiet      = 2 * time.Second
+		quietShort = 100 * time.Millisecond
+	)
 	perChannel := make([]uint64, r.cfg.Channels)
 	for i := range r.cfg.Subscribers {
 		perChannel[i%r.cfg.Channels]++
 	}
+	var sent, confirmed uint64 // events times their channel's subscribers
 	for _, p := range r.pubs {
 		for c, n := range p.seq {
-			want += n * perChannel[c]
+			sent += n * perChannel[c]
+			confirmed += (n - uint64(len(p.failed[c]))) * perChannel[c]
 		}
 	}
 	deadline := time.Now().Add(r.cfg.Drain)
@@ -371,8 +377,9 @@ func (r *run) drain(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		now := time.Now()
-		last := max(r.lastDelivery.Load(), r.lastAnswer.Load())
-		if r.delivered.Load() >= want || now.After(deadline) || now.UnixNano()-last > int64(quiet) {
+		idle := time.Duration(now.UnixNano() - max(r.lastDelivery.Load(), r.lastAnswer.Load()))
+		got := r.delivered.Load()
+		if got >= sent || got >= confirmed && idle > quietShort || idle > quiet || now.After(deadline) {
 			return
 		}
 		select {

@@ -49,7 +49,7 @@ type Options struct {
 	HistorySize     int           // events retained per channel; 0 means 1000, negative means none
 	HistoryTTL      time.Duration // how long events are retained; 0 means 5m
 	HistoryBytes    int64         // retained bytes across all channels; 0 means 256 MiB
-	QueueSize       int           // events queued per subscriber before it is cut off as slow; 0 means 1024
+	QueueSize       int           // events queued per subscriber before it is cut off as slow; 0 means 8192 (a ring that grows as needed: idle subscribers stay small)
 	IdempotencyTTL  time.Duration // how long idempotency keys are remembered; 0 means 10m
 	IdempotencyKeys int           // how many keys are remembered at most; 0 means 100,000
 	GapTimeout      time.Duration // how long a missing event is waited for before it is given up; 0 means 10s
@@ -136,7 +136,7 @@ func NewHub(opts Options) *Hub {
 	}
 	opts.HistoryTTL = cmp.Or(opts.HistoryTTL, 5*time.Minute)
 	opts.HistoryBytes = cmp.Or(opts.HistoryBytes, 256<<20)
-	opts.QueueSize = cmp.Or(opts.QueueSize, 1024)
+	opts.QueueSize = cmp.Or(opts.QueueSize, 8192)
 	opts.IdempotencyTTL = cmp.Or(opts.IdempotencyTTL, 10*time.Minute)
 	opts.IdempotencyKeys = cmp.Or(opts.IdempotencyKeys, 100_000)
 	opts.GapTimeout = cmp.Or(opts.GapTimeout, 10*time.Second)

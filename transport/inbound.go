@@ -36,6 +36,9 @@ func (c *Cluster) serveRelay(conn net.Conn) {
 	c.log.Debug("relay inbound closed", "origin", fmt.Sprintf("%016x", origin), "err", err)
 }
 
+// maxBatch bounds how many frames the relay reader takes before it acks.
+const maxBatch = 64
+
 // readRelay reads a peer's events and watermarks, delivers them, and acks.
 // It answers digests with repair frames on the same connection.
 func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
@@ -48,6 +51,7 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 		acked        uint64
 		maxTime      uint64
 		received     bool // events arrived in this batch
+		frames       int  // frames in this batch
 	)
 	defer func() {
 		if up {
@@ -109,9 +113,13 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 		default:
 			return fmt.Errorf("%w: kind %d from dialler", errFrame, kind)
 		}
-		if br.Buffered() > 0 {
-			continue // finish the batch before acking
+		// A batch ends when the reader has caught up, or after maxBatch
+		// frames: a reader with a backlog must still ack and pass the
+		// peer's watermark on, or the whole cluster's order waits for it.
+		if frames++; br.Buffered() > 0 && frames < maxBatch {
+			continue
 		}
+		frames = 0
 		if up && maxTime > 0 {
 			c.hub.Advance(origin, maxTime)
 			maxTime = 0

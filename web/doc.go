@@ -5,8 +5,9 @@
 // expose Prometheus metrics and serve the embedded UI from web/ui.
 //
 // It writes the SSE wire format itself: the broker builds every event's
-// frame once and shares it, and the handler goroutine of each stream is that
-// subscriber's only writer. It batches whatever is queued into one write,
+// frame once and shares it, and each stream has one writer goroutine (the
+// handler's, or on HTTP/1.1, once the stream has taken its connection over
+// from net/http, one of its own). It batches whatever is queued into one write,
 // sends comment heartbeats on idle streams and ends a stream with a jittered
 // retry: line instead of an error status, because a browser's EventSource
 // never reconnects after a non-200 answer.

@@ -73,9 +73,12 @@ type Handler struct {
 
 // NewHandler returns the HTTP handler for o.Hub. It registers its metrics
 // with o.Registry, so one registry serves one Handler; it panics if they are
-// registered there already or if o.Hub is nil. Streams and publishes run on
-// the http.Server's goroutines: the Handler starts none of its own that
-// outlive a request. It also panics on invalid CORSOrigins or
+// registered there already or if o.Hub is nil. Publishes and HTTP/2 streams
+// run on the http.Server's goroutines. An HTTP/1.1 stream takes its
+// connection over once its headers are written, so that net/http's
+// per-connection memory is freed, and runs on two goroutines of its own (a
+// writer, and a reader that notices the client leave); CloseStreams waits
+// for them. It also panics on invalid CORSOrigins or
 // TrustedProxies, which cmd validates first (see CanonicalOrigin).
 func NewHandler(o Options) *Handler {
 	if o.Hub == nil {
@@ -205,6 +208,12 @@ func (h *Handler) CloseStreams(ctx context.Context) error {
 	case <-h.idle:
 		return nil
 	case <-ctx.Done():
+		// Streams still writing to clients that stopped reading end now.
+		h.mu.Lock()
+		for s := range h.streams {
+			s.abort()
+		}
+		h.mu.Unlock()
 		return ctx.Err()
 	}
 }

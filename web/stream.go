@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,12 +35,16 @@ const (
 	endExpired  = "expired"  // the stream's token expired
 )
 
-// stream is one open SSE response. Its handler goroutine is its only writer.
+// stream is one open SSE response. One goroutine writes it: the request's
+// handler goroutine, or once an HTTP/1.1 stream has taken its connection
+// over (detach), the goroutine the handler started for it.
 type stream struct {
 	h       *Handler
-	w       http.ResponseWriter
+	w       http.ResponseWriter // nil once detached
 	rc      *http.ResponseController
-	stop    chan struct{} // closed by CloseStreams
+	conn    atomic.Pointer[net.Conn] // set once detached: the stream writes chunks to it
+	gone    <-chan struct{}          // closed when the client went away
+	stop    chan struct{}            // closed by CloseStreams
 	stopped atomic.Bool
 	expires time.Time // when the stream's token expires; zero without one
 	last    broker.ID // the largest id this stream has sent (or resumed from)
@@ -90,26 +95,50 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 		h.shed(w, r, rejectClientLimit)
 		return
 	}
-	defer h.releaseClient(client)
 	s := h.newStream(w)
 	s.expires = expires
 	if reason, ok := h.register(s); !ok {
+		h.releaseClient(client)
 		h.shed(w, r, reason)
 		return
 	}
-	defer h.unregister(s)
 	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: patterns, After: after})
-	if errors.Is(err, broker.ErrClosed) {
-		h.shed(w, r, endClosed)
-		return
-	}
 	if err != nil {
-		writeError(w, statusOf(err), err.Error())
+		h.unregister(s)
+		h.releaseClient(client)
+		if errors.Is(err, broker.ErrClosed) {
+			h.shed(w, r, endClosed)
+		} else {
+			writeError(w, statusOf(err), err.Error())
+		}
 		return
 	}
-	defer sub.Close()
-	reason := s.run(r, sub, after, badHeader)
-	h.metrics.streamsEnded.WithLabelValues(reason).Inc()
+	// From here the stream holds the subscription, its place in h.streams
+	// and its client's slot, and gives them back when it ends.
+	serve := func() {
+		defer h.unregister(s) // last: CloseStreams waits for the whole stream
+		defer h.releaseClient(client)
+		defer s.hangUp()
+		defer sub.Close()
+		reason := s.run(sub, after, badHeader)
+		h.metrics.streamsEnded.WithLabelValues(reason).Inc()
+	}
+	writeStreamHeader(w, r)
+	s.gone = r.Context().Done()
+	if !s.detach(r) {
+		serve()
+		return
+	}
+	path := r.URL.Path
+	go func() { // CloseStreams waits for it
+		defer func() {
+			// Out of the handler, recoverer no longer guards the stream.
+			if v := recover(); v != nil {
+				h.log.Error("stream panic", "path", path, "panic", v)
+			}
+		}()
+		serve()
+	}()
 }
 
 func (h *Handler) newStream(w http.ResponseWriter) *stream {
@@ -123,9 +152,9 @@ func (s *stream) close() {
 	}
 }
 
-// run writes the stream until it ends and says why it ended.
-func (s *stream) run(r *http.Request, sub *broker.Subscription, after broker.ID, badHeader bool) string {
-	writeStreamHeader(s.w, r)
+// run writes the stream, once its headers are written, until it ends and
+// says why it ended.
+func (s *stream) run(sub *broker.Subscription, after broker.ID, badHeader bool) string {
 	s.last = after
 	b := s.h.getBatch()
 	b.buf = s.h.appendPreamble(b.buf)
@@ -154,7 +183,7 @@ func (s *stream) run(r *http.Request, sub *broker.Subscription, after broker.ID,
 	}
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-s.gone:
 			return endClient
 		case <-expired:
 			// Events still queued stay in history: the client resumes
@@ -254,6 +283,9 @@ func (s *stream) write(p []byte) error {
 	if err := s.deadline(); err != nil {
 		return err
 	}
+	if c := s.conn.Load(); c != nil {
+		return s.writeChunk(*c, p)
+	}
 	if _, err := s.w.Write(p); err != nil {
 		return err
 	}
@@ -261,6 +293,9 @@ func (s *stream) write(p []byte) error {
 }
 
 func (s *stream) writeString(p string) error {
+	if s.conn.Load() != nil {
+		return s.write([]byte(p))
+	}
 	if err := s.deadline(); err != nil {
 		return err
 	}
@@ -271,11 +306,107 @@ func (s *stream) writeString(p string) error {
 }
 
 func (s *stream) deadline() error {
+	if c := s.conn.Load(); c != nil {
+		return (*c).SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
+	}
 	err := s.rc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
 	if errors.Is(err, http.ErrNotSupported) {
 		return nil
 	}
 	return err
+}
+
+// detach takes an HTTP/1.1 stream's connection over from net/http once the
+// headers are written (Hijack flushes them, with chunked encoding), so
+// that the handler can return: net/http's per-connection buffers, the
+// request and the handler goroutine's stack, most of what an idle stream
+// costs, are freed. The stream then writes the chunks itself, and a
+// goroutine reading the connection closes s.gone when the client goes
+// away. HTTP/2 streams, HTTP/1.0 and writers that cannot be hijacked stay
+// with net/http. It reports whether it took the connection.
+func (s *stream) detach(r *http.Request) bool {
+	h := s.w.Header()
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || h.Get("Content-Length") != "" || h.Get("Transfer-Encoding") != "" {
+		return false // net/http would not frame the body in chunks
+	}
+	conn, _, err := s.rc.Hijack() // bytes a client sends after its request are read and dropped below
+	if err != nil {
+		return false
+	}
+	_ = conn.SetDeadline(time.Time{})
+	gone := make(chan struct{})
+	go func() { // hangUp waits for it
+		defer close(gone)
+		var b [64]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+	s.gone = gone
+	s.w, s.rc = nil, nil // they hold net/http's connection and its buffers
+	s.conn.Store(&conn)
+	return true
+}
+
+// writeChunk writes p as one chunk of the chunked body, in one write.
+func (s *stream) writeChunk(c net.Conn, p []byte) error {
+	if len(p) == 0 {
+		return nil // an empty chunk would end the body
+	}
+	b := s.h.getBatch()
+	defer s.h.putBatch(b)
+	b.buf = strconv.AppendInt(b.buf, int64(len(p)), 16)
+	b.buf = append(b.buf, "\r\n"...)
+	b.buf = append(b.buf, p...)
+	b.buf = append(b.buf, "\r\n"...)
+	_, err := c.Write(b.buf)
+	return err
+}
+
+// Closing a detached stream's connection: how long the last chunk and the
+// FIN have to reach the client before the socket closes, and how long the
+// client has to close its end. Closing with unread bytes from the client
+// would send an RST that can destroy the last bytes in flight.
+const (
+	lastWriteTimeout = time.Second
+	lingerTimeout    = 250 * time.Millisecond
+)
+
+// hangUp ends a detached stream's response with the last chunk and closes
+// the connection, since it was net/http's to reuse and is now nobody's.
+// It waits for the reading goroutine. Without a connection (the stream is
+// net/http's) it does nothing: the handler's return ends the response.
+func (s *stream) hangUp() {
+	p := s.conn.Load()
+	if p == nil {
+		return
+	}
+	c := *p
+	_ = c.SetWriteDeadline(time.Now().Add(lastWriteTimeout))
+	if _, err := io.WriteString(c, "0\r\n\r\n"); err == nil {
+		if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			t := time.NewTimer(lingerTimeout)
+			select {
+			case <-s.gone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	c.Close()
+	<-s.gone
+}
+
+// abort closes a detached stream's connection, so that a write stuck on a
+// client that stopped reading fails now. CloseStreams uses it once its
+// deadline has passed; net/http's own Close no longer knows the
+// connection.
+func (s *stream) abort() {
+	if p := s.conn.Load(); p != nil {
+		(*p).Close()
+	}
 }
 
 // shed answers a stream that cannot be served now with 200, a jittered

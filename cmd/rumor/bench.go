@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	maxEvent := fs.String("max-event-bytes", "1MiB", "largest event a subscriber accepts, a `size`")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object instead of the summary line")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write the bench's own CPU profile to this file (the server's: /debug/pprof/profile)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: rumor bench [flags]
        rumor bench bare [--http-addr ADDR]
@@ -195,6 +197,17 @@ Flags:
 		fmt.Fprintf(stderr, "rumor bench: %s → %s\n", benchShape(cfg), target)
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)

@@ -79,7 +79,7 @@ func serveOptions(getenv func(string) string) []option {
 		{"max-streams", "int", "20000", "concurrent SSE streams on this node", setInt(func(c *Config) *int { return &c.MaxStreams })},
 		{"max-patterns", "int", "64", "channels and patterns per stream", setInt(func(c *Config) *int { return &c.MaxPatterns })},
 		{"max-batch", "int", "1000", "messages per POST /publish", setInt(func(c *Config) *int { return &c.MaxBatch })},
-		{"queue-size", "int", "1024", "events queued per subscriber before it is cut off as slow", setInt(func(c *Config) *int { return &c.QueueSize })},
+		{"queue-size", "int", "8192", "events queued per subscriber before it is cut off as slow", setInt(func(c *Config) *int { return &c.QueueSize })},
 		{"ack", "peer|local", "peer", "when a publish is answered without ?ack=: peer (stored here and acknowledged by a live peer) or local", setString(func(c *Config) *string { return &c.Ack })},
 		{"drain-timeout", "duration", "10s", "how long a graceful shutdown may take", setDuration(func(c *Config) *time.Duration { return &c.DrainTimeout })},
 		{"log-format", "text|json", "text", "log format, to stdout", setString(func(c *Config) *string { return &c.LogFormat })},

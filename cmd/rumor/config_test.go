@@ -31,7 +31,7 @@ func TestParseServeDefaults(t *testing.T) {
 		MaxStreams:     20000,
 		MaxPatterns:    64,
 		MaxBatch:       1000,
-		QueueSize:      1024,
+		QueueSize:      8192,
 		Ack:            "peer",
 		DrainTimeout:   10 * time.Second,
 		LogFormat:      "text",
