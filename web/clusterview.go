@@ -115,6 +115,7 @@ func newViewer(h *Handler) *viewer {
 			DialContext:           (&net.Dialer{Timeout: peerTimeout}).DialContext,
 			DisableKeepAlives:     true,
 			ResponseHeaderTimeout: peerTimeout,
+			TLSClientConfig:       h.opts.PeerTLS,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -247,7 +248,7 @@ func (v *viewer) snapshot() viewSnapshot {
 			n := v.self().Subscribers
 			out.Members[i].Subscribers = &n
 		case reachable(m.State):
-			u := memberURL(m)
+			u := memberURL(m, v.scheme())
 			if u == "" {
 				out.Members[i].Error = "no HTTP address"
 				continue
@@ -290,7 +291,7 @@ func (v *viewer) handleChannels(w http.ResponseWriter, r *http.Request) {
 			parts = append(parts, part{m.Name, v.h.hub.Channels()})
 		case reachable(m.State):
 			nodes = append(nodes, clusterNode{Name: m.Name, HTTP: m.HTTP})
-			u := memberURL(m)
+			u := memberURL(m, v.scheme())
 			if u == "" {
 				nodes[len(nodes)-1].Error = "no HTTP address"
 				continue
@@ -353,7 +354,7 @@ func reachable(state string) bool { return state == "alive" || state == "suspect
 // memberURL is the base URL of a member's HTTP API, or "" if it has none.
 // A member that listens on every interface advertises ":PORT"; its gossip
 // host is then the best guess.
-func memberURL(m Member) string {
+func memberURL(m Member, scheme string) string {
 	host, port, err := net.SplitHostPort(m.HTTP)
 	if err != nil || port == "" {
 		return ""
@@ -364,7 +365,15 @@ func memberURL(m Member) string {
 			return ""
 		}
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// scheme is how peers are reached: https when every node serves TLS.
+func (v *viewer) scheme() string {
+	if v.h.opts.PeerTLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // peerCache fetches one JSON path from many peers concurrently and keeps

@@ -386,7 +386,7 @@ func TestMemberURL(t *testing.T) {
 		{Member{HTTP: ""}, ""},
 		{Member{HTTP: ":8080"}, ""},
 	} {
-		if got := memberURL(tc.m); got != tc.want {
+		if got := memberURL(tc.m, "http"); got != tc.want {
 			t.Errorf("memberURL(%+v) = %q, want %q", tc.m, got, tc.want)
 		}
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 type Options struct {
 	Hub           *broker.Hub
 	Cluster       Cluster              // nil: single node
+	PeerTLS       *tls.Config          // non-nil: the UI's cluster view asks peers over HTTPS with it (every node serves TLS)
 	Ready         func() error         // extra readiness check (joined and caught up); nil means always ready
 	NodeName      string               // shown in /cluster when Cluster is nil and in the connect comment
 	HTTPAddr      string               // advertised HTTP address of this node, for /cluster when Cluster is nil

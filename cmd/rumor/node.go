@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,6 +123,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 	}
 	if err := cfg.applySecurity(&wo); err != nil {
 		return nil, err
+	}
+	if tlsConf != nil {
+		wo.PeerTLS = peerTLS(tlsConf)
 	}
 	cfg.logSecurity(log)
 	if n.cluster != nil {
@@ -297,4 +302,23 @@ func dialable(addr net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// peerTLS is how a node that serves TLS reaches its peers' HTTP APIs (the
+// UI's cluster view): the system's roots plus this node's own certificate,
+// so a cluster that shares one self-signed certificate works too. The
+// certificate must be valid for the peers' advertised addresses.
+func peerTLS(own *tls.Config) *tls.Config {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	for _, c := range own.Certificates {
+		for _, der := range c.Certificate {
+			if cert, err := x509.ParseCertificate(der); err == nil {
+				pool.AddCert(cert)
+			}
+		}
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
