@@ -54,13 +54,13 @@ func TestPayloadRejects(t *testing.T) {
 		"",
 		"hello",
 		"rb1 ",
-		"rb1 7 1 2 3 4",           // no space after the last field
-		"rb1 7 1 2 3 4 xxy",       // padding that is not x
-		"rb1 7 1 2 -3 4 xx",       // a sign
-		"rb1 zz 1 2 3 4 xx",       // not hex
-		"rb1 7 1 2 3 4 xx\nxx",    // two lines
-		"rb2" + good[3:],          // another format
-		"rb1 7 1 2 3 4  xx",       // an empty field
+		"rb1 7 1 2 3 4",        // no space after the last field
+		"rb1 7 1 2 3 4 xxy",    // padding that is not x
+		"rb1 7 1 2 -3 4 xx",    // a sign
+		"rb1 zz 1 2 3 4 xx",    // not hex
+		"rb1 7 1 2 3 4 xx\nxx", // two lines
+		"rb2" + good[3:],       // another format
+		"rb1 7 1 2 3 4  xx",    // an empty field
 		"rb1 7 1 2 3 9999999999999999999999 xx",
 		good[:len(good)-1] + "\n", // a line break in the padding
 	} {
