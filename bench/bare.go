@@ -198,8 +198,9 @@ func (b *Bare) stream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveMemMetrics serves GET /metrics: the memory gauges a run reads, with
-// the names the Prometheus Go and process collectors give them.
+// serveMemMetrics serves GET /metrics: the memory gauges and CPU time a
+// run reads, with the names the Prometheus Go and process collectors give
+// them.
 func serveMemMetrics(w http.ResponseWriter, r *http.Request) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
@@ -210,6 +211,9 @@ func serveMemMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "go_memstats_stack_inuse_bytes %d\n", m.StackInuse)
 	if rss, err := readRSS(os.Getpid()); err == nil {
 		fmt.Fprintf(w, "process_resident_memory_bytes %d\n", rss.RSS)
+	}
+	if cpu, err := readCPU(os.Getpid()); err == nil {
+		fmt.Fprintf(w, "process_cpu_seconds_total %g\n", cpu)
 	}
 }
 

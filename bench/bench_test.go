@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -212,22 +213,37 @@ func TestParseStatus(t *testing.T) {
 	}
 }
 
-func TestParseMemMetrics(t *testing.T) {
-	m, ok := parseMemMetrics(`# HELP go_goroutines Number of goroutines.
+func TestParseMetrics(t *testing.T) {
+	m, ok := parseMetrics(`# HELP go_goroutines Number of goroutines.
 # TYPE go_goroutines gauge
 go_goroutines 42
 go_memstats_heap_inuse_bytes 1.2345678e+07
 go_memstats_stack_inuse_bytes 524288
 go_memstats_heap_alloc_bytes 9e+06
 process_resident_memory_bytes 3.3554432e+07
+process_cpu_seconds_total 12.34
 rumor_streams{node="a"} 7
 `)
-	want := Memory{RSS: 32 << 20, HeapInuse: 12345678, HeapAlloc: 9000000, StackInuse: 512 << 10, Goroutines: 42}
+	want := Sample{RSS: 32 << 20, HeapInuse: 12345678, HeapAlloc: 9000000, StackInuse: 512 << 10, Goroutines: 42, CPUSeconds: 12.34}
 	if !ok || m != want {
-		t.Errorf("parseMemMetrics = %+v, %v; want %+v", m, ok, want)
+		t.Errorf("parseMetrics = %+v, %v; want %+v", m, ok, want)
 	}
-	if _, ok := parseMemMetrics("up 1\n"); ok {
-		t.Error("parseMemMetrics without memory metrics: found")
+	if _, ok := parseMetrics("up 1\n"); ok {
+		t.Error("parseMetrics without memory metrics: found")
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// The command name may hold spaces and parentheses.
+	cpu, err := parseStat("4242 (rumor (x) y) S 1 4242 4242 0 -1 4194560 9000 0 0 0 1234 566 0 0 20 0 9 0 100 1000000 2000 18446744073709551615\n")
+	if err != nil || cpu != 18 {
+		t.Errorf("parseStat = %v, %v; want 18 seconds", cpu, err)
+	}
+	if _, err := parseStat("4242 (rumor) S 1 2"); err == nil {
+		t.Error("parseStat of a short line: no error")
+	}
+	if cpu, err := readCPU(os.Getpid()); err != nil || cpu <= 0 {
+		t.Errorf("readCPU(self) = %v, %v", cpu, err)
 	}
 }
 
@@ -321,7 +337,7 @@ func serveBare(t *testing.T) string {
 func TestRunBare(t *testing.T) {
 	url := serveBare(t)
 	cfg := testConfig(url)
-	cfg.Memory = MemoryConfig{MetricsURL: url + "/metrics", GCURL: url + "/debug/pprof/heap?gc=1"}
+	cfg.Server = Probe{MetricsURL: url + "/metrics", GCURL: url + "/debug/pprof/heap?gc=1"}
 	var progress strings.Builder
 	cfg.Progress, cfg.ProgressEvery = &syncWriter{w: &progress}, 10*time.Millisecond
 	res, err := Run(t.Context(), cfg)
@@ -341,6 +357,9 @@ func TestRunBare(t *testing.T) {
 	}
 	if res.Memory == nil || res.Memory.After.HeapInuse == 0 || res.Memory.After.Goroutines == 0 || res.Memory.Error != "" {
 		t.Errorf("memory = %+v, want readings from /metrics", res.Memory)
+	}
+	if res.ServerCPU <= 0 || res.ServerCPUPerDelivery <= 0 {
+		t.Errorf("server CPU %vs, %vµs/delivery; want the time read from /metrics", res.ServerCPU, res.ServerCPUPerDelivery)
 	}
 	if !strings.Contains(res.Summary(), "lost 0 dup 0 out-of-order 0") {
 		t.Errorf("Summary() = %q", res.Summary())
@@ -385,7 +404,7 @@ func TestRunIdle(t *testing.T) {
 	url := serveBare(t)
 	cfg := testConfig(url)
 	cfg.Count, cfg.Subscribers, cfg.Hold = 0, 50, 10*time.Millisecond
-	cfg.Memory = MemoryConfig{MetricsURL: url + "/metrics", GCURL: url + "/debug/pprof/heap?gc=1"}
+	cfg.Server = Probe{MetricsURL: url + "/metrics", GCURL: url + "/debug/pprof/heap?gc=1"}
 	res, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)

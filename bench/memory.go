@@ -13,21 +13,24 @@ import (
 	"time"
 )
 
-// Memory is what a run saw of the server's memory at one moment. A field
-// the run could not read is 0.
-type Memory struct {
+// Sample is what a run read of the server at one moment. A field the run
+// could not read is 0.
+type Sample struct {
 	RSS        int64 `json:"rss,omitempty"`        // resident set: /proc/PID/status VmRSS, else process_resident_memory_bytes
 	HWM        int64 `json:"hwm,omitempty"`        // peak resident set so far: VmHWM (only with a PID)
 	HeapInuse  int64 `json:"heapInuse,omitempty"`  // go_memstats_heap_inuse_bytes
 	HeapAlloc  int64 `json:"heapAlloc,omitempty"`  // go_memstats_heap_alloc_bytes
 	StackInuse int64 `json:"stackInuse,omitempty"` // go_memstats_stack_inuse_bytes
 	Goroutines int64 `json:"goroutines,omitempty"` // go_goroutines
+	// CPUSeconds is the CPU time (user and system) the process has used:
+	// /proc/PID/stat, else process_cpu_seconds_total.
+	CPUSeconds float64 `json:"cpuSeconds,omitempty"`
 }
 
-// MemoryConfig says where a run reads the server's memory. The zero value
-// reads nothing.
-type MemoryConfig struct {
-	PID        int    // read /proc/PID/status; 0 means don't
+// Probe says where a run reads the server's memory and CPU time. The zero
+// value reads nothing.
+type Probe struct {
+	PID        int    // read /proc/PID/status and /proc/PID/stat; 0 means don't
 	MetricsURL string // read these Prometheus metrics; empty means don't
 	// GCURL is fetched (and its body thrown away) right before each
 	// reading, so that the Go heap holds live memory only:
@@ -36,13 +39,14 @@ type MemoryConfig struct {
 	GCURL string
 }
 
-func (c MemoryConfig) enabled() bool { return c.PID != 0 || c.MetricsURL != "" }
+func (c Probe) enabled() bool { return c.PID != 0 || c.MetricsURL != "" }
 
-// readMemory takes one reading. It fails only if every source failed.
-func readMemory(ctx context.Context, client *http.Client, c MemoryConfig) (Memory, error) {
-	var m Memory
+// readSample takes one reading, after a collection if gc is set and the
+// probe has a GCURL. It fails only if every source failed.
+func readSample(ctx context.Context, client *http.Client, c Probe, gc bool) (Sample, error) {
+	var m Sample
 	var errs []error
-	if c.GCURL != "" {
+	if gc && c.GCURL != "" {
 		if _, err := fetch(ctx, client, c.GCURL); err != nil {
 			errs = append(errs, fmt.Errorf("gc: %w", err))
 		}
@@ -52,7 +56,7 @@ func readMemory(ctx context.Context, client *http.Client, c MemoryConfig) (Memor
 		body, err := fetch(ctx, client, c.MetricsURL)
 		if err == nil {
 			var found bool
-			m, found = parseMemMetrics(body)
+			m, found = parseMetrics(body)
 			ok = ok || found
 			if !found {
 				errs = append(errs, fmt.Errorf("%s: no memory metrics", c.MetricsURL))
@@ -66,6 +70,11 @@ func readMemory(ctx context.Context, client *http.Client, c MemoryConfig) (Memor
 		if err == nil {
 			m.RSS, m.HWM = rss.RSS, rss.HWM
 			ok = true
+		} else {
+			errs = append(errs, err)
+		}
+		if cpu, err := readCPU(c.PID); err == nil {
+			m.CPUSeconds = cpu
 		} else {
 			errs = append(errs, err)
 		}
@@ -98,9 +107,9 @@ func fetch(ctx context.Context, client *http.Client, url string) (string, error)
 	return string(b), nil
 }
 
-// parseMemMetrics picks the memory gauges out of a Prometheus text
-// exposition; found says whether there was any.
-func parseMemMetrics(text string) (m Memory, found bool) {
+// parseMetrics picks the memory gauges and the CPU time out of a
+// Prometheus text exposition; found says whether there was any.
+func parseMetrics(text string) (m Sample, found bool) {
 	fields := map[string]*int64{
 		"process_resident_memory_bytes": &m.RSS,
 		"go_memstats_heap_inuse_bytes":  &m.HeapInuse,
@@ -113,11 +122,15 @@ func parseMemMetrics(text string) (m Memory, found bool) {
 	for sc.Scan() {
 		name, value, ok := strings.Cut(sc.Text(), " ")
 		p := fields[name]
-		if !ok || p == nil {
+		if !ok || (p == nil && name != "process_cpu_seconds_total") {
 			continue
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
 		if err != nil {
+			continue
+		}
+		if p == nil {
+			m.CPUSeconds = v
 			continue
 		}
 		*p = int64(v)
@@ -162,4 +175,32 @@ func parseStatus(s string) (rss, error) {
 		return rss{}, errors.New("status: no VmRSS")
 	}
 	return r, nil
+}
+
+// readCPU reads the CPU time pid has used from /proc/PID/stat.
+func readCPU(pid int) (float64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStat(string(b))
+}
+
+// parseStat reads utime and stime, in clock ticks of 1/100 s (USER_HZ,
+// which Linux fixes at 100 for /proc), from a /proc/PID/stat line.
+func parseStat(s string) (float64, error) {
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces and parentheses
+	if i < 0 {
+		return 0, errors.New("stat: no command name")
+	}
+	f := strings.Fields(s[i+1:]) // from the state, field 3
+	if len(f) < 13 {
+		return 0, errors.New("stat: too few fields")
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseUint(f[12], 10, 64) // field 15
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("stat: %w", err)
+	}
+	return float64(utime+stime) / 100, nil
 }

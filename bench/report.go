@@ -43,6 +43,9 @@ func (r *Result) Summary() string {
 	if r.LateSends > 0 {
 		fmt.Fprintf(&b, ", %s sends behind schedule (max %s)", count(r.LateSends), ms(r.MaxScheduleLag))
 	}
+	if r.ServerCPU > 0 {
+		fmt.Fprintf(&b, ", server CPU %.2fs (%.2fµs/delivery)", r.ServerCPU, r.ServerCPUPerDelivery)
+	}
 	if r.Memory != nil {
 		b.WriteString(",")
 		b.WriteString(r.Memory.summary())

@@ -71,7 +71,7 @@ type Config struct {
 	// NewReader wraps a stream's body (the bytes after the headers, chunked
 	// encoding removed).
 	NewReader     func(body io.Reader, maxData int) EventReader
-	Memory        MemoryConfig
+	Server        Probe         // where the server's memory and CPU time are read
 	Progress      io.Writer     // a line every ProgressEvery; nil means none
 	ProgressEvery time.Duration // 0 means 1s
 }
@@ -146,6 +146,13 @@ type Result struct {
 	Reconnects            uint64 `json:"reconnects"`    // streams that ended during the run and were reopened
 	ConnectErrors         uint64 `json:"connectErrors"` // failed attempts to open a stream
 
+	// ServerCPU is the CPU time the server used from the first publish to
+	// the end of the drain, when the probe can read it, and per delivery
+	// in microseconds: steadier than deliveries per second on a shared
+	// machine. With several servers it is the probed one's alone.
+	ServerCPU            float64 `json:"serverCPU,omitempty"`
+	ServerCPUPerDelivery float64 `json:"serverCPUPerDelivery,omitempty"`
+
 	Memory *MemoryReport `json:"memory,omitempty"`
 }
 
@@ -164,8 +171,8 @@ type Latency struct {
 // they were open (after Hold in an idle run, after publishing otherwise),
 // and what that makes per stream.
 type MemoryReport struct {
-	Before Memory `json:"before"`
-	After  Memory `json:"after"`
+	Before Sample `json:"before"`
+	After  Sample `json:"after"`
 	// RSSPerStream is the growth of the resident set per open stream.
 	RSSPerStream float64 `json:"rssPerStream,omitempty"`
 	// GoPerStream is the growth of the Go heap in use plus goroutine
@@ -235,9 +242,9 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 	defer client.CloseIdleConnections()
 
 	var mem *MemoryReport
-	if cfg.Memory.enabled() {
+	if cfg.Server.enabled() {
 		mem = &MemoryReport{}
-		m, err := readMemory(ctx, client, cfg.Memory)
+		m, err := readSample(ctx, client, cfg.Server, true)
 		if err != nil {
 			mem.Error = err.Error()
 		}
@@ -291,11 +298,20 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 			return nil, ctx.Err()
 		}
 	} else {
+		var cpu0 Sample
+		if cfg.Server.enabled() {
+			cpu0, _ = readSample(ctx, client, cfg.Server, false)
+		}
 		r.publish(ctx, client, progress)
 		r.drain(ctx)
+		if cpu0.CPUSeconds > 0 {
+			if cpu1, _ := readSample(ctx, client, cfg.Server, false); cpu1.CPUSeconds > 0 {
+				res.ServerCPU = cpu1.CPUSeconds - cpu0.CPUSeconds
+			}
+		}
 	}
 	if mem != nil {
-		m, err := readMemory(ctx, client, cfg.Memory)
+		m, err := readSample(ctx, client, cfg.Server, true)
 		if err != nil && mem.Error == "" {
 			mem.Error = err.Error()
 		}
@@ -427,6 +443,9 @@ func (r *run) account(res *Result) {
 	res.Delivered = r.delivered.Load()
 	if res.DeliverySeconds > 0 {
 		res.DeliveryRate = float64(res.Delivered) / res.DeliverySeconds
+	}
+	if res.ServerCPU > 0 && res.Delivered > 0 {
+		res.ServerCPUPerDelivery = res.ServerCPU / float64(res.Delivered) * 1e6
 	}
 	res.Duplicated, res.OutOfOrder = r.dups.Load(), r.ooo.Load()
 	res.Foreign, res.Misrouted = r.foreign.Load(), r.misrouted.Load()

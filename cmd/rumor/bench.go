@@ -47,8 +47,8 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	drain := fs.Duration("drain", 5*time.Second, "after publishing, how long events in flight are waited for; ends early when every subscriber has every event or nothing arrives for 2s")
 	hold := fs.Duration("hold", 3*time.Second, "with --count 0: how long the streams stay open before the memory is read")
 	ack := fs.String("ack", "", "?ack= on every publish: peer or local; empty means the server's default")
-	pid := fs.Int("pid", 0, "read the server's memory from /proc/PID/status (VmRSS, VmHWM)")
-	metrics := fs.Bool("metrics", true, "read the server's memory from /metrics on the first subscriber URL, when it answers")
+	pid := fs.Int("pid", 0, "read the server's memory and CPU time from /proc/PID/status and /proc/PID/stat (this wins over /metrics)")
+	metrics := fs.Bool("metrics", true, "read the server's memory and CPU time from /metrics on the first subscriber URL, when it answers")
 	serverGC := fs.Bool("server-gc", false, "fetch /debug/pprof/heap?gc=1 before each memory reading, so the Go heap counts live memory only (rumor serve --pprof)")
 	maxEvent := fs.String("max-event-bytes", "1MiB", "largest event a subscriber accepts, a `size`")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object instead of the summary line")
@@ -62,7 +62,8 @@ Opens --subscribers streams spread over the servers, publishes --count
 events of --size bytes from --publishers publishers (at --rate, or flat
 out), and reports deliveries and publishes per second, publish→receive
 latency percentiles, and per subscriber the events lost, duplicated and
-out of order; with --pid or /metrics also the server's memory. Every
+out of order; with --pid or /metrics also the server's memory and its CPU
+time per delivery (steadier than rates on a shared machine). Every
 event's data carries its publisher, sequence number and send time, and is
 counted once. It exits 1 when events were lost, duplicated, out of order
 or misrouted, after printing the result.
@@ -182,13 +183,13 @@ Flags:
 		cfg.PubURLs, cfg.SubURLs = all[:1], all[1:]
 	}
 	if *pid != 0 {
-		cfg.Memory.PID = *pid
+		cfg.Server.PID = *pid
 	}
 	if *metrics && !inProcess {
-		cfg.Memory.MetricsURL = strings.TrimSuffix(cfg.SubURLs[0], "/") + "/metrics"
+		cfg.Server.MetricsURL = strings.TrimSuffix(cfg.SubURLs[0], "/") + "/metrics"
 	}
 	if *serverGC {
-		cfg.Memory.GCURL = strings.TrimSuffix(cfg.SubURLs[0], "/") + "/debug/pprof/heap?gc=1"
+		cfg.Server.GCURL = strings.TrimSuffix(cfg.SubURLs[0], "/") + "/debug/pprof/heap?gc=1"
 	}
 	if inProcess && *count == 0 && *pid == 0 {
 		fmt.Fprintln(stderr, "rumor bench: the server runs in this process, so its memory is not measured; run it as its own process for that")
