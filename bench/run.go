@@ -99,9 +99,9 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-		zero bool // may be 0
-	}{{"duration", c.Duration, false}, {"connect timeout", c.ConnectTimeout, false}, {"drain", c.Drain, true}, {"hold", c.Hold, true}} {
-		check((d.v > 0 || d.zero && d.v == 0) && d.v <= MaxDuration, "%s %v: want %s to %v", d.name, d.v, map[bool]string{true: "0", false: "more than 0"}[d.zero], MaxDuration)
+		min  time.Duration
+	}{{"duration", c.Duration, time.Nanosecond}, {"connect timeout", c.ConnectTimeout, time.Nanosecond}, {"drain", c.Drain, 0}, {"hold", c.Hold, 0}} {
+		check(d.v >= d.min && d.v <= MaxDuration, "%s %v: want %v to %v", d.name, d.v, d.min, MaxDuration)
 	}
 	check(c.Ack == "" || c.Ack == "peer" || c.Ack == "local", "ack %q: want peer, local or empty", c.Ack)
 	check(c.Prefix != "" && !strings.ContainsAny(c.Prefix, "/?#%* >"), "channel prefix %q: want a channel name", c.Prefix)
