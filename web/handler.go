@@ -34,6 +34,7 @@ type Options struct {
 	MaxPublishes  int                  // concurrent publish requests in flight; 0 means 4096, 503 above it
 	DefaultAck    broker.Ack           // used when ?ack= is absent
 	WriteTimeout  time.Duration        // deadline per stream write; 0 means 10s
+	Coalesce      time.Duration        // a busy stream writes at most once per this, events meanwhile share the write; 0 means 1ms, negative writes every event at once
 	Registry      *prometheus.Registry // metrics go here; nil means a new one
 	Logger        *slog.Logger         // nil means discard
 	Version       string
@@ -102,6 +103,7 @@ func NewHandler(o Options) *Handler {
 	o.MaxPatterns = cmp.Or(o.MaxPatterns, 64)
 	o.MaxPublishes = cmp.Or(o.MaxPublishes, 4096)
 	o.WriteTimeout = cmp.Or(o.WriteTimeout, 10*time.Second)
+	o.Coalesce = cmp.Or(o.Coalesce, time.Millisecond)
 	o.ReadBodyTimeout = cmp.Or(o.ReadBodyTimeout, 30*time.Second)
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()

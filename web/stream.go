@@ -49,6 +49,8 @@ type stream struct {
 	expires time.Time // when the stream's token expires; zero without one
 	rearm   time.Time // when deadline next moves the write deadline
 	last    broker.ID // the largest id this stream has sent (or resumed from)
+	wrote   time.Time // when deliver last wrote
+	linger  *time.Timer
 }
 
 // frame returns e's SSE bytes for this stream. A late event (one with a
@@ -200,6 +202,12 @@ func (s *stream) run(sub *broker.Subscription, after broker.ID, badHeader bool) 
 			}
 			heartbeat.Reset(s.h.opts.Heartbeat)
 		case <-sub.Ready():
+			if reason := s.coalesce(); reason != "" {
+				if reason == endShutdown {
+					_, reason = s.deliver(sub, true)
+				}
+				return reason
+			}
 			wrote, reason := s.deliver(sub, false)
 			if reason != "" {
 				return reason
@@ -208,6 +216,38 @@ func (s *stream) run(sub *broker.Subscription, after broker.ID, badHeader bool) 
 				heartbeat.Reset(s.h.opts.Heartbeat)
 			}
 		}
+	}
+}
+
+// coalesce makes a busy stream write at most once per Options.Coalesce:
+// when events are ready less than that after the stream's last write, it
+// waits for the rest of the interval, so that the events arriving
+// meanwhile share one write. One write per event per stream is what a
+// fan-out costs (a goroutine wake and a write system call each, for the
+// server and again for the client reading); sharing writes under load
+// costs at most Coalesce of latency, and an event that comes after a
+// quiet spell goes out at once. It returns why the stream must end, if it
+// must: endShutdown means CloseStreams asked and the events are still to
+// be written.
+func (s *stream) coalesce() string {
+	wait := s.h.opts.Coalesce - time.Since(s.wrote)
+	if s.h.opts.Coalesce <= 0 || wait <= 0 {
+		return ""
+	}
+	if s.linger == nil {
+		s.linger = time.NewTimer(wait)
+	} else {
+		s.linger.Reset(wait)
+	}
+	select {
+	case <-s.linger.C:
+		return ""
+	case <-s.gone:
+		s.linger.Stop()
+		return endClient
+	case <-s.stop:
+		s.linger.Stop()
+		return endShutdown
 	}
 }
 
@@ -233,6 +273,12 @@ func (s *stream) replay(b *batch, events []*broker.Event) error {
 func (s *stream) deliver(sub *broker.Subscription, stopping bool) (wrote bool, reason string) {
 	b := s.h.getBatch()
 	defer s.h.putBatch(b)
+	// This Drain takes what the pending wake was for; a push after it
+	// signals again.
+	select {
+	case <-sub.Ready():
+	default:
+	}
 	var err error
 	b.evs, err = sub.Drain(b.evs[:0])
 	var retry time.Duration
@@ -264,7 +310,8 @@ func (s *stream) deliver(sub *broker.Subscription, stopping bool) (wrote bool, r
 	if err := s.write(p); err != nil {
 		return false, endWrite
 	}
-	s.h.metrics.observeDelivery(b.evs, time.Now())
+	s.wrote = time.Now()
+	s.h.metrics.observeDelivery(b.evs, s.wrote)
 	return true, reason
 }
 

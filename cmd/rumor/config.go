@@ -34,6 +34,7 @@ type Config struct {
 	HistoryTTL     time.Duration
 	HistoryBytes   int64
 	Heartbeat      time.Duration
+	Coalesce       time.Duration // 0: every event written at once
 	MaxEventBytes  int64
 	MaxStreams     int
 	MaxPatterns    int
@@ -75,6 +76,7 @@ func serveOptions(getenv func(string) string) []option {
 		{"history-ttl", "duration", "5m", "how long events are retained", setDuration(func(c *Config) *time.Duration { return &c.HistoryTTL })},
 		{"history-bytes", "size", "256MiB", "retained bytes across all channels (bytes, KiB, MiB or GiB)", setSize(func(c *Config) *int64 { return &c.HistoryBytes })},
 		{"heartbeat", "duration", "15s", "comment line on idle streams", setDuration(func(c *Config) *time.Duration { return &c.Heartbeat })},
+		{"coalesce", "duration", "1ms", "a busy stream writes at most once per this; events arriving meanwhile share the write (0 writes each at once)", setDuration(func(c *Config) *time.Duration { return &c.Coalesce })},
 		{"max-event-bytes", "size", "1MiB", "largest event data accepted; larger publishes get 413", setSize(func(c *Config) *int64 { return &c.MaxEventBytes })},
 		{"max-streams", "int", "20000", "concurrent SSE streams on this node", setInt(func(c *Config) *int { return &c.MaxStreams })},
 		{"max-patterns", "int", "64", "channels and patterns per stream", setInt(func(c *Config) *int { return &c.MaxPatterns })},
@@ -194,6 +196,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HistorySize < 0 {
 		bad("--history-size %d: must not be negative (0 keeps none)", c.HistorySize)
+	}
+	if c.Coalesce < 0 || c.Coalesce > time.Second {
+		bad("--coalesce %v: must be between 0 (off) and 1s", c.Coalesce)
 	}
 	positive := []struct {
 		name string

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -112,6 +113,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 		NodeName:      cfg.NodeName,
 		HTTPAddr:      advertisedHTTP(ln.Addr(), cfg),
 		Heartbeat:     cfg.Heartbeat,
+		Coalesce:      cmp.Or(cfg.Coalesce, -1), // web: 0 is the default, negative is off
 		MaxEventBytes: cfg.MaxEventBytes,
 		MaxBatch:      cfg.MaxBatch,
 		MaxStreams:    cfg.MaxStreams,
