@@ -112,6 +112,25 @@ httpRoute:
 		absent: []string{"Ingress"},
 	},
 	{
+		name: "auth-hmac",
+		rel: release{Values: `
+auth:
+  enabled: true
+  hmacSecret: 0123456789abcdef0123456789abcdef
+  corsOrigins: ["*"]
+`},
+		kinds: []string{"Secret"},
+	},
+	{
+		name: "auth-existing-secret",
+		rel: release{Values: `
+auth:
+  enabled: true
+  existingSecret: token-keys
+  existingSecretKeys: {hmacSecret: "", jwks: jwks.json}
+`},
+	},
+	{
 		name: "everything",
 		rel: release{Name: "prod", Namespace: "live", Values: `
 replicaCount: 5
@@ -130,10 +149,9 @@ service:
   nodePort: 30443
 auth:
   enabled: true
-  hmacSecret: s3cret
   publicKey: |
     -----BEGIN PUBLIC KEY-----
-    MCowBQYDK2VwAyEA
+    MCowBQYDK2VwAyEAD/wvE71VLoYWMpfM9KIGpbg5g+rYXzzBQpTPeOTav4k=
     -----END PUBLIC KEY-----
   publicChannels: [news, "public.*"]
   corsOrigins: ["https://app.example.org"]
@@ -350,6 +368,7 @@ func TestWiring(t *testing.T) {
 				t.Error("startupProbe is not an HTTP probe; the image has no shell")
 			}
 
+			checkStartable(t, e)
 			checkShutdown(t, pod.Spec, c, e)
 			checkSecurity(t, pod.Spec, c)
 			checkGossipKey(t, r, pod.Spec, c, e)

@@ -150,19 +150,20 @@ The Secret with auth key material: the user's existingSecret, or the chart's own
 {{- end }}
 
 {{/*
-Items of the auth Secret that the pod mounts, as a list of {key, path, env}.
+Items of the auth Secret that the pod mounts, as a list of {key, path, env, value}:
+value is the chart value the item comes from, for error messages.
 */}}
 {{- define "rumor.authItems" -}}
 {{- $items := list }}
 {{- $a := .Values.auth }}
 {{- if $a.existingSecret }}
-{{- with $a.existingSecretKeys.hmacSecret }}{{ $items = append $items (dict "key" . "path" "hmac-secret" "env" "RUMOR_AUTH_HMAC_SECRET_FILE") }}{{ end }}
-{{- with $a.existingSecretKeys.publicKey }}{{ $items = append $items (dict "key" . "path" "public-key.pem" "env" "RUMOR_AUTH_PUBLIC_KEY") }}{{ end }}
-{{- with $a.existingSecretKeys.jwks }}{{ $items = append $items (dict "key" . "path" "jwks.json" "env" "RUMOR_AUTH_JWKS") }}{{ end }}
+{{- with $a.existingSecretKeys.hmacSecret }}{{ $items = append $items (dict "key" . "path" "hmac-secret" "env" "RUMOR_AUTH_HMAC_SECRET_FILE" "value" "auth.existingSecretKeys.hmacSecret") }}{{ end }}
+{{- with $a.existingSecretKeys.publicKey }}{{ $items = append $items (dict "key" . "path" "public-key.pem" "env" "RUMOR_AUTH_PUBLIC_KEY" "value" "auth.existingSecretKeys.publicKey") }}{{ end }}
+{{- with $a.existingSecretKeys.jwks }}{{ $items = append $items (dict "key" . "path" "jwks.json" "env" "RUMOR_AUTH_JWKS" "value" "auth.existingSecretKeys.jwks") }}{{ end }}
 {{- else }}
-{{- if $a.hmacSecret }}{{ $items = append $items (dict "key" "hmac-secret" "path" "hmac-secret" "env" "RUMOR_AUTH_HMAC_SECRET_FILE") }}{{ end }}
-{{- if $a.publicKey }}{{ $items = append $items (dict "key" "public-key.pem" "path" "public-key.pem" "env" "RUMOR_AUTH_PUBLIC_KEY") }}{{ end }}
-{{- if $a.jwks }}{{ $items = append $items (dict "key" "jwks.json" "path" "jwks.json" "env" "RUMOR_AUTH_JWKS") }}{{ end }}
+{{- if $a.hmacSecret }}{{ $items = append $items (dict "key" "hmac-secret" "path" "hmac-secret" "env" "RUMOR_AUTH_HMAC_SECRET_FILE" "value" "auth.hmacSecret") }}{{ end }}
+{{- if $a.publicKey }}{{ $items = append $items (dict "key" "public-key.pem" "path" "public-key.pem" "env" "RUMOR_AUTH_PUBLIC_KEY" "value" "auth.publicKey") }}{{ end }}
+{{- if $a.jwks }}{{ $items = append $items (dict "key" "jwks.json" "path" "jwks.json" "env" "RUMOR_AUTH_JWKS" "value" "auth.jwks") }}{{ end }}
 {{- end }}
 {{- if and $a.enabled (empty $items) }}
 {{- fail "auth.enabled needs key material: set auth.hmacSecret, auth.publicKey or auth.jwks, or auth.existingSecret with auth.existingSecretKeys" }}
@@ -182,5 +183,87 @@ rumor's whole drain.
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + config.drainTimeoutSeconds (%d), or streams are killed mid-drain" (int .Values.terminationGracePeriodSeconds) $min) }}
 {{- else }}
 {{- int .Values.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end }}
+
+{{/*
+Value combinations that `rumor serve` refuses at start (cmd/rumor's Validate), or that
+would make the chart silently drop a value, caught here so that `helm install` fails
+naming the values to fix instead of the pods crash-looping. Every problem is reported
+at once. deployment.yaml includes it, so every render runs it. extraEnv is inspected by
+variable name; extraEnvFrom cannot be, as its variables are only known in the pod.
+*/}}
+{{- define "rumor.validate" -}}
+{{- $errs := list }}
+{{- $extra := dict }}
+{{- range .Values.extraEnv }}{{ $_ := set $extra .name true }}{{ end }}
+
+{{- /* Auth: rumor takes exactly one key source (security.go, authenticator). */}}
+{{- $a := .Values.auth }}
+{{- $sources := list }}
+{{- if $a.enabled }}
+{{- range (include "rumor.authItems" . | fromJson).items }}
+{{- $sources = append $sources (printf "%s (%s)" .value .env) }}
+{{- end }}
+{{- end }}
+{{- range $name := list "RUMOR_AUTH_HMAC_SECRET" "RUMOR_AUTH_HMAC_SECRET_FILE" "RUMOR_AUTH_PUBLIC_KEY" "RUMOR_AUTH_JWKS" }}
+{{- if hasKey $extra $name }}{{ $sources = append $sources (printf "extraEnv %s" $name) }}{{ end }}
+{{- end }}
+{{- if gt (len $sources) 1 }}
+{{- $msg := printf "more than one auth key source is set: %s; rumor accepts exactly one (an HMAC secret, a public key or a JWKS) and would refuse to start: keep one and set the others to \"\"" (join ", " $sources) }}
+{{- if and $a.enabled $a.existingSecret (eq $a.existingSecretKeys.hmacSecret "hmac-secret") }}
+{{- $msg = printf "%s (auth.existingSecretKeys.hmacSecret defaults to \"hmac-secret\": set it to \"\" to use a public key or JWKS)" $msg }}
+{{- end }}
+{{- $errs = append $errs $msg }}
+{{- end }}
+{{- if and $a.enabled $a.existingSecret }}
+{{- range $k := list "hmacSecret" "publicKey" "jwks" }}
+{{- if get $a $k }}
+{{- $errs = append $errs (printf "auth.%s and auth.existingSecret are both set: with existingSecret the chart reads keys only from that Secret (auth.existingSecretKeys) and would ignore auth.%s; set one of them to \"\"" $k $k) }}
+{{- end }}
+{{- end }}
+{{- else if and $a.enabled $a.hmacSecret }}
+{{- /* rumor drops a trailing newline from the secret file, then wants 32 bytes. */}}
+{{- $n := len (regexReplaceAll "[\r\n]+$" $a.hmacSecret "") }}
+{{- if lt $n 32 }}
+{{- $errs = append $errs (printf "auth.hmacSecret is %d bytes; rumor wants at least 32 for HS256 and would refuse to start: use e.g. `openssl rand -base64 32`" $n) }}
+{{- end }}
+{{- end }}
+
+{{- /* Gossip: one key, from the chart's key file or from extraEnv, never both. */}}
+{{- $g := .Values.gossip.encryption }}
+{{- $gsources := list }}
+{{- if $g.enabled }}
+{{- if and $g.key $g.existingSecret }}
+{{- $errs = append $errs "gossip.encryption.key and gossip.encryption.existingSecret are both set: the chart would mount existingSecret and ignore key; set one of them to \"\"" }}
+{{- end }}
+{{- $gsources = append $gsources "gossip.encryption.enabled (RUMOR_GOSSIP_KEY_FILE)" }}
+{{- end }}
+{{- range $name := list "RUMOR_GOSSIP_KEY" "RUMOR_GOSSIP_KEY_FILE" }}
+{{- if hasKey $extra $name }}{{ $gsources = append $gsources (printf "extraEnv %s" $name) }}{{ end }}
+{{- end }}
+{{- if gt (len $gsources) 1 }}
+{{- $errs = append $errs (printf "more than one gossip key source is set: %s; rumor refuses --gossip-key and --gossip-key-file together: set the key with gossip.encryption.key or gossip.encryption.existingSecret, or set gossip.encryption.enabled=false and keep one in extraEnv" (join ", " $gsources)) }}
+{{- end }}
+
+{{- /* TLS: the chart has no TLS values, but extraEnv can turn it on, with both files or neither. */}}
+{{- if ne (hasKey $extra "RUMOR_TLS_CERT") (hasKey $extra "RUMOR_TLS_KEY") }}
+{{- $pair := list "RUMOR_TLS_CERT" "RUMOR_TLS_KEY" }}
+{{- if hasKey $extra "RUMOR_TLS_KEY" }}{{ $pair = reverse $pair }}{{ end }}
+{{- $errs = append $errs (printf "extraEnv sets %s without %s; rumor wants both (--tls-cert and --tls-key) or neither and would refuse to start" (index $pair 0) (index $pair 1)) }}
+{{- end }}
+
+{{- /* Durations the schema's pattern lets through as zero; rumor wants them positive. */}}
+{{- range $k, $flag := dict "historyTTL" "--history-ttl" "heartbeat" "--heartbeat" "rejoinInterval" "--rejoin-interval" }}
+{{- $v := toString (get $.Values.config $k) }}
+{{- if regexMatch `^(0+(\.0*)?(ns|us|µs|ms|s|m|h))+$` $v }}
+{{- $errs = append $errs (printf "config.%s (%s) must be positive; rumor refuses a zero %s" $k $v $flag) }}
+{{- end }}
+{{- end }}
+
+{{- if eq (len $errs) 1 }}
+{{- fail (first $errs) }}
+{{- else if $errs }}
+{{- fail (printf "%d problems with the values:\n- %s" (len $errs) (join "\n- " $errs)) }}
 {{- end }}
 {{- end }}

@@ -1,0 +1,215 @@
+package charttest
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// authKeyVars are rumor serve's auth key sources; it refuses to start with
+// more than one (cmd/rumor/security.go, authenticator).
+var authKeyVars = []string{"RUMOR_AUTH_HMAC_SECRET", "RUMOR_AUTH_HMAC_SECRET_FILE", "RUMOR_AUTH_PUBLIC_KEY", "RUMOR_AUTH_JWKS"}
+
+// checkStartable fails on a rendered environment that rumor serve's
+// Validate would refuse for a combination of variables: the cases the
+// chart's rumor.validate helper must catch at render time instead.
+func checkStartable(tb testing.TB, e map[string]corev1.EnvVar) {
+	tb.Helper()
+	var auth []string
+	for _, name := range authKeyVars {
+		if _, ok := e[name]; ok {
+			auth = append(auth, name)
+		}
+	}
+	if len(auth) > 1 {
+		tb.Errorf("env sets auth key sources %v: rumor accepts exactly one", auth)
+	}
+	_, key := e["RUMOR_GOSSIP_KEY"]
+	_, keyFile := e["RUMOR_GOSSIP_KEY_FILE"]
+	if key && keyFile {
+		tb.Error("env sets RUMOR_GOSSIP_KEY and RUMOR_GOSSIP_KEY_FILE: rumor refuses both")
+	}
+	_, cert := e["RUMOR_TLS_CERT"]
+	_, tlsKey := e["RUMOR_TLS_KEY"]
+	if cert != tlsKey {
+		tb.Errorf("env sets RUMOR_TLS_CERT (%v) and RUMOR_TLS_KEY (%v): rumor wants both or neither", cert, tlsKey)
+	}
+	if v, ok := e["RUMOR_ACK"]; ok && v.Value != "peer" && v.Value != "local" {
+		tb.Errorf("RUMOR_ACK = %q, want peer or local", v.Value)
+	}
+}
+
+// TestConflictingValues: value combinations that rumor serve refuses at
+// start fail the render instead, with a message that names the values
+// and says how to fix them.
+func TestConflictingValues(t *testing.T) {
+	const hmac = "0123456789abcdef0123456789abcdef"
+	const pem = `
+    -----BEGIN PUBLIC KEY-----
+    MCowBQYDK2VwAyEAD/wvE71VLoYWMpfM9KIGpbg5g+rYXzzBQpTPeOTav4k=
+    -----END PUBLIC KEY-----`
+	cases := []struct {
+		name   string
+		values string
+		want   []string // all must appear in the error
+	}{
+		{
+			name:   "hmac and public key",
+			values: "auth:\n  enabled: true\n  hmacSecret: " + hmac + "\n  publicKey: |" + pem,
+			want:   []string{"more than one auth key source", "auth.hmacSecret (RUMOR_AUTH_HMAC_SECRET_FILE)", "auth.publicKey (RUMOR_AUTH_PUBLIC_KEY)", "exactly one", `set the others to ""`},
+		},
+		{
+			name:   "public key and jwks",
+			values: "auth:\n  enabled: true\n  jwks: '{\"keys\":[]}'\n  publicKey: |" + pem,
+			want:   []string{"auth.publicKey (RUMOR_AUTH_PUBLIC_KEY)", "auth.jwks (RUMOR_AUTH_JWKS)"},
+		},
+		{
+			name:   "all three inline",
+			values: "auth:\n  enabled: true\n  hmacSecret: " + hmac + "\n  jwks: '{\"keys\":[]}'\n  publicKey: |" + pem,
+			want:   []string{"auth.hmacSecret", "auth.publicKey", "auth.jwks"},
+		},
+		{
+			// The trap: existingSecretKeys.hmacSecret has a default.
+			name:   "existing secret, public key next to the default hmac key",
+			values: "auth:\n  enabled: true\n  existingSecret: keys\n  existingSecretKeys: {publicKey: key.pem}",
+			want:   []string{"auth.existingSecretKeys.hmacSecret (RUMOR_AUTH_HMAC_SECRET_FILE)", "auth.existingSecretKeys.publicKey (RUMOR_AUTH_PUBLIC_KEY)", `defaults to "hmac-secret": set it to ""`},
+		},
+		{
+			name:   "existing secret, public key and jwks",
+			values: "auth:\n  enabled: true\n  existingSecret: keys\n  existingSecretKeys: {hmacSecret: '', publicKey: key.pem, jwks: jwks.json}",
+			want:   []string{"auth.existingSecretKeys.publicKey", "auth.existingSecretKeys.jwks"},
+		},
+		{
+			name:   "existing secret and inline key",
+			values: "auth:\n  enabled: true\n  existingSecret: keys\n  jwks: '{\"keys\":[]}'",
+			want:   []string{"auth.jwks and auth.existingSecret are both set", "would ignore auth.jwks"},
+		},
+		{
+			name:   "extraEnv key next to the chart's",
+			values: "auth:\n  enabled: true\n  hmacSecret: " + hmac + "\nextraEnv: [{name: RUMOR_AUTH_JWKS, value: /keys/jwks.json}]",
+			want:   []string{"auth.hmacSecret (RUMOR_AUTH_HMAC_SECRET_FILE)", "extraEnv RUMOR_AUTH_JWKS"},
+		},
+		{
+			name:   "two extraEnv keys, auth off",
+			values: "extraEnv: [{name: RUMOR_AUTH_HMAC_SECRET, value: x}, {name: RUMOR_AUTH_PUBLIC_KEY, value: /k.pem}]",
+			want:   []string{"extraEnv RUMOR_AUTH_HMAC_SECRET", "extraEnv RUMOR_AUTH_PUBLIC_KEY"},
+		},
+		{
+			name:   "short hmac secret",
+			values: "auth:\n  enabled: true\n  hmacSecret: s3cret\n",
+			want:   []string{"auth.hmacSecret is 6 bytes", "at least 32"},
+		},
+		{
+			name:   "gossip key and existing secret",
+			values: "gossip:\n  encryption:\n    key: " + customKey + "\n    existingSecret: shared",
+			want:   []string{"gossip.encryption.key and gossip.encryption.existingSecret are both set"},
+		},
+		{
+			name:   "gossip key in extraEnv next to the key file",
+			values: "extraEnv: [{name: RUMOR_GOSSIP_KEY, value: " + customKey + "}]",
+			want:   []string{"gossip.encryption.enabled (RUMOR_GOSSIP_KEY_FILE)", "extraEnv RUMOR_GOSSIP_KEY", "gossip.encryption.enabled=false"},
+		},
+		{
+			name:   "tls cert without key",
+			values: "extraEnv: [{name: RUMOR_TLS_CERT, value: /tls/tls.crt}]",
+			want:   []string{"extraEnv sets RUMOR_TLS_CERT without RUMOR_TLS_KEY", "both"},
+		},
+		{
+			name:   "tls key without cert",
+			values: "extraEnv: [{name: RUMOR_TLS_KEY, value: /tls/tls.key}]",
+			want:   []string{"extraEnv sets RUMOR_TLS_KEY without RUMOR_TLS_CERT"},
+		},
+		{
+			name:   "zero heartbeat",
+			values: "config:\n  heartbeat: 0s",
+			want:   []string{"config.heartbeat (0s) must be positive", "--heartbeat"},
+		},
+		{
+			name:   "zero rejoin interval",
+			values: "config:\n  rejoinInterval: 0m0.0s",
+			want:   []string{"config.rejoinInterval (0m0.0s) must be positive"},
+		},
+		{
+			name:   "invalid ack",
+			values: "config:\n  ack: always",
+			want:   []string{"config/ack", "'peer', 'local'"},
+		},
+		{
+			name:   "history bytes in MB",
+			values: "config:\n  historyBytes: 256MB",
+			want:   []string{"config/historyBytes", "does not match pattern"},
+		},
+		{
+			name:   "zero history bytes",
+			values: "config:\n  historyBytes: 0",
+			want:   []string{"config/historyBytes", "minimum"},
+		},
+		{
+			name:   "cors origin without scheme",
+			values: "auth:\n  enabled: true\n  hmacSecret: " + hmac + "\n  corsOrigins: [app.example.com]",
+			want:   []string{"corsOrigins/0", "does not match pattern"},
+		},
+		{
+			name:   "every problem at once",
+			values: "auth:\n  enabled: true\n  hmacSecret: " + hmac + "\n  jwks: '{}'\nconfig:\n  heartbeat: 0s",
+			want:   []string{"2 problems", "auth.hmacSecret", "auth.jwks", "config.heartbeat"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := renderRelease(t, release{Values: tc.values})
+			if err == nil {
+				t.Fatalf("values %q: rendered without error", tc.values)
+			}
+			t.Logf("%v", err)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			for _, secret := range []string{hmac, "s3cret", customKey} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q echoes a secret", err)
+				}
+			}
+		})
+	}
+}
+
+// TestGoodCombinations: every accepted way to give rumor its keys renders,
+// and renders an environment rumor serve would start with. The value sets
+// of the other tests are included, so a check that is too eager fails here
+// by name.
+func TestGoodCombinations(t *testing.T) {
+	good := map[string]string{
+		"auth hmac":                   "auth: {enabled: true, hmacSecret: \"0123456789abcdef0123456789abcdef\\n\"}",
+		"auth jwks":                   `auth: {enabled: true, jwks: '{"keys":[]}'}`,
+		"auth public key":             "auth: {enabled: true, publicKey: pem}",
+		"existing secret, hmac":       "auth: {enabled: true, existingSecret: keys}",
+		"existing secret, public key": "auth: {enabled: true, existingSecret: keys, existingSecretKeys: {hmacSecret: '', publicKey: key.pem}}",
+		"existing secret, jwks":       "auth: {enabled: true, existingSecret: keys, existingSecretKeys: {hmacSecret: '', jwks: jwks.json}}",
+		"auth off, keys left in":      "auth: {hmacSecret: short, publicKey: pem, jwks: '{}'}",
+		"auth off, extraEnv key":      "extraEnv: [{name: RUMOR_AUTH_HMAC_SECRET_FILE, value: /keys/hmac}]",
+		"gossip key":                  "gossip: {encryption: {key: " + customKey + "}}",
+		"gossip existing secret":      "gossip: {encryption: {existingSecret: shared}}",
+		"gossip off, extraEnv key":    "gossip: {encryption: {enabled: false}}\nextraEnv: [{name: RUMOR_GOSSIP_KEY, value: " + customKey + "}]",
+		"tls cert and key":            "extraEnv: [{name: RUMOR_TLS_CERT, value: /tls/tls.crt}, {name: RUMOR_TLS_KEY, value: /tls/tls.key}]",
+		"ack local":                   "config: {ack: local}",
+		"durations":                   "config: {heartbeat: 500ms, historyTTL: 1h30m, rejoinInterval: 0m10s}",
+		"history bytes integer":       "config: {historyBytes: 1048576}",
+		"history bytes KiB":           "config: {historyBytes: 512kib}",
+		"cors origins":                `auth: {enabled: true, jwks: '{}', corsOrigins: ["*", "http://localhost:3000", "https://app.example.com/"]}`,
+	}
+	for _, vs := range valueSets {
+		good["value set "+vs.name] = vs.rel.Values
+	}
+	for _, name := range slices.Sorted(maps.Keys(good)) {
+		t.Run(name, func(t *testing.T) {
+			r := mustRender(t, release{Values: good[name]})
+			checkStartable(t, env(t, container(t, r.deployment(t))))
+		})
+	}
+}
