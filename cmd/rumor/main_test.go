@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -34,7 +35,22 @@ type runThenWait struct{ m *testing.M }
 func (r runThenWait) Run() int {
 	code := r.m.Run()
 	binary.build()
+	settleMemberlist(5 * time.Second)
 	return code
+}
+
+// settleMemberlist waits, up to limit, until no memberlist goroutine runs.
+// After Shutdown returns, a probe memberlist started before it (probeNode)
+// may still wait out its probe interval, about a second, longer than goleak
+// retries; one that is still there after limit is a leak goleak reports.
+func settleMemberlist(limit time.Duration) {
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		n := runtime.Stack(buf, true)
+		if !bytes.Contains(buf[:n], []byte("github.com/hashicorp/memberlist.")) {
+			return
+		}
+	}
 }
 
 // env is a getenv for run: the variables of the map, nothing else.
