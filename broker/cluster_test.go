@@ -347,6 +347,28 @@ func TestClusterLateEvent(t *testing.T) {
 	}
 }
 
+// TestClusterLateEventAfterResume: a subscriber that resumed past a late
+// event's id (its client moved here from a node that had delivered
+// events with larger ids) still gets the late event when it arrives: its
+// Last-Event-ID says how far it got in another node's order, not which
+// late events it saw there.
+func TestClusterLateEventAfterResume(t *testing.T) {
+	n := newCluster(t, 3, false, broker.Options{})
+	a, b, c := n.hubs[0], n.hubs[1], n.hubs[2]
+	early := publish(t, a, "x", "from A") // A is cut off from B
+	b.PeerDown(origin(0))
+	later := publish(t, c, "x", "from C")
+	c.Tick()
+	n.flush(2, 1)
+	n.received(t, 1)
+	s := subscribe(t, b, later, "x") // a client resumes on B after later
+	if len(s.Replay) != 0 {
+		t.Fatalf("Replay after %v = %v, want nothing", later, idsOf(s.Replay))
+	}
+	n.flush(0, 1)
+	checkIDs(t, "delivered after the resume", idsOf(drain(t, s)), []broker.ID{early})
+}
+
 func TestDeliverDuplicates(t *testing.T) {
 	h := newHub(t, broker.Options{})
 	s := subscribe(t, h, broker.ID{}, ">")
