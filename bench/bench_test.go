@@ -337,7 +337,7 @@ func serveBare(t *testing.T) string {
 func TestRunBare(t *testing.T) {
 	url := serveBare(t)
 	cfg := testConfig(url)
-	cfg.Server = Probe{MetricsURL: url + "/metrics", GCURL: url + "/debug/pprof/heap?gc=1"}
+	cfg.Servers = []Probe{{MetricsURL: url + "/metrics", GCURL: url + "/debug/pprof/heap?gc=1"}}
 	var progress strings.Builder
 	cfg.Progress, cfg.ProgressEvery = &syncWriter{w: &progress}, 10*time.Millisecond
 	res, err := Run(t.Context(), cfg)
@@ -404,7 +404,7 @@ func TestRunIdle(t *testing.T) {
 	url := serveBare(t)
 	cfg := testConfig(url)
 	cfg.Count, cfg.Subscribers, cfg.Hold = 0, 50, 10*time.Millisecond
-	cfg.Server = Probe{MetricsURL: url + "/metrics", GCURL: url + "/debug/pprof/heap?gc=1"}
+	cfg.Servers = []Probe{{MetricsURL: url + "/metrics", GCURL: url + "/debug/pprof/heap?gc=1"}}
 	res, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)

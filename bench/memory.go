@@ -41,6 +41,47 @@ type Probe struct {
 
 func (c Probe) enabled() bool { return c.PID != 0 || c.MetricsURL != "" }
 
+// probing reports whether any of ps reads something.
+func probing(ps []Probe) bool {
+	for _, p := range ps {
+		if p.enabled() {
+			return true
+		}
+	}
+	return false
+}
+
+// readSamples takes one reading of every server and sums them, so that a
+// cluster is measured as a whole. CPU time is summed only when every
+// server's could be read, so that a missing one never passes for a saving.
+// It fails if any server could not be read at all.
+func readSamples(ctx context.Context, client *http.Client, ps []Probe, gc bool) (Sample, error) {
+	var sum Sample
+	var errs []error
+	cpuAll := true
+	for _, p := range ps {
+		if !p.enabled() {
+			continue
+		}
+		m, err := readSample(ctx, client, p, gc)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		sum.RSS += m.RSS
+		sum.HWM += m.HWM
+		sum.HeapInuse += m.HeapInuse
+		sum.HeapAlloc += m.HeapAlloc
+		sum.StackInuse += m.StackInuse
+		sum.Goroutines += m.Goroutines
+		sum.CPUSeconds += m.CPUSeconds
+		cpuAll = cpuAll && m.CPUSeconds > 0
+	}
+	if !cpuAll {
+		sum.CPUSeconds = 0
+	}
+	return sum, errors.Join(errs...)
+}
+
 // readSample takes one reading, after a collection if gc is set and the
 // probe has a GCURL. It fails only if every source failed.
 func readSample(ctx context.Context, client *http.Client, c Probe, gc bool) (Sample, error) {

@@ -70,10 +70,16 @@ type Config struct {
 	MaxEventBytes  int           // largest event data a reader accepts
 	// NewReader wraps a stream's body (the bytes after the headers, chunked
 	// encoding removed).
-	NewReader     func(body io.Reader, maxData int) EventReader
-	Server        Probe         // where the server's memory and CPU time are read
-	Progress      io.Writer     // a line every ProgressEvery; nil means none
-	ProgressEvery time.Duration // 0 means 1s
+	NewReader func(body io.Reader, maxData int) EventReader
+	// Servers are where the servers' memory and CPU time are read, one
+	// Probe per server process; the readings are summed, so a cluster is
+	// measured as a whole. Empty means none.
+	Servers  []Probe
+	Progress io.Writer // where progress goes; nil means nowhere
+	// ProgressBar redraws one line in place (\r) instead of writing a line
+	// every ProgressEvery: for a terminal.
+	ProgressBar   bool
+	ProgressEvery time.Duration // 0 means 1s for lines, 250ms for the bar
 }
 
 // Validate returns every problem with c at once.
@@ -149,7 +155,7 @@ type Result struct {
 	// ServerCPU is the CPU time the server used from the first publish to
 	// the end of the drain, when the probe can read it, and per delivery
 	// in microseconds: steadier than deliveries per second on a shared
-	// machine. With several servers it is the probed one's alone.
+	// machine. With several servers probed it is their sum.
 	ServerCPU            float64 `json:"serverCPU,omitempty"`
 	ServerCPUPerDelivery float64 `json:"serverCPUPerDelivery,omitempty"`
 
@@ -218,6 +224,9 @@ const histShards = 16
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.ProgressEvery <= 0 {
 		cfg.ProgressEvery = time.Second
+		if cfg.ProgressBar {
+			cfg.ProgressEvery = 250 * time.Millisecond
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -242,9 +251,9 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 	defer client.CloseIdleConnections()
 
 	var mem *MemoryReport
-	if cfg.Server.enabled() {
+	if probing(cfg.Servers) {
 		mem = &MemoryReport{}
-		m, err := readSample(ctx, client, cfg.Server, true)
+		m, err := readSamples(ctx, client, cfg.Servers, true)
 		if err != nil {
 			mem.Error = err.Error()
 		}
@@ -291,7 +300,7 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 
 	if cfg.Count == 0 {
 		// An idle run: hold the streams, then read the memory.
-		progress.phase.Store("hold")
+		progress.setPhase("hold")
 		select {
 		case <-time.After(cfg.Hold):
 		case <-ctx.Done():
@@ -299,19 +308,20 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 		}
 	} else {
 		var cpu0 Sample
-		if cfg.Server.enabled() {
-			cpu0, _ = readSample(ctx, client, cfg.Server, false)
+		if probing(cfg.Servers) {
+			cpu0, _ = readSamples(ctx, client, cfg.Servers, false)
 		}
 		r.publish(ctx, client, progress)
+		progress.setPhase("drain")
 		r.drain(ctx)
 		if cpu0.CPUSeconds > 0 {
-			if cpu1, _ := readSample(ctx, client, cfg.Server, false); cpu1.CPUSeconds > 0 {
+			if cpu1, _ := readSamples(ctx, client, cfg.Servers, false); cpu1.CPUSeconds > 0 {
 				res.ServerCPU = cpu1.CPUSeconds - cpu0.CPUSeconds
 			}
 		}
 	}
 	if mem != nil {
-		m, err := readSample(ctx, client, cfg.Server, true)
+		m, err := readSamples(ctx, client, cfg.Servers, true)
 		if err != nil && mem.Error == "" {
 			mem.Error = err.Error()
 		}
@@ -350,8 +360,7 @@ func (r *run) noteError(err error) {
 func (r *run) publish(ctx context.Context, client *http.Client, progress *progress) {
 	cfg := r.cfg
 	r.start = time.Now()
-	progress.phase.Store("publish")
-	progress.started.Store(r.start.UnixNano())
+	progress.setPhase("publish")
 	until := r.start.Add(cfg.Duration)
 	var wg sync.WaitGroup
 	for j := range cfg.Publishers {
@@ -710,59 +719,6 @@ func (p *publisher) post(ctx context.Context, client *http.Client, u string, bod
 		return fmt.Errorf("POST %s: %s: %s", u, resp.Status, bytes.TrimSpace(answer))
 	}
 	return nil
-}
-
-// progress prints a line every ProgressEvery while a run goes on.
-type progress struct {
-	connected atomic.Int64
-	started   atomic.Int64 // Unix nanoseconds the publish phase started; 0 before
-	phase     atomic.Value // string
-	done      chan struct{}
-	once      sync.Once
-	wg        sync.WaitGroup
-}
-
-func (r *run) startProgress(ctx context.Context) *progress {
-	p := &progress{done: make(chan struct{})}
-	p.phase.Store("connect")
-	if r.cfg.Progress == nil {
-		return p
-	}
-	p.wg.Go(func() {
-		t := time.NewTicker(r.cfg.ProgressEvery)
-		defer t.Stop()
-		begin := time.Now()
-		var lastPub, lastDel uint64
-		last := begin
-		for {
-			select {
-			case <-t.C:
-			case <-p.done:
-				return
-			case <-ctx.Done():
-				return
-			}
-			now := time.Now()
-			secs := now.Sub(last).Seconds()
-			pub, del := r.attempted.Load(), r.delivered.Load()
-			var all Histogram
-			for i := range r.shards {
-				all.Add(&r.shards[i])
-			}
-			fmt.Fprintf(r.cfg.Progress, "%6.1fs %-7s streams %s/%s  published %s (%s/s)  delivered %s (%s/s)  p99 %s  dup %d ooo %d reconnects %d\n",
-				now.Sub(begin).Seconds(), p.phase.Load(), count(uint64(p.connected.Load())), count(uint64(r.cfg.Subscribers)),
-				count(pub), count(uint64(float64(pub-lastPub)/secs)), count(del), count(uint64(float64(del-lastDel)/secs)),
-				Millis(all.Quantile(0.99)), r.dups.Load(), r.ooo.Load(), r.reconnects.Load())
-			lastPub, lastDel, last = pub, del, now
-		}
-	})
-	return p
-}
-
-// stop ends the progress lines; safe to call more than once.
-func (p *progress) stop() {
-	p.once.Do(func() { close(p.done) })
-	p.wg.Wait()
 }
 
 // count formats n with thousands separators: 1,234,567.

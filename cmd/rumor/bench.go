@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,9 @@ import (
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "bare" {
 		return runBare(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "summarize" {
+		return runSummarize(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("rumor bench", flag.ContinueOnError)
 	urls := fs.String("url", cmp.Or(getenv("RUMOR_SERVER"), defaultServer), "comma-separated base URLs of the servers to test; subscribers and publishers take them in turn (env RUMOR_SERVER)")
@@ -47,16 +51,17 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	drain := fs.Duration("drain", 5*time.Second, "after publishing, how long events in flight are waited for; ends early when every subscriber has every event or nothing arrives for 2s")
 	hold := fs.Duration("hold", 3*time.Second, "with --count 0: how long the streams stay open before the memory is read")
 	ack := fs.String("ack", "", "?ack= on every publish: peer or local; empty means the server's default")
-	pid := fs.Int("pid", 0, "read the server's memory and CPU time from /proc/PID/status and /proc/PID/stat (this wins over /metrics)")
-	metrics := fs.Bool("metrics", true, "read the server's memory and CPU time from /metrics on the first subscriber URL, when it answers")
+	pids := fs.String("pid", "", "comma-separated PIDs of the server processes, in the order of --url: read their memory and CPU time from /proc/PID/status and /proc/PID/stat (this wins over /metrics); readings of several are summed")
+	metrics := fs.Bool("metrics", true, "read the servers' memory and CPU time from /metrics on every --url, when it answers; readings of several are summed")
 	serverGC := fs.Bool("server-gc", false, "fetch /debug/pprof/heap?gc=1 before each memory reading, so the Go heap counts live memory only (rumor serve --pprof)")
 	maxEvent := fs.String("max-event-bytes", "1MiB", "largest event a subscriber accepts, a `size`")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object instead of the summary line")
-	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	quiet := fs.Bool("quiet", false, "no progress on stderr (a bar redrawn in place on a terminal, else a line a second)")
 	cpuProfile := fs.String("cpuprofile", "", "write the bench's own CPU profile to this file (the server's: /debug/pprof/profile)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: rumor bench [flags]
        rumor bench bare [--http-addr ADDR]
+       rumor bench summarize [--held RATE] FILE
 
 Opens --subscribers streams spread over the servers, publishes --count
 events of --size bytes from --publishers publishers (at --rate, or flat
@@ -74,7 +79,8 @@ server as its own process and point --url at it.
 
 'rumor bench bare' serves the reference bare fan-out loop (the same HTTP
 surface, no features) until interrupted, for runs against it from another
-process.
+process. 'rumor bench summarize' prints the medians and ratios of a
+sitting's results file (bench/sitting.sh) as markdown tables.
 
 Flags:
 `)
@@ -99,6 +105,10 @@ Flags:
 	if *cluster < 0 || *cluster > 16 {
 		errs = append(errs, fmt.Errorf("--cluster %d: want 0 to 16 nodes", *cluster))
 	}
+	pidList, err := parsePIDs(*pids)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if *cluster > 0 && *bare {
 		errs = append(errs, errors.New("--cluster and --bare: pick one"))
 	}
@@ -119,7 +129,7 @@ Flags:
 		NewReader:      newBenchReader,
 	}
 	if !*quiet {
-		cfg.Progress = stderr
+		cfg.Progress, cfg.ProgressBar = stderr, isTerminal(stderr)
 	}
 	inProcess := *cluster > 0 || *bare
 	if !inProcess {
@@ -175,6 +185,7 @@ Flags:
 	default:
 		target = strings.Join(cfg.SubURLs, ",")
 	}
+	servers := distinct(append(slices.Clone(cfg.SubURLs), cfg.PubURLs...))
 	if *cross {
 		all := cfg.SubURLs
 		if len(all) < 2 {
@@ -182,16 +193,8 @@ Flags:
 		}
 		cfg.PubURLs, cfg.SubURLs = all[:1], all[1:]
 	}
-	if *pid != 0 {
-		cfg.Server.PID = *pid
-	}
-	if *metrics && !inProcess {
-		cfg.Server.MetricsURL = strings.TrimSuffix(cfg.SubURLs[0], "/") + "/metrics"
-	}
-	if *serverGC {
-		cfg.Server.GCURL = strings.TrimSuffix(cfg.SubURLs[0], "/") + "/debug/pprof/heap?gc=1"
-	}
-	if inProcess && *count == 0 && *pid == 0 {
+	cfg.Servers = probes(servers, pidList, *metrics && !inProcess, *serverGC)
+	if inProcess && *count == 0 && len(pidList) == 0 {
 		fmt.Fprintln(stderr, "rumor bench: the server runs in this process, so its memory is not measured; run it as its own process for that")
 	}
 	if !*quiet {
@@ -259,6 +262,65 @@ func checkOpenFiles(c bench.Config, inProcess bool, nodes int) error {
 		return fmt.Errorf("%d subscribers need about %d open files with the server in this process, and the limit is %d: run the server as its own process (rumor serve, rumor bench bare) and point --url at it", c.Subscribers, need, limit)
 	}
 	return fmt.Errorf("%d subscribers need about %d open files, and the limit is %d", c.Subscribers, need, limit)
+}
+
+// isTerminal reports whether w is a terminal, where progress is a bar
+// redrawn in place rather than a line a second.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func parsePIDs(s string) ([]int, error) {
+	var pids []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("--pid %q: want comma-separated process IDs", s)
+		}
+		pids = append(pids, n)
+	}
+	return pids, nil
+}
+
+// probes pairs each server with its PID, in order, and with its /metrics
+// and forced-GC URLs when asked; a PID beyond the servers gets a probe of
+// its own. The bench sums what they read.
+func probes(servers []string, pids []int, metrics, gc bool) []bench.Probe {
+	var ps []bench.Probe
+	for i := range max(len(servers), len(pids)) {
+		var p bench.Probe
+		if i < len(pids) {
+			p.PID = pids[i]
+		}
+		if i < len(servers) {
+			base := strings.TrimSuffix(servers[i], "/")
+			if metrics {
+				p.MetricsURL = base + "/metrics"
+			}
+			if gc {
+				p.GCURL = base + "/debug/pprof/heap?gc=1"
+			}
+		}
+		if p.PID != 0 || p.MetricsURL != "" {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+func distinct(l []string) []string {
+	var out []string
+	for _, s := range l {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func splitList(s string) []string {
@@ -356,4 +418,39 @@ func startBenchCluster(ctx context.Context, n int, logOut io.Writer) (nodes []*n
 		waitFormed(ctx, log, nodes)
 	}
 	return nodes, stop, nil
+}
+
+// runSummarize is `rumor bench summarize`: the medians and ratios of a
+// sitting's results file, as markdown.
+func runSummarize(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rumor bench summarize", flag.ContinueOnError)
+	held := fs.String("held", "", "instead of the tables, print the targets that held this rung (events/s) of row 4, and fail if none did")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: rumor bench summarize [--held RATE] FILE\n\nPrints the results file of a sitting (bench/sitting.sh, one JSON record a\nline) as markdown tables: medians over the repetitions, ratios to the bare\nloop, row 4's highest rung held, the scaling series, and every run that\nfailed or lost, duplicated or reordered events.\n\nFlags:\n")
+		printFlags(fs)
+	}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return ignoreHelp(err)
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("bench summarize: want one results file, got %q", fs.Args())
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("bench summarize: %w", err)
+	}
+	defer f.Close()
+	s, err := bench.ReadSitting(f)
+	if err != nil {
+		return fmt.Errorf("bench summarize %s: %w", fs.Arg(0), err)
+	}
+	if *held != "" {
+		ts := s.Held(*held)
+		if len(ts) == 0 {
+			return fmt.Errorf("bench summarize: no target held %s/s", *held)
+		}
+		fmt.Fprintln(stdout, strings.Join(ts, " "))
+		return nil
+	}
+	return s.Markdown(stdout)
 }

@@ -310,3 +310,63 @@ func TestBenchStops(t *testing.T) {
 		t.Errorf("bench took %v to give up", took)
 	}
 }
+
+// TestBenchSummarize: `rumor bench summarize` prints a results file as
+// markdown, and --held answers for a rung of row 4.
+func TestBenchSummarize(t *testing.T) {
+	file := t.TempDir() + "/results.jsonl"
+	const results = `{"row":"4","point":"1000","target":"bare","rep":1,"exit":0,"result":{"subscribers":100,"connected":100,"channels":1,"publishers":32,"size":200,"rate":1000,"publishSeconds":10,"publishRate":1000,"delivered":1,"deliverySeconds":1,"deliveryRate":100000,"latency":{"count":1,"p99":9}}}
+{"row":"4","point":"1000","target":"rumor","rep":1,"exit":0,"result":{"subscribers":100,"connected":100,"channels":1,"publishers":32,"size":200,"rate":1000,"publishSeconds":10,"publishRate":900,"delivered":1,"deliverySeconds":1,"deliveryRate":90000,"latency":{"count":1,"p99":9}}}
+`
+	if err := os.WriteFile(file, []byte(results), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"bench", "summarize", file}, env(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if want := "| 1,000 (held: bare) | p99 ms | 9.00 | 9.00 | 1.00 |"; !strings.Contains(out.String(), want) {
+		t.Errorf("bench summarize printed\n%s\nwant a line %q", out.String(), want)
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"bench", "summarize", "--held", "1000", file}, env(nil), &out, io.Discard); err != nil || out.String() != "bare\n" {
+		t.Errorf("bench summarize --held 1000 = %q, %v; want bare", out.String(), err)
+	}
+	if err := run(t.Context(), []string{"bench", "summarize", "--held", "1500", file}, env(nil), io.Discard, io.Discard); err == nil {
+		t.Error("bench summarize --held 1500: no error, but no target ran that rung")
+	}
+	if err := run(t.Context(), []string{"bench", "summarize"}, env(nil), io.Discard, io.Discard); err == nil {
+		t.Error("bench summarize without a file: no error")
+	}
+}
+
+// TestBenchProbes: every server is probed, paired with its PID in order,
+// so a cluster's memory and CPU time are summed over its nodes.
+func TestBenchProbes(t *testing.T) {
+	got := probes([]string{"http://a", "http://b/"}, []int{11, 12, 13}, true, true)
+	want := []bench.Probe{
+		{PID: 11, MetricsURL: "http://a/metrics", GCURL: "http://a/debug/pprof/heap?gc=1"},
+		{PID: 12, MetricsURL: "http://b/metrics", GCURL: "http://b/debug/pprof/heap?gc=1"},
+		{PID: 13},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("probes = %+v\nwant %+v", got, want)
+	}
+	if got := probes([]string{"http://a", "http://b"}, nil, false, false); len(got) != 0 {
+		t.Errorf("probes without PIDs or metrics = %+v, want none", got)
+	}
+	if _, err := parsePIDs("12,x"); err == nil {
+		t.Error(`parsePIDs("12,x"): no error`)
+	}
+	if isTerminal(&bytes.Buffer{}) || isTerminal(io.Discard) {
+		t.Error("a buffer is not a terminal")
+	}
+	f, err := os.Create(t.TempDir() + "/stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Error("a regular file is not a terminal")
+	}
+}
