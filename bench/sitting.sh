@@ -16,6 +16,7 @@
 #   QUICK   1 runs tiny sizes, to check the script and the machine
 #   LADDER  row 4's rates in events/s; it stops at the first rung no target holds
 #   RUMOR   a rumor binary to run instead of building ./cmd/rumor
+#   TARGETS the targets of rows 1a to 5, among: bare rumor rumor-3 (all three)
 #
 # Output in $OUT: results.jsonl (row, point, target, rep, exit status and
 # `rumor bench --json` of every run), summary.md (`rumor bench summarize`),
@@ -297,7 +298,7 @@ else
 fi
 
 has_row() { [[ " $ROWS " == *" $1 "* ]]; }
-TARGETS="bare rumor rumor-3"
+TARGETS=${TARGETS:-"bare rumor rumor-3"}
 
 for row in 1a 1b 2 3 5; do
 	has_row "$row" || continue
