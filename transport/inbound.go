@@ -46,6 +46,8 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 	bw := bufio.NewWriterSize(deadlineWriter{conn, c.timing.stallTimeout}, 64<<10)
 	var (
 		buf, scratch []byte
+		out          []byte // one frame to write
+		names        = names{}
 		up           bool   // the order waits for this peer
 		seq          uint64 // last of its events received
 		acked        uint64
@@ -59,7 +61,10 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 		}
 	}()
 	for {
-		_ = conn.SetReadDeadline(time.Now().Add(c.timing.stallTimeout))
+		if frames == 0 || br.Buffered() == 0 {
+			// Moved once per batch, not per frame: it is a timer update.
+			_ = conn.SetReadDeadline(time.Now().Add(c.timing.stallTimeout))
+		}
 		kind, p, nb, err := readFrame(br, buf)
 		buf = nb
 		if err != nil {
@@ -67,7 +72,7 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 		}
 		switch kind {
 		case frameEvent:
-			e, err := decodeEvent(p)
+			e, err := names.event(p)
 			if err != nil {
 				return err
 			}
@@ -99,7 +104,8 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 			for _, e := range events {
 				scratch = appendEvent(scratch[:0], e)
 				size += len(scratch)
-				if _, err := bw.Write(appendFrame(nil, frameRepair, scratch)); err != nil {
+				out = appendFrame(out[:0], frameRepair, scratch)
+				if _, err := bw.Write(out); err != nil {
 					return err
 				}
 			}
@@ -107,7 +113,8 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 			if len(events) >= c.timing.repairLimit {
 				more = 1
 			}
-			if _, err := bw.Write(appendFrame(nil, frameRepairDone, binary.AppendUvarint(nil, more))); err != nil {
+			out = appendUvarintFrame(out[:0], frameRepairDone, more)
+			if _, err := bw.Write(out); err != nil {
 				return err
 			}
 		default:
@@ -126,13 +133,13 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 		}
 		if seq > acked {
 			acked = seq
-			if _, err := bw.Write(appendFrame(nil, frameAck, binary.AppendUvarint(nil, seq))); err != nil {
+			out = appendUvarintFrame(out[:0], frameAck, seq)
+			if _, err := bw.Write(out); err != nil {
 				return err
 			}
 		}
 		if bw.Buffered() > 0 {
-			_ = conn.SetWriteDeadline(time.Now().Add(c.timing.stallTimeout))
-			if err := bw.Flush(); err != nil {
+			if err := bw.Flush(); err != nil { // deadlineWriter bounds it
 				return err
 			}
 		}

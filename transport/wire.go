@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -42,6 +43,12 @@ func appendFrame(dst []byte, kind byte, p []byte) []byte {
 	dst = append(dst, kind)
 	dst = binary.AppendUvarint(dst, uint64(len(p)))
 	return append(dst, p...)
+}
+
+// appendUvarintFrame appends a frame whose payload is one uvarint.
+func appendUvarintFrame(dst []byte, kind byte, v uint64) []byte {
+	var p [binary.MaxVarintLen64]byte
+	return appendFrame(dst, kind, p[:binary.PutUvarint(p[:], v)])
 }
 
 // readFrame reads one frame; the payload is valid until the next call.
@@ -154,17 +161,45 @@ func (d *decoder) done() error {
 }
 
 // decodeEvent decodes and checks an event. The event owns its memory.
-func decodeEvent(p []byte) (*broker.Event, error) {
+func decodeEvent(p []byte) (*broker.Event, error) { return names(nil).event(p) }
+
+// names interns the channel names and event types one relay reader sees:
+// they repeat from event to event, and a fresh string for each was a third
+// of decoding's allocations. It holds at most maxNames; a nil names interns
+// nothing.
+type names map[string]string
+
+const maxNames = 1024
+
+func (n names) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := n[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if n != nil {
+		if len(n) >= maxNames {
+			clear(n) // a peer cycling through names gets no help, and no growth
+		}
+		n[s] = s
+	}
+	return s
+}
+
+// event decodes and checks an event, as decodeEvent, with n's names.
+func (n names) event(p []byte) (*broker.Event, error) {
 	d := decoder{b: p}
 	e := &broker.Event{}
 	e.ID.Time = d.u64()
 	e.ID.Origin = d.u64()
 	e.ID.Seq = d.uvarint()
 	e.Born = time.Unix(0, d.varint())
-	e.Channel = string(d.bytes())
-	e.Type = string(d.bytes())
+	e.Channel = n.intern(d.bytes())
+	e.Type = n.intern(d.bytes())
 	e.Key = string(d.bytes())
-	e.Data = append([]byte(nil), d.bytes()...)
+	e.Data = bytes.Clone(d.bytes())
 	if err := d.done(); err != nil {
 		return nil, err
 	}
