@@ -23,6 +23,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	host := fs.String("host", "127.0.0.1", "address every node listens on, for HTTP and gossip")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format, to stdout: text or json")
+	perClient := fs.Int("max-streams-per-client", 100, "concurrent SSE streams per client address on each node; 0 means no limit (load tests from one machine)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: rumor dev [flags]\n\nRuns a local cluster in one process: HTTP on consecutive ports, gossip on\nfree ports, every node joined to the first. Ctrl-C stops it.\n\nFlags:\n")
 		printFlags(fs)
@@ -49,6 +50,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if *logFormat != "text" && *logFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", *logFormat))
 	}
+	if *perClient < 0 {
+		errs = append(errs, fmt.Errorf("--max-streams-per-client %d: must not be negative (0 means no limit)", *perClient))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -65,6 +69,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	base.ClusterLabel = "rumor-dev"
 	base.DrainTimeout = 5 * time.Second
 	base.AdvertiseAddr = ""
+	base.MaxStreamsPerClient = *perClient
 	log := newLogger(stdout, *logFormat, *logLevel)
 
 	var started []*node

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"regexp"
@@ -179,4 +181,34 @@ func freePorts(tb testing.TB, n int) int {
 	}
 	tb.Fatalf("found no %d consecutive free ports", n)
 	return 0
+}
+
+// TestDevStreamsPerClient: --max-streams-per-client reaches every node
+// of rumor dev (a load test from one address lifts it with 0).
+func TestDevStreamsPerClient(t *testing.T) {
+	if err := run(context.Background(), []string{"dev", "--max-streams-per-client", "-1"}, env(nil), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "--max-streams-per-client -1") {
+		t.Errorf("rumor dev --max-streams-per-client -1: %v, want an error naming the flag", err)
+	}
+	dev := start(t, env(nil), "dev", "--nodes", "1", "--http-port", "0", "--log-level", "warn", "--max-streams-per-client", "1")
+	banner := dev.out.waitContains(t, "Ctrl-C stops the cluster")
+	m := regexp.MustCompile(`(?m)^\s+n1\s+(http://\S+)`).FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("no node URL in:\n%s", banner)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m[1]+"/channels/a", nil)
+	first, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	code, body := get(t, m[1]+"/channels/b")
+	if code != http.StatusOK || !strings.Contains(body, "too many streams from your address") {
+		t.Errorf("second stream from one address: %d %q, want 200 with the per-client refusal", code, body)
+	}
+	cancel()
+	if err := dev.stop(t); err != nil {
+		t.Errorf("rumor dev: %v", err)
+	}
 }
