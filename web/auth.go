@@ -26,6 +26,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -50,11 +51,23 @@ const (
 )
 
 // AuthConfig configures token authentication. Exactly one key source is
-// set: HMACSecret, PublicKeyPEM or JWKS.
+// set: HMACSecret, PublicKeyPEM or JWKS, which never change, or one of the
+// files or the URL, which are watched for rotation (keys.go).
 type AuthConfig struct {
 	HMACSecret   []byte // HS256 shared secret, at least 32 bytes
 	PublicKeyPEM []byte // one PEM public key: RSA (RS256, 2048 bits or more), ECDSA P-256 (ES256) or Ed25519 (EdDSA)
 	JWKS         []byte // a JSON Web Key Set of RSA, EC P-256 and Ed25519 keys, chosen by the token's kid
+
+	HMACSecretFile string // a file holding the HS256 secret (its text, a trailing newline removed); read again when it changes
+	PublicKeyFile  string // a file holding PublicKeyPEM; read again when it changes
+	JWKSFile       string // a file holding a JWKS; read again when it changes
+	JWKSURL        string // https URL (http only on loopback) of a JWKS: fetched by Reload or the first token, every JWKSRefresh, and at once for a token with an unknown kid
+
+	FileCheck      time.Duration // how often a key file is checked for a change, on the path of a token's verification; 0 means 5s
+	JWKSRefresh    time.Duration // how often JWKSURL is fetched again; 0 means 5m
+	JWKSMinRefetch time.Duration // least time between fetches caused by unknown kids, so that made-up tokens cannot make rumor hammer the identity provider; 0 means 30s
+	HTTPClient     *http.Client  // fetches JWKSURL; nil means one with a 10s timeout
+	Logger         *slog.Logger  // key reloads and failed ones; nil means discard
 
 	Audience string        // when set, the token's aud must contain it
 	Issuer   string        // when set, the token's iss must equal it
@@ -64,25 +77,27 @@ type AuthConfig struct {
 	QueryToken bool     // also accept ?token=; off by default because URLs end up in logs
 	Public     []string // channel patterns anyone may subscribe to without a token
 
-	Now func() time.Time // nil means time.Now; tests move the clock with it
+	Now func() time.Time // nil means time.Now; tests move the clock with it (it also schedules key checks)
 }
 
 // Authenticator verifies tokens and checks their grants. Build it with
 // NewAuthenticator and hand it to Options.Auth; it is safe for concurrent
-// use and holds no state beyond its keys.
+// use. Its only state is its keys, which it renews from a key file or a
+// JWKS URL on the path of the requests that verify tokens (keys.go): it
+// starts no goroutine, so there is nothing to stop.
 type Authenticator struct {
-	parser  *jwt.Parser
-	keyfunc jwt.Keyfunc
-	methods []string // the algorithms the configured keys allow, exactly
-	cookie  string
-	query   bool
-	leeway  time.Duration
-	public  []broker.Pattern
-	now     func() time.Time
+	keys       *keyring
+	parserOpts []jwt.ParserOption // every check but the algorithms, which come with the keys
+	cookie     string
+	query      bool
+	leeway     time.Duration
+	public     []broker.Pattern
+	now        func() time.Time
 }
 
 // NewAuthenticator checks c and returns its Authenticator. The error names
-// every problem at once.
+// every problem at once. Key files are read here; a JWKS URL is not
+// fetched (call Reload to fetch it at start).
 func NewAuthenticator(c AuthConfig) (*Authenticator, error) {
 	var errs []error
 	a := &Authenticator{cookie: c.Cookie, query: c.QueryToken, leeway: c.Leeway, now: c.Now}
@@ -95,41 +110,23 @@ func NewAuthenticator(c AuthConfig) (*Authenticator, error) {
 	if !validCookieName(a.cookie) {
 		errs = append(errs, fmt.Errorf("auth cookie %q: not a valid cookie name", a.cookie))
 	}
-	sources := 0
-	for _, s := range [][]byte{c.HMACSecret, c.PublicKeyPEM, c.JWKS} {
-		if len(s) > 0 {
-			sources++
-		}
+	a.parserOpts = []jwt.ParserOption{
+		jwt.WithExpirationRequired(),
+		jwt.WithStrictDecoding(),
+		jwt.WithLeeway(c.Leeway),
+		jwt.WithTimeFunc(func() time.Time { return a.now() }),
 	}
-	switch {
-	case sources == 0:
-		errs = append(errs, errors.New("auth: no key: set an HMAC secret, a public key or a JWKS"))
-	case sources > 1:
-		errs = append(errs, errors.New("auth: more than one key source: set exactly one of the HMAC secret, the public key and the JWKS"))
-	case len(c.HMACSecret) > 0:
-		if len(c.HMACSecret) < minHMACBytes {
-			errs = append(errs, fmt.Errorf("auth HMAC secret: %d bytes, want at least %d", len(c.HMACSecret), minHMACBytes))
-		}
-		secret := append([]byte(nil), c.HMACSecret...)
-		a.methods = []string{jwt.SigningMethodHS256.Alg()}
-		a.keyfunc = func(*jwt.Token) (any, error) { return secret, nil }
-	case len(c.PublicKeyPEM) > 0:
-		key, alg, err := ParsePublicKey(c.PublicKeyPEM)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("auth public key: %w", err))
-			break
-		}
-		a.methods = []string{alg}
-		a.keyfunc = func(*jwt.Token) (any, error) { return key, nil }
-	default:
-		set, err := ParseJWKS(c.JWKS)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("auth JWKS: %w", err))
-			break
-		}
-		a.methods = set.algorithms()
-		a.keyfunc = set.keyfunc
+	if c.Audience != "" {
+		a.parserOpts = append(a.parserOpts, jwt.WithAudience(c.Audience))
 	}
+	if c.Issuer != "" {
+		a.parserOpts = append(a.parserOpts, jwt.WithIssuer(c.Issuer))
+	}
+	keys, err := a.newKeyring(c)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	a.keys = keys
 	for _, s := range c.Public {
 		p, err := broker.ParsePattern(s)
 		if err != nil {
@@ -144,29 +141,65 @@ func NewAuthenticator(c AuthConfig) (*Authenticator, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	opts := []jwt.ParserOption{
-		// Exactly the algorithms of the configured key: "none", and a
-		// token signed with HS256 using an RSA public key as the secret,
-		// are refused before any key is used.
-		jwt.WithValidMethods(a.methods),
-		jwt.WithExpirationRequired(),
-		jwt.WithStrictDecoding(),
-		jwt.WithLeeway(c.Leeway),
-		jwt.WithTimeFunc(func() time.Time { return a.now() }),
-	}
-	if c.Audience != "" {
-		opts = append(opts, jwt.WithAudience(c.Audience))
-	}
-	if c.Issuer != "" {
-		opts = append(opts, jwt.WithIssuer(c.Issuer))
-	}
-	a.parser = jwt.NewParser(opts...)
 	return a, nil
+}
+
+// hmacKeys, publicKeys and jwksKeys turn key material into a generation of
+// keys. The parser of each allows exactly the algorithms of its keys:
+// "none", and a token signed with HS256 using an RSA public key as the
+// secret, are refused before any key is used.
+func (a *Authenticator) hmacKeys(secret []byte) (*keyState, error) {
+	if len(secret) < minHMACBytes {
+		return nil, fmt.Errorf("auth HMAC secret: %d bytes, want at least %d", len(secret), minHMACBytes)
+	}
+	secret = append([]byte(nil), secret...)
+	return a.keyState([]string{jwt.SigningMethodHS256.Alg()}, func(*jwt.Token) (any, error) { return secret, nil }, nil), nil
+}
+
+func (a *Authenticator) publicKeys(pemBytes []byte) (*keyState, error) {
+	key, alg, err := ParsePublicKey(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("auth public key: %w", err)
+	}
+	return a.keyState([]string{alg}, func(*jwt.Token) (any, error) { return key, nil }, nil), nil
+}
+
+// jwksKeys parses a JWKS. With rotating (a URL), the parser lets every
+// asymmetric algorithm through to the key lookup, so that a token signed
+// by a new key of another kind reaches the fetch of its kid; the lookup
+// still insists that the token's algorithm is its key's.
+func (a *Authenticator) jwksKeys(b []byte, rotating bool) (*keyState, error) {
+	set, err := ParseJWKS(b)
+	if err != nil {
+		return nil, fmt.Errorf("auth JWKS: %w", err)
+	}
+	return a.jwksState(set, rotating), nil
+}
+
+func (a *Authenticator) jwksState(set *JWKS, rotating bool) *keyState {
+	allowed := set.algorithms()
+	if rotating {
+		allowed = asymmetric
+	}
+	st := a.keyState(allowed, a.jwksKeyfunc, set)
+	st.methods = set.algorithms()
+	return st
+}
+
+// asymmetric are the algorithms a JWKS key may have.
+var asymmetric = []string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg(), jwt.SigningMethodEdDSA.Alg()}
+
+func (a *Authenticator) keyState(allowed []string, keyfunc jwt.Keyfunc, set *JWKS) *keyState {
+	opts := append([]jwt.ParserOption{jwt.WithValidMethods(allowed)}, a.parserOpts...)
+	return &keyState{parser: jwt.NewParser(opts...), keyfunc: keyfunc, methods: allowed, jwks: set}
 }
 
 // Methods returns the signing algorithms tokens may use: HS256, RS256,
 // ES256 or EdDSA, as the configured keys allow.
-func (a *Authenticator) Methods() []string { return append([]string(nil), a.methods...) }
+// They change when the keys are rotated.
+func (a *Authenticator) Methods() []string {
+	return append([]string(nil), a.keys.current().methods...)
+}
 
 // Grants is the "rumor" claim of a token: channel patterns it may publish
 // to and subscribe to.
@@ -264,9 +297,12 @@ func (a *Authenticator) verify(raw string) (*principal, *authError) {
 	if len(raw) > maxTokenLen {
 		return nil, unauthorized(authInvalid, "token longer than %d bytes", maxTokenLen)
 	}
+	a.keys.renew()
+	keys := a.keys.current()
 	var c Claims
-	if t, err := a.parser.ParseWithClaims(raw, &c, a.keyfunc); err != nil {
-		return nil, a.tokenError(t, err)
+	if t, err := keys.parser.ParseWithClaims(raw, &c, keys.keyfunc); err != nil {
+		// The keys of now: an unknown kid may have fetched new ones.
+		return nil, tokenError(t, err, a.keys.current().methods)
 	}
 	// The token is good until exp plus the leeway: a stream ends then, not
 	// earlier, or its client would come back with the same token and be let in.
@@ -287,16 +323,19 @@ func (a *Authenticator) verify(raw string) (*principal, *authError) {
 	return p, nil
 }
 
-// tokenError says what is wrong with a token without echoing it.
-func (a *Authenticator) tokenError(t *jwt.Token, err error) *authError {
+// tokenError says what is wrong with a token without echoing it; methods
+// are the algorithms the keys allow.
+func tokenError(t *jwt.Token, err error, methods []string) *authError {
 	var kerr keyError
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return unauthorized(authInvalid, "malformed token")
-	case t != nil && !slices.Contains(a.methods, fmt.Sprint(t.Header["alg"])):
+	case t != nil && len(methods) == 0:
+		return unauthorized(authInvalid, "no keys to verify tokens with yet: the JWKS could not be fetched")
+	case t != nil && !slices.Contains(methods, fmt.Sprint(t.Header["alg"])):
 		// "none", an algorithm of another key kind (HS256 against a public
 		// key), or one rumor does not know.
-		return unauthorized(authInvalid, "token algorithm %q not accepted: want %s", clip(fmt.Sprint(t.Header["alg"])), strings.Join(a.methods, " or "))
+		return unauthorized(authInvalid, "token algorithm %q not accepted: want %s", clip(fmt.Sprint(t.Header["alg"])), strings.Join(methods, " or "))
 	case errors.As(err, &kerr):
 		return unauthorized(authInvalid, "token: %s", kerr.msg)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
@@ -763,9 +802,9 @@ type keyError struct{ msg string }
 
 func (e keyError) Error() string { return e.msg }
 
-// keyfunc picks the key by the token's kid and insists that the token's
+// lookup picks the key by the token's kid and insists that the token's
 // algorithm is the key's own: an RSA key never checks an ES256 token.
-func (s *JWKS) keyfunc(t *jwt.Token) (any, error) {
+func (s *JWKS) lookup(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
 	k, ok := s.keys[kid]
 	if !ok {

@@ -103,6 +103,10 @@ func newMetrics(reg *prometheus.Registry, h *Handler) *metrics {
 		gauge("peers", "Peers the delivery order waits for.",
 			func(s broker.Stats) int64 { return int64(s.Peers) }),
 	)
+	if a := h.opts.Auth; a != nil && a.keys.source != "" {
+		// rumor_auth_key_reloads_total: keys that rotate (keys.go).
+		reg.MustRegister(a.keys.reloads)
+	}
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -27,6 +27,7 @@ func TestParseServeDefaults(t *testing.T) {
 		HistoryTTL:     5 * time.Minute,
 		HistoryBytes:   256 << 20,
 		Heartbeat:      15 * time.Second,
+		Coalesce:       time.Millisecond,
 		MaxEventBytes:  1 << 20,
 		MaxStreams:     20000,
 		MaxPatterns:    64,

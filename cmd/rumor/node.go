@@ -52,11 +52,12 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 	if err != nil {
 		return nil, err
 	}
-	tlsConf, err := cfg.tlsConfig()
+	reg := prometheus.NewRegistry() // web adds the Go and process collectors
+	// The certificate follows its files; reg counts the reloads.
+	tlsConf, err := cfg.tlsConfig(log, reg)
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry() // web adds the Go and process collectors
 	origin := broker.NewOrigin()
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -123,7 +124,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 		Logger:        log,
 		Version:       version(),
 	}
-	if err := cfg.applySecurity(&wo); err != nil {
+	if err := cfg.applySecurity(ctx, &wo); err != nil {
 		return nil, err
 	}
 	if tlsConf != nil {
@@ -307,15 +308,21 @@ func dialable(addr net.Addr) string {
 }
 
 // peerTLS is how a node that serves TLS reaches its peers' HTTP APIs (the
-// UI's cluster view): the system's roots plus this node's own certificate,
-// so a cluster that shares one self-signed certificate works too. The
-// certificate must be valid for the peers' advertised addresses.
+// UI's cluster view): the system's roots plus this node's own certificate
+// at start, so a cluster that shares one self-signed certificate works too.
+// The certificate must be valid for the peers' advertised addresses.
 func peerTLS(own *tls.Config) *tls.Config {
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
-	for _, c := range own.Certificates {
+	certs := append([]tls.Certificate(nil), own.Certificates...)
+	if own.GetCertificate != nil {
+		if c, err := own.GetCertificate(&tls.ClientHelloInfo{}); err == nil && c != nil {
+			certs = append(certs, *c)
+		}
+	}
+	for _, c := range certs {
 		for _, der := range c.Certificate {
 			if cert, err := x509.ParseCertificate(der); err == nil {
 				pool.AddCert(cert)

@@ -5,17 +5,26 @@ package main
 // SECURITY.md explains the threat model; docs/AUTH.md the tokens.
 
 import (
+	"cmp"
+	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rumorhq/rumor/web"
 )
 
@@ -26,6 +35,8 @@ type SecurityConfig struct {
 	AuthHMACSecretFile  string // a file holding the HS256 secret
 	AuthPublicKey       string // a PEM file: RSA (RS256), EC P-256 (ES256) or Ed25519 (EdDSA) public key
 	AuthJWKS            string // a JWKS file
+	AuthJWKSURL         string // an https URL serving the JWKS
+	AuthJWKSRefresh     time.Duration
 	AuthAudience        string
 	AuthIssuer          string
 	AuthLeeway          time.Duration
@@ -52,6 +63,8 @@ func securityOptions() []option {
 		{"auth-hmac-secret-file", "path", "", "turns auth on: file holding the HS256 secret (instead of --auth-hmac-secret)", setString(func(c *Config) *string { return &c.AuthHMACSecretFile })},
 		{"auth-public-key", "path", "", "turns auth on: PEM file of the RSA (RS256), EC P-256 (ES256) or Ed25519 (EdDSA) public key JWTs are verified with", setString(func(c *Config) *string { return &c.AuthPublicKey })},
 		{"auth-jwks", "path", "", "turns auth on: JWKS file of RS256, ES256 and EdDSA keys, chosen by the token's kid", setString(func(c *Config) *string { return &c.AuthJWKS })},
+		{"auth-jwks-url", "url", "", "turns auth on: https URL of the identity provider's JWKS, fetched at start, every --auth-jwks-refresh and for a token with an unknown kid", setString(func(c *Config) *string { return &c.AuthJWKSURL })},
+		{"auth-jwks-refresh", "duration", "5m", "how often --auth-jwks-url is fetched again (an unknown kid fetches at once, at most every 30s)", setDuration(func(c *Config) *time.Duration { return &c.AuthJWKSRefresh })},
 		{"auth-audience", "string", "", "when set, a token's aud must contain it", setString(func(c *Config) *string { return &c.AuthAudience })},
 		{"auth-issuer", "string", "", "when set, a token's iss must equal it", setString(func(c *Config) *string { return &c.AuthIssuer })},
 		{"auth-leeway", "duration", "5s", "clock skew tolerated on a token's exp and nbf", setDuration(func(c *Config) *time.Duration { return &c.AuthLeeway })},
@@ -76,7 +89,7 @@ func (c *Config) validateSecurity() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if _, err := c.authenticator(); err != nil {
+	if _, err := c.authenticator(nil); err != nil {
 		errs = append(errs, err)
 	}
 	if !c.authOn() {
@@ -90,9 +103,12 @@ func (c *Config) validateSecurity() error {
 			{"--public-channels", len(c.PublicChannels) > 0},
 		} {
 			if s.set {
-				bad("%s is set but auth is off: set --auth-hmac-secret-file, --auth-public-key or --auth-jwks", s.name)
+				bad("%s is set but auth is off: set --auth-hmac-secret-file, --auth-public-key, --auth-jwks or --auth-jwks-url", s.name)
 			}
 		}
+	}
+	if c.AuthJWKSRefresh < 10*time.Second || c.AuthJWKSRefresh > 24*time.Hour {
+		bad("--auth-jwks-refresh %v: want 10s to 24h", c.AuthJWKSRefresh)
 	}
 	if c.AuthLeeway < 0 || c.AuthLeeway > 5*time.Minute {
 		bad("--auth-leeway %v: want 0 to 5m", c.AuthLeeway)
@@ -104,7 +120,7 @@ func (c *Config) validateSecurity() error {
 			}
 		}
 	}
-	if _, err := c.tlsConfig(); err != nil {
+	if _, err := c.tlsConfig(nil, nil); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 1<<20 {
@@ -137,12 +153,15 @@ func (c *Config) validateSecurity() error {
 
 // authOn reports whether a key is configured, which turns auth on.
 func (c *Config) authOn() bool {
-	return c.AuthHMACSecret != "" || c.AuthHMACSecretFile != "" || c.AuthPublicKey != "" || c.AuthJWKS != ""
+	return c.AuthHMACSecret != "" || c.AuthHMACSecretFile != "" || c.AuthPublicKey != "" || c.AuthJWKS != "" || c.AuthJWKSURL != ""
 }
 
 // authenticator builds the web Authenticator from the auth flags, nil when
-// auth is off. Key files are read here; errors never echo a secret.
-func (c *Config) authenticator() (*web.Authenticator, error) {
+// auth is off. Key files are read here, and watched from then on: a
+// rotated key is taken without a restart (web/keys.go). A JWKS URL is not
+// fetched here (Validate calls this too): applySecurity fetches it. Errors
+// never echo a secret. log hears about key reloads; nil discards.
+func (c *Config) authenticator(log *slog.Logger) (*web.Authenticator, error) {
 	if !c.authOn() {
 		return nil, nil
 	}
@@ -152,6 +171,7 @@ func (c *Config) authenticator() (*web.Authenticator, error) {
 		{"--auth-hmac-secret-file", c.AuthHMACSecretFile},
 		{"--auth-public-key", c.AuthPublicKey},
 		{"--auth-jwks", c.AuthJWKS},
+		{"--auth-jwks-url", c.AuthJWKSURL},
 	} {
 		if s.v != "" {
 			sources = append(sources, s.name)
@@ -161,39 +181,30 @@ func (c *Config) authenticator() (*web.Authenticator, error) {
 		return nil, fmt.Errorf("%s are set: use exactly one", strings.Join(sources, " and "))
 	}
 	ac := web.AuthConfig{
-		Audience:   c.AuthAudience,
-		Issuer:     c.AuthIssuer,
-		Leeway:     max(c.AuthLeeway, 0),
-		Cookie:     c.AuthCookie,
-		QueryToken: c.AuthQueryToken,
-		Public:     c.PublicChannels,
+		Audience:    c.AuthAudience,
+		Issuer:      c.AuthIssuer,
+		Leeway:      max(c.AuthLeeway, 0),
+		Cookie:      c.AuthCookie,
+		QueryToken:  c.AuthQueryToken,
+		Public:      c.PublicChannels,
+		JWKSRefresh: max(c.AuthJWKSRefresh, 0),
+		Logger:      log,
 	}
 	from := sources[0]
 	switch {
 	case c.AuthHMACSecret != "":
 		ac.HMACSecret = []byte(c.AuthHMACSecret)
 	case c.AuthHMACSecretFile != "":
-		b, err := os.ReadFile(c.AuthHMACSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("--auth-hmac-secret-file: %w", err)
-		}
-		// A trailing newline from an editor or `echo` is not part of it.
-		ac.HMACSecret = []byte(strings.TrimRight(string(b), "\r\n"))
+		ac.HMACSecretFile = c.AuthHMACSecretFile // a trailing newline is not part of it
 		from += " " + c.AuthHMACSecretFile
 	case c.AuthPublicKey != "":
-		b, err := os.ReadFile(c.AuthPublicKey)
-		if err != nil {
-			return nil, fmt.Errorf("--auth-public-key: %w", err)
-		}
-		ac.PublicKeyPEM = b
+		ac.PublicKeyFile = c.AuthPublicKey
 		from += " " + c.AuthPublicKey
-	default:
-		b, err := os.ReadFile(c.AuthJWKS)
-		if err != nil {
-			return nil, fmt.Errorf("--auth-jwks: %w", err)
-		}
-		ac.JWKS = b
+	case c.AuthJWKS != "":
+		ac.JWKSFile = c.AuthJWKS
 		from += " " + c.AuthJWKS
+	default:
+		ac.JWKSURL = c.AuthJWKSURL // web says what is wrong with it, password hidden
 	}
 	a, err := web.NewAuthenticator(ac)
 	if err != nil {
@@ -202,24 +213,202 @@ func (c *Config) authenticator() (*web.Authenticator, error) {
 	return a, nil
 }
 
+// certCheckEvery is how often, at most, a TLS handshake checks whether
+// --tls-cert or --tls-key changed.
+const certCheckEvery = 5 * time.Second
+
 // tlsConfig loads --tls-cert and --tls-key; nil when TLS is off. TLS 1.2
 // is the minimum; the cipher suites are Go's defaults, which offer only
-// AEAD suites with forward secrecy for TLS 1.2 and all of TLS 1.3's.
-func (c *Config) tlsConfig() (*tls.Config, error) {
+// AEAD suites with forward secrecy for TLS 1.2 and all of TLS 1.3's. The
+// certificate comes from GetCertificate, which reads the files again when
+// they change (cert-manager renewing a Secret): new connections get the
+// new certificate, open ones keep theirs. log hears about reloads and reg
+// gets their metrics; Validate passes nil for both.
+func (c *Config) tlsConfig(log *slog.Logger, reg prometheus.Registerer) (*tls.Config, error) {
 	switch {
 	case c.TLSCert == "" && c.TLSKey == "":
 		return nil, nil
 	case c.TLSCert == "" || c.TLSKey == "":
 		return nil, errors.New("--tls-cert and --tls-key go together: set both or neither")
 	}
-	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	cert, err := loadCertificate(c.TLSCert, c.TLSKey, certCheckEvery, time.Now, log)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", c.TLSCert, c.TLSKey, err)
 	}
+	if reg != nil {
+		reg.MustRegister(cert.collectors()...)
+	}
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
+		MinVersion: tls.VersionTLS12,
+		// Not Certificates: with it, a client that sends no server name
+		// (one that dials an IP address) would get the first certificate
+		// for good.
+		GetCertificate: cert.get,
 	}, nil
+}
+
+// certificate is the TLS certificate a node serves, kept fresh from its
+// files. Like the auth keys (web/keys.go), it is checked on the path of the
+// handshakes, at most every every, one handshake at a time: no goroutine.
+// A pair that does not load (a key that does not match the new
+// certificate, because one file was replaced before the other) keeps the
+// last good certificate, and is tried again once either file changes.
+type certificate struct {
+	certFile, keyFile string
+	every             time.Duration
+	now               func() time.Time
+	log               *slog.Logger
+	reloads           *prometheus.CounterVec // rumor_tls_cert_reloads_total{result}
+
+	cur atomic.Pointer[tls.Certificate]
+	due atomic.Int64 // Unix nanoseconds of the next check
+
+	mu     sync.Mutex // one check at a time; guards the fields below
+	stamps [2]fileStamp
+	hash   [32]byte // of the files the current certificate came from
+	failed string   // what the last failed load saw, so that it is reported once
+}
+
+// fileStamp is what a stat says about a file's content.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func loadCertificate(certFile, keyFile string, every time.Duration, now func() time.Time, log *slog.Logger) (*certificate, error) {
+	c := &certificate{
+		certFile: certFile,
+		keyFile:  keyFile,
+		every:    every,
+		now:      now,
+		log:      cmp.Or(log, slog.New(slog.DiscardHandler)).With("component", "tls"),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rumor_tls_cert_reloads_total",
+			Help: "TLS certificates loaded again after --tls-cert or --tls-key changed, by result (ok, or error: the last good certificate stays).",
+		}, []string{"result"}),
+	}
+	c.reloads.WithLabelValues("ok")
+	c.reloads.WithLabelValues("error")
+	stamps, pems, sum, err := c.readFiles()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := parsePair(pems)
+	if err != nil {
+		return nil, err
+	}
+	c.stamps, c.hash = stamps, sum
+	c.cur.Store(cert)
+	c.due.Store(now().Add(every).UnixNano())
+	return c, nil
+}
+
+// get is tls.Config.GetCertificate.
+func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.renew()
+	return c.cur.Load(), nil
+}
+
+// renew checks the files if a check is due and no other handshake is
+// making one.
+func (c *certificate) renew() {
+	if c.now().UnixNano() < c.due.Load() || !c.mu.TryLock() {
+		return
+	}
+	defer c.mu.Unlock()
+	defer c.due.Store(c.now().Add(c.every).UnixNano())
+	var stamps [2]fileStamp
+	for i, p := range []string{c.certFile, c.keyFile} {
+		fi, err := os.Stat(p) // the path, not an open file: Kubernetes swaps a symlink
+		if err != nil {
+			c.fail(err.Error(), err)
+			return
+		}
+		stamps[i] = fileStamp{fi.ModTime(), fi.Size()}
+	}
+	if stamps == c.stamps {
+		return
+	}
+	stamps, pems, sum, err := c.readFiles()
+	if err != nil {
+		c.fail(err.Error(), err)
+		return
+	}
+	c.stamps = stamps
+	if sum == c.hash {
+		c.failed = "" // touched, or back to the certificate in use
+		return
+	}
+	cert, err := parsePair(pems)
+	if err != nil {
+		c.fail(hex.EncodeToString(sum[:]), err)
+		return
+	}
+	c.hash, c.failed = sum, ""
+	c.cur.Store(cert)
+	c.reloads.WithLabelValues("ok").Inc()
+	c.log.Info("tls certificate reloaded", "cert", c.certFile, "serial", cert.Leaf.SerialNumber.String(),
+		"subject", cert.Leaf.Subject.String(), "not_after", cert.Leaf.NotAfter)
+}
+
+// readFiles reads both files, with their stamps and a hash of both.
+func (c *certificate) readFiles() (stamps [2]fileStamp, pems [2][]byte, sum [32]byte, err error) {
+	h := sha256.New()
+	for i, p := range []string{c.certFile, c.keyFile} {
+		f, err := os.Open(p)
+		if err != nil {
+			return stamps, pems, sum, err
+		}
+		fi, err := f.Stat()
+		if err == nil {
+			pems[i], err = io.ReadAll(io.LimitReader(f, 1<<20))
+		}
+		f.Close()
+		if err != nil {
+			return stamps, pems, sum, fmt.Errorf("read %s: %w", p, err)
+		}
+		stamps[i] = fileStamp{fi.ModTime(), fi.Size()}
+		fmt.Fprintf(h, "%d:", len(pems[i]))
+		h.Write(pems[i])
+	}
+	copy(sum[:], h.Sum(nil))
+	return stamps, pems, sum, nil
+}
+
+// parsePair parses a certificate chain and its key.
+func parsePair(pems [2][]byte) (*tls.Certificate, error) {
+	pair, err := tls.X509KeyPair(pems[0], pems[1])
+	if err != nil {
+		return nil, err
+	}
+	if pair.Leaf == nil { // GODEBUG=x509keypairleaf=0
+		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return nil, err
+		}
+	}
+	return &pair, nil
+}
+
+// fail reports a pair that could not be loaded, once for each thing it saw.
+func (c *certificate) fail(saw string, err error) {
+	if saw == c.failed {
+		return
+	}
+	c.failed = saw
+	c.reloads.WithLabelValues("error").Inc()
+	c.log.Warn("tls certificate reload failed: keeping the last good certificate", "cert", c.certFile, "key", c.keyFile, "err", err)
+}
+
+// collectors are the certificate's metrics: reloads, and when the served
+// certificate expires, to alert on a renewal that did not happen.
+func (c *certificate) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		c.reloads,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "rumor_tls_cert_expiry_timestamp_seconds",
+			Help: "When the TLS certificate this node serves expires (its NotAfter), in Unix seconds.",
+		}, func() float64 { return float64(c.cur.Load().Leaf.NotAfter.Unix()) }),
+	}
 }
 
 // parseRate reads --publish-rate: "N/UNIT" with UNIT s, m, h or a
@@ -255,11 +444,17 @@ func parseRate(s string) (n int, per time.Duration, err error) {
 }
 
 // applySecurity puts the security settings into the web options. cfg has
-// passed Validate.
-func (c *Config) applySecurity(wo *web.Options) error {
-	a, err := c.authenticator()
+// passed Validate. A JWKS URL is fetched here, so that one that does not
+// work stops rumor at start rather than refusing every token.
+func (c *Config) applySecurity(ctx context.Context, wo *web.Options) error {
+	a, err := c.authenticator(wo.Logger)
 	if err != nil {
 		return err
+	}
+	if c.AuthJWKSURL != "" {
+		if err := a.Reload(ctx); err != nil {
+			return fmt.Errorf("--auth-jwks-url: %w", err)
+		}
 	}
 	wo.Auth = a
 	wo.CORSOrigins = c.CORSOrigins

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
@@ -20,13 +21,18 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestSecurityDefaults(t *testing.T) {
@@ -35,6 +41,7 @@ func TestSecurityDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := SecurityConfig{
+		AuthJWKSRefresh:     5 * time.Minute,
 		AuthLeeway:          5 * time.Second,
 		AuthCookie:          "rumor_token",
 		MaxHeaderBytes:      64 << 10,
@@ -75,6 +82,7 @@ func TestSecurityValues(t *testing.T) {
 	}{
 		{"auth-audience", "a", "b", func(c Config) any { return c.AuthAudience }, "a", "b"},
 		{"auth-issuer", "a", "b", func(c Config) any { return c.AuthIssuer }, "a", "b"},
+		{"auth-jwks-refresh", "1m", "1h", func(c Config) any { return c.AuthJWKSRefresh }, time.Minute, time.Hour},
 		{"auth-leeway", "1s", "2s", func(c Config) any { return c.AuthLeeway }, time.Second, 2 * time.Second},
 		{"auth-cookie", "a", "b", func(c Config) any { return c.AuthCookie }, "a", "b"},
 		{"auth-query-token", "true", "false", func(c Config) any { return c.AuthQueryToken }, true, false},
@@ -117,6 +125,7 @@ func TestSecurityValues(t *testing.T) {
 		{"auth-hmac-secret-file", secret},
 		{"auth-public-key", pubPEM},
 		{"auth-jwks", jwks},
+		{"auth-jwks-url", "https://idp.example.com/.well-known/jwks.json"}, // not fetched by Validate
 	} {
 		for _, args := range [][]string{{"--" + tt.flag, tt.value}, nil} {
 			vars := map[string]string{}
@@ -128,7 +137,7 @@ func TestSecurityValues(t *testing.T) {
 				t.Errorf("%s %v: %v", tt.flag, vars, err)
 				continue
 			}
-			if a, err := c.authenticator(); err != nil || a == nil {
+			if a, err := c.authenticator(nil); err != nil || a == nil {
 				t.Errorf("%s %v: authenticator = %v, %v, want one", tt.flag, vars, a, err)
 			}
 		}
@@ -155,6 +164,7 @@ func TestSecurityReportsEveryProblem(t *testing.T) {
 		"--publish-rate", "fast",
 		"--trusted-proxies", "10.0.0.0/8,nowhere",
 		"--auth-leeway", "1h",
+		"--auth-jwks-refresh", "1s",
 	}
 	_, err := parseServe(args, env(nil))
 	if err == nil {
@@ -173,6 +183,7 @@ func TestSecurityReportsEveryProblem(t *testing.T) {
 		`--publish-rate "fast"`,
 		`--trusted-proxies "nowhere"`,
 		"--auth-leeway 1h0m0s",
+		"--auth-jwks-refresh 1s",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
@@ -195,6 +206,8 @@ func TestSecurityReportsEveryProblem(t *testing.T) {
 		{[]string{"--auth-audience", "a", "--auth-issuer", "b", "--public-channels", "news", "--auth-query-token"},
 			[]string{"--auth-audience is set but auth is off", "--auth-issuer is set", "--public-channels is set", "--auth-query-token is set"}},
 		{[]string{"--tls-cert", priv, "--tls-key", priv}, []string{"--tls-cert " + priv}},
+		{[]string{"--auth-jwks-url", "http://idp.example.com/jwks"}, []string{"--auth-jwks-url", "want https"}},
+		{[]string{"--auth-jwks-url", "https://idp.example.com/jwks", "--auth-jwks", tempFile(t, "j.json", `{"keys":[]}`)}, []string{"--auth-jwks and --auth-jwks-url are set"}},
 	} {
 		_, err := parseServe(tt.args, env(nil))
 		for _, w := range tt.want {
@@ -598,5 +611,245 @@ func TestRelayRefusesStranger(t *testing.T) {
 	srv.out.waitContains(t, "relay handshake refused")
 	if _, body := get(t, url+"/metrics"); !strings.Contains(body, "rumor_relay_handshake_failures_total 1") {
 		t.Errorf("rumor_relay_handshake_failures_total is not 1")
+	}
+}
+
+// certPair is a self-signed certificate for 127.0.0.1 with serial, and its
+// key, as PEM.
+func certPair(tb testing.TB, serial int64) (certPEM, keyPEM string) {
+	tb.Helper()
+	key := newECKey(tb)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: "rumor rotation test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Duration(serial) * time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), ecPrivatePEM(tb, key)
+}
+
+// replaceFile writes content next to path and renames it over path, the
+// way Kubernetes and cert-manager update a file atomically.
+func replaceFile(tb testing.TB, path, content string) {
+	tb.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// A renewed certificate is served on new connections without a restart,
+// while a connection opened before keeps going; a pair that does not match
+// (the certificate replaced before its key) keeps the good one.
+func TestCertificateRotation(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	c1, k1 := certPair(t, 1)
+	c2, k2 := certPair(t, 2)
+	c3, k3 := certPair(t, 3)
+	replaceFile(t, certFile, c1)
+	replaceFile(t, keyFile, k1)
+	cert, err := loadCertificate(certFile, keyFile, 10*time.Millisecond, time.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.get},
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-served
+	})
+	pool := x509.NewCertPool()
+	for _, c := range []string{c1, c2, c3} {
+		pool.AppendCertsFromPEM([]byte(c))
+	}
+	url := "https://" + ln.Addr().String() + "/"
+	// serial asks on client's connection, a new one unless it has one open.
+	serial := func(client *http.Client) int64 {
+		t.Helper()
+		resp, body := do(t, client, http.MethodGet, url, nil, "")
+		if resp.StatusCode != http.StatusOK || body != "ok" {
+			t.Fatalf("GET over TLS = %d %q", resp.StatusCode, body)
+		}
+		return resp.TLS.PeerCertificates[0].SerialNumber.Int64()
+	}
+	newClient := func() *http.Client {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	}
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not after 10s", what)
+			}
+		}
+	}
+	counted := func(result string) float64 {
+		var m dto.Metric
+		if err := cert.reloads.WithLabelValues(result).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+
+	open := newClient() // keeps its connection
+	if got := serial(open); got != 1 {
+		t.Fatalf("served serial %d, want 1", got)
+	}
+	replaceFile(t, certFile, c2)
+	replaceFile(t, keyFile, k2)
+	eventually("a new connection gets the renewed certificate", func() bool { return serial(newClient()) == 2 })
+	if got := serial(open); got != 1 {
+		t.Errorf("the connection opened before the renewal: serial %d, want 1 (it keeps going)", got)
+	}
+
+	// The certificate arrives before its key: the pair does not load, the
+	// renewed one stays; once the key follows, the new pair is served.
+	replaceFile(t, certFile, c3)
+	eventually("the mismatched pair counted", func() bool { serial(newClient()); return counted("error") == 1 })
+	if got := serial(newClient()); got != 2 {
+		t.Errorf("served serial %d with a mismatched pair, want 2", got)
+	}
+	replaceFile(t, keyFile, k3)
+	eventually("the complete new pair", func() bool { return serial(newClient()) == 3 })
+	if ok, failed := counted("ok"), counted("error"); ok != 2 || failed != 1 {
+		t.Errorf("rumor_tls_cert_reloads_total ok=%v error=%v, want 2 and 1", ok, failed)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(cert.collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "rumor_tls_cert_expiry_timestamp_seconds" {
+			want := float64(time.Now().Add(3 * time.Hour).Unix())
+			if got := mf.GetMetric()[0].GetGauge().GetValue(); got < want-60 || got > want+60 {
+				t.Errorf("rumor_tls_cert_expiry_timestamp_seconds = %v, want about %v (the third certificate's)", got, want)
+			}
+		}
+	}
+}
+
+// The key files of the flags are watched: a public key replaced by one of
+// another kind is what the authenticator verifies with after a reload.
+func TestAuthKeyFileFollowsRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "key.pem")
+	replaceFile(t, path, ecPublicPEM(t, newECKey(t)))
+	c, err := parseServe([]string{"--auth-public-key", path}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.authenticator(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Methods(); len(got) != 1 || got[0] != "ES256" {
+		t.Fatalf("Methods() = %v, want [ES256]", got)
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaceFile(t, path, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	if err := a.Reload(t.Context()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got := a.Methods(); len(got) != 1 || got[0] != "EdDSA" {
+		t.Errorf("Methods() after the rotation = %v, want [EdDSA]", got)
+	}
+}
+
+// es256Token is an ES256 JWT naming kid, made by hand like token.
+func es256Token(tb testing.TB, k *ecdsa.PrivateKey, kid string, claims map[string]any) string {
+	tb.Helper()
+	enc := base64.RawURLEncoding.EncodeToString
+	body, err := json.Marshal(claims)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	signing := enc([]byte(`{"alg":"ES256","typ":"JWT","kid":"`+kid+`"}`)) + "." + enc(body)
+	sum := sha256.Sum256([]byte(signing))
+	r, s, err := ecdsa.Sign(rand.Reader, k, sum[:])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return signing + "." + enc(sig)
+}
+
+// `rumor serve --auth-jwks-url` fetches the identity provider's keys at
+// start, and unknown kids do not make it fetch again within 30s; a
+// provider that does not answer stops rumor at start.
+func TestServeJWKSURL(t *testing.T) {
+	k1, k2 := newECKey(t), newECKey(t)
+	jwk := func(kid string, k *ecdsa.PrivateKey) string {
+		return strings.Replace(ecJWK(t, k), `"kid":"k1"`, `"kid":"`+kid+`"`, 1)
+	}
+	var body atomic.Pointer[string]
+	set := func(keys ...string) { s := `{"keys":[` + strings.Join(keys, ",") + `]}`; body.Store(&s) }
+	set(jwk("k1", k1))
+	var fetches atomic.Int64
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		io.WriteString(w, *body.Load())
+	}))
+	t.Cleanup(idp.Close)
+
+	_, url := startServeWith(t, "http", "--auth-jwks-url", idp.URL+"/jwks")
+	publish := func(k *ecdsa.PrivateKey, kid string) int {
+		resp, _ := do(t, http.DefaultClient, http.MethodPost, url+"/channels/orders", http.Header{"Authorization": {"Bearer " + es256Token(t, k, kid, grant([]string{">"}, nil))}}, "x")
+		return resp.StatusCode
+	}
+	if got := publish(k1, "k1"); got != http.StatusOK {
+		t.Errorf("publish with k1 = %d, want 200", got)
+	}
+	if got := publish(k2, "k2"); got != http.StatusUnauthorized {
+		t.Errorf("publish with k2 before the provider has it = %d, want 401", got)
+	}
+	// The provider adds k2. Its kid is unknown, but the fetch at start was
+	// less than 30s ago: no fetch yet (web's tests move the clock past it
+	// and see k2 taken).
+	set(jwk("k1", k1), jwk("k2", k2))
+	if got := publish(k2, "k2"); got != http.StatusUnauthorized {
+		t.Errorf("publish with k2 within 30s of the last fetch = %d, want 401", got)
+	}
+	if got := fetches.Load(); got != 1 {
+		t.Errorf("%d fetches after start and two unknown kids within 30s, want 1", got)
+	}
+
+	// A provider that is not there: rumor does not start.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	err := run(t.Context(), []string{"serve", "--http-addr", "127.0.0.1:0", "--auth-jwks-url", dead.URL + "/jwks"}, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--auth-jwks-url") {
+		t.Errorf("serve with an unreachable JWKS URL = %v, want an error naming --auth-jwks-url", err)
 	}
 }
