@@ -135,6 +135,7 @@ type sealedConn struct {
 
 	wmu  sync.Mutex
 	out  sealState
+	whdr [recordHeader]byte // a field: on the stack it would escape through the cipher.AEAD
 	wbuf []byte
 	werr error
 }
@@ -173,10 +174,9 @@ func (c *sealedConn) Write(p []byte) (int, error) {
 			c.werr = err
 			return n, err
 		}
-		var hdr [recordHeader]byte
-		binary.BigEndian.PutUint32(hdr[:], uint32(len(chunk)))
-		b := append(c.wbuf[:0], hdr[:]...)
-		b = c.out.aead.Seal(b, nonce, chunk, hdr[:])
+		binary.BigEndian.PutUint32(c.whdr[:], uint32(len(chunk)))
+		b := append(c.wbuf[:0], c.whdr[:]...)
+		b = c.out.aead.Seal(b, nonce, chunk, c.whdr[:])
 		c.wbuf = b
 		if err := c.out.done(len(chunk)); err != nil {
 			c.werr = err
@@ -194,26 +194,56 @@ func (c *sealedConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Read returns plaintext from the current record, or reads, opens and
-// returns the next one.
+// Read returns plaintext from the current record, or waits for the next
+// one, opens it and returns it with the records after it that have already
+// arrived whole and fit in p. Like a read of the connection below, it
+// returns what is there: the relay's readers end a batch (an ack, a flush)
+// when nothing more is buffered, and one Read per record would end one per
+// peer flush.
 func (c *sealedConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	if len(c.plain) == 0 {
-		if c.rerr != nil {
-			return 0, c.rerr
+	if len(c.plain) > 0 {
+		n := copy(p, c.plain)
+		c.plain = c.plain[n:]
+		return n, nil
+	}
+	if c.rerr != nil {
+		return 0, c.rerr
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n := 0
+	for {
+		m, err := c.readRecord(p[n:])
+		n += m
+		if err != nil {
+			if n > 0 {
+				return n, nil // the error is kept for the next Read
+			}
+			return 0, err
 		}
-		if len(p) == 0 {
-			return 0, nil
+		if m == 0 { // larger than p: kept in c.plain
+			k := copy(p[n:], c.plain)
+			c.plain = c.plain[k:]
+			return n + k, nil
 		}
-		n, err := c.readRecord(p)
-		if err != nil || n > 0 {
-			return n, err
+		if !c.arrived(len(p) - n) {
+			return n, nil
 		}
 	}
-	n := copy(p, c.plain)
-	c.plain = c.plain[n:]
-	return n, nil
+}
+
+// arrived reports whether the next record is buffered whole, and is no
+// larger than room, so that it can be opened without waiting.
+func (c *sealedConn) arrived(room int) bool {
+	if c.r.Buffered() < recordHeader {
+		return false
+	}
+	hdr, _ := c.r.Peek(recordHeader)
+	n := int(binary.BigEndian.Uint32(hdr))
+	return n <= room && c.r.Buffered() >= recordHeader+n+recordTag
 }
 
 // readRecord reads and opens the next record: straight into p when it fits

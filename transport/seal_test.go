@@ -117,6 +117,20 @@ func TestSealRoundTrip(t *testing.T) {
 		t.Error("the plaintext is on the wire")
 	}
 
+	// Records that arrived together are read together, as the bytes of
+	// flushes that arrived together would be without sealing: the relay's
+	// readers batch acks on that.
+	small := bytes.Join(sealRecords(t, false, []byte("ab"), []byte("cd"), []byte("ef")), nil)
+	dl0, ld0 := testSealKeys(t)
+	sc0, _ := seal(memConn{r: bytes.NewReader(small)}, ld0, dl0)
+	buf := make([]byte, 100)
+	if n, err := sc0.Read(buf); err != nil || string(buf[:n]) != "abcdef" {
+		t.Errorf("one Read of three buffered records = %q, %v; want %q", buf[:n], err, "abcdef")
+	}
+	if n, err := sc0.Read(buf[:1]); err != io.EOF {
+		t.Errorf("Read after them = %d, %v; want EOF", n, err)
+	}
+
 	// A reader that returns one byte at a time below the records.
 	dl, ld := testSealKeys(t)
 	sc, _ := seal(memConn{r: iotest.OneByteReader(bytes.NewReader(wire))}, ld, dl)
