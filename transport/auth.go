@@ -20,15 +20,20 @@ import (
 //	dialler  → "RUMR" version nonceD originD
 //	listener → nonceL originL HMAC(k, "L"|nonceD|nonceL|originD|originL)
 //	dialler  → HMAC(k, "D"|nonceD|nonceL|originD|originL)
+//	         from here on, both ways, only sealed records (seal.go)
 //	listener → contig: the highest sequence of the dialler's events it holds
 //	           with none missing below, so the dialler resends only what is
-//	           missing.
+//	           missing; the first sealed record, so nobody on the path can
+//	           change it.
 //
 // Without a gossip key the key derives from the label alone: that separates
 // clusters but keeps no stranger out.
+//
+// Version 2 seals everything after the proofs; version 1 sent it in clear.
+// The two refuse each other's hello, so mixed versions do not relay.
 const (
 	relayMagic   = "RUMR"
-	relayVersion = 1
+	relayVersion = 2
 )
 
 var (
@@ -55,12 +60,12 @@ func handshakeMAC(key []byte, side byte, nonceD, nonceL []byte, originD, originL
 	return m.Sum(nil)
 }
 
-// dialHandshake runs the dialler's side and returns the listener's origin and
-// its contig for our events. want, unless 0, is the origin we mean to reach:
+// dialHandshake runs the dialler's side and returns the sealed connection,
+// the listener's origin and its contig for our events. want, unless 0, is the origin we mean to reach:
 // when another node answers (a new process at a departed member's address),
 // the handshake stops before proving ourselves, so the listener never takes
 // this connection for our relay and closes our real one.
-func dialHandshake(conn net.Conn, key []byte, origin, want uint64, timeout time.Duration) (peerOrigin, contig uint64, err error) {
+func dialHandshake(conn net.Conn, key []byte, origin, want uint64, timeout time.Duration) (sealed net.Conn, peerOrigin, contig uint64, err error) {
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
 	nonceD := make([]byte, 16)
@@ -69,46 +74,58 @@ func dialHandshake(conn net.Conn, key []byte, origin, want uint64, timeout time.
 	hello = append(hello, nonceD...)
 	hello = binary.BigEndian.AppendUint64(hello, origin)
 	if _, err := conn.Write(hello); err != nil {
-		return 0, 0, err
+		return nil, 0, 0, err
 	}
 	var reply [16 + 8 + 32]byte
 	if _, err := io.ReadFull(conn, reply[:]); err != nil {
-		return 0, 0, fmt.Errorf("%w: %v", errAuth, err)
+		return nil, 0, 0, fmt.Errorf("%w: %v", errAuth, err)
 	}
 	nonceL := reply[:16]
 	peerOrigin = binary.BigEndian.Uint64(reply[16:24])
 	if !hmac.Equal(reply[24:], handshakeMAC(key, 'L', nonceD, nonceL, origin, peerOrigin)) {
-		return 0, 0, fmt.Errorf("%w: peer does not hold our key or label", errAuth)
+		return nil, 0, 0, fmt.Errorf("%w: peer does not hold our key or label", errAuth)
 	}
 	if want != 0 && peerOrigin != want {
-		return 0, 0, fmt.Errorf("%w: origin %016x, want %016x", errWrongPeer, peerOrigin, want)
+		return nil, 0, 0, fmt.Errorf("%w: origin %016x, want %016x", errWrongPeer, peerOrigin, want)
 	}
 	if _, err := conn.Write(handshakeMAC(key, 'D', nonceD, nonceL, origin, peerOrigin)); err != nil {
-		return 0, 0, err
+		return nil, 0, 0, err
+	}
+	dl, ld, err := sealKeys(key, nonceD, nonceL, origin, peerOrigin)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	sc, err := seal(conn, dl, ld)
+	if err != nil {
+		return nil, 0, 0, err
 	}
 	var c [8]byte
-	if _, err := io.ReadFull(conn, c[:]); err != nil {
-		return 0, 0, fmt.Errorf("%w: %v", errAuth, err)
+	if _, err := io.ReadFull(sc, c[:]); err != nil {
+		return nil, 0, 0, fmt.Errorf("%w: %v", errAuth, err)
 	}
-	return peerOrigin, binary.BigEndian.Uint64(c[:]), nil
+	return sc, peerOrigin, binary.BigEndian.Uint64(c[:]), nil
 }
 
 // acceptHandshake runs the listener's side after the first magic byte was
-// read. contig answers the dialler's origin with our contig for it.
-func acceptHandshake(conn net.Conn, key []byte, origin uint64, timeout time.Duration, contig func(uint64) uint64) (peerOrigin uint64, err error) {
+// read, and returns the sealed connection and the dialler's origin. contig
+// answers the dialler's origin with our contig for it.
+func acceptHandshake(conn net.Conn, key []byte, origin uint64, timeout time.Duration, contig func(uint64) uint64) (sealed net.Conn, peerOrigin uint64, err error) {
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
 	var hello [3 + 1 + 16 + 8]byte // magic rest, version, nonce, origin
 	if _, err := io.ReadFull(conn, hello[:]); err != nil {
-		return 0, fmt.Errorf("%w: %v", errAuth, err)
+		return nil, 0, fmt.Errorf("%w: %v", errAuth, err)
 	}
-	if string(hello[:3]) != relayMagic[1:] || hello[3] != relayVersion {
-		return 0, fmt.Errorf("%w: not a rumor relay (version %d)", errAuth, hello[3])
+	if string(hello[:3]) != relayMagic[1:] {
+		return nil, 0, fmt.Errorf("%w: not a rumor relay", errAuth)
+	}
+	if hello[3] != relayVersion {
+		return nil, 0, fmt.Errorf("%w: relay protocol version %d, want %d (a node of another rumor version)", errAuth, hello[3], relayVersion)
 	}
 	nonceD := hello[4:20]
 	peerOrigin = binary.BigEndian.Uint64(hello[20:28])
 	if peerOrigin == 0 || peerOrigin == origin {
-		return 0, fmt.Errorf("%w: bad origin", errAuth)
+		return nil, 0, fmt.Errorf("%w: bad origin", errAuth)
 	}
 	nonceL := make([]byte, 16)
 	_, _ = rand.Read(nonceL)
@@ -116,19 +133,27 @@ func acceptHandshake(conn net.Conn, key []byte, origin uint64, timeout time.Dura
 	reply = binary.BigEndian.AppendUint64(reply, origin)
 	reply = append(reply, handshakeMAC(key, 'L', nonceD, nonceL, peerOrigin, origin)...)
 	if _, err := conn.Write(reply); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	var mac [32]byte
 	if _, err := io.ReadFull(conn, mac[:]); err != nil {
-		return 0, fmt.Errorf("%w: %v", errAuth, err)
+		return nil, 0, fmt.Errorf("%w: %v", errAuth, err)
 	}
 	if !hmac.Equal(mac[:], handshakeMAC(key, 'D', nonceD, nonceL, peerOrigin, origin)) {
-		return 0, fmt.Errorf("%w: dialler does not hold our key or label", errAuth)
+		return nil, 0, fmt.Errorf("%w: dialler does not hold our key or label", errAuth)
+	}
+	dl, ld, err := sealKeys(key, nonceD, nonceL, peerOrigin, origin)
+	if err != nil {
+		return nil, 0, err
+	}
+	sc, err := seal(conn, ld, dl)
+	if err != nil {
+		return nil, 0, err
 	}
 	var c [8]byte
 	binary.BigEndian.PutUint64(c[:], contig(peerOrigin))
-	if _, err := conn.Write(c[:]); err != nil {
-		return 0, err
+	if _, err := sc.Write(c[:]); err != nil {
+		return nil, 0, err
 	}
-	return peerOrigin, nil
+	return sc, peerOrigin, nil
 }

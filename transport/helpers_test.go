@@ -379,11 +379,12 @@ func dialRaw(tb testing.TB, addr string, key []byte, label string, origin uint64
 		tb.Fatalf("dial %s: %v", addr, err)
 	}
 	tb.Cleanup(func() { conn.Close() })
-	if _, _, err := dialHandshake(conn, relayKey(key, label), origin, 0, 2*time.Second); err != nil {
+	sealed, _, _, err := dialHandshake(conn, relayKey(key, label), origin, 0, 2*time.Second)
+	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	return &rawPeer{conn: conn, br: bufio.NewReader(conn), origin: origin}, nil
+	return &rawPeer{conn: sealed, br: bufio.NewReader(sealed), origin: origin}, nil
 }
 
 func (p *rawPeer) write(tb testing.TB, frames ...[]byte) {

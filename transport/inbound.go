@@ -14,12 +14,13 @@ func putU64(b []byte, v uint64) { binary.BigEndian.PutUint64(b, v) }
 // events. The first magic byte has been read.
 func (c *Cluster) serveRelay(conn net.Conn) {
 	defer conn.Close()
-	origin, err := acceptHandshake(conn, c.relayKey, c.cfg.Origin, c.timing.dialTimeout, c.contig)
+	sealed, origin, err := acceptHandshake(conn, c.relayKey, c.cfg.Origin, c.timing.dialTimeout, c.contig)
 	if err != nil {
 		c.metrics.authFailures.Inc()
 		c.log.Warn("relay handshake refused", "remote", conn.RemoteAddr().String(), "err", err)
 		return
 	}
+	conn = sealed // from here on every byte is sealed (seal.go)
 	in, prev := c.trackInbound(origin, conn)
 	if in == nil {
 		return

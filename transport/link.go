@@ -242,13 +242,14 @@ func (l *link) connect(log *slog.Logger) error {
 		return err
 	}
 	defer conn.Close()
-	_, contig, err := dialHandshake(conn, l.c.relayKey, l.c.cfg.Origin, l.origin, l.c.timing.dialTimeout)
+	sealed, _, contig, err := dialHandshake(conn, l.c.relayKey, l.c.cfg.Origin, l.origin, l.c.timing.dialTimeout)
 	if err != nil {
 		if !errors.Is(err, errWrongPeer) {
 			l.c.metrics.authFailures.Inc()
 		}
 		return err
 	}
+	conn = sealed // from here on every byte is sealed (seal.go)
 	l.ack(contig)
 
 	// Our retained events above the peer's contig are resent with

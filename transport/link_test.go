@@ -86,10 +86,11 @@ func (m *fakeMember) accept(tb testing.TB, contig uint64) *fakeConn {
 	if b, err := br.ReadByte(); err != nil || b != relayMagic[0] {
 		tb.Fatalf("first byte %q, %v; want %q", b, err, relayMagic[0])
 	}
-	if _, err := acceptHandshake(&peeked{Conn: conn, r: br}, relayKey(testKey, testLabel), m.origin, 5*time.Second, func(uint64) uint64 { return contig }); err != nil {
+	sealed, _, err := acceptHandshake(&peeked{Conn: conn, r: br}, relayKey(testKey, testLabel), m.origin, 5*time.Second, func(uint64) uint64 { return contig })
+	if err != nil {
 		tb.Fatalf("handshake: %v", err)
 	}
-	return &fakeConn{conn: conn, br: br}
+	return &fakeConn{conn: sealed, br: bufio.NewReader(sealed)}
 }
 
 // fakeConn is the listener's end of one relay connection. It checks the

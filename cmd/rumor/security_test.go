@@ -591,7 +591,7 @@ func TestRelayRefusesStranger(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	hello := append([]byte("RUMR\x01"), make([]byte, 16)...)
+	hello := append([]byte("RUMR\x02"), make([]byte, 16)...) // relay protocol version 2
 	hello = bin.BigEndian.AppendUint64(hello, 0x1234)
 	if _, err := conn.Write(hello); err != nil {
 		t.Fatal(err)
