@@ -16,7 +16,8 @@
 #   QUICK   1 runs tiny sizes, to check the script and the machine
 #   LADDER  row 4's rates in events/s; it stops at the first rung no target holds
 #   RUMOR   a rumor binary to run instead of building ./cmd/rumor
-#   TARGETS the targets of rows 1a to 5, among: bare rumor rumor-3 (all three)
+#   TARGETS the targets of rows 1a to 5, among: bare rumor rumor-3 (all three),
+#           dev-3 (rumor dev: 3 nodes in one process; not row 3)
 #
 # Output in $OUT: results.jsonl (row, point, target, rep, exit status and
 # `rumor bench --json` of every run), summary.md (`rumor bench summarize`),
@@ -140,7 +141,8 @@ wait_up() {
 }
 
 # start_target starts a fresh target: bare (the reference loop), rumor (one
-# node) or rumor-N (N nodes, gossiping, every node joined to the first). It
+# node), rumor-N (N processes, gossiping, every node joined to the first) or
+# dev-N (rumor dev: N nodes in one process). It
 # fills SERVER_PIDS and SERVER_URLS, retrying with other ports when a port
 # was taken between the check and the start.
 start_target() {
@@ -163,6 +165,23 @@ start_once() {
 		STARTED+=("$pid") SERVER_PIDS+=("$pid") SERVER_URLS+=("http://127.0.0.1:$port")
 		wait_up "http://127.0.0.1:$port" /metrics "$pid"
 		return
+	fi
+	if [[ $target == dev-* ]]; then
+		# rumor dev: N nodes in one process (one Go runtime), HTTP ports
+		# picked by the kernel and read from its banner.
+		n=${target#dev-}
+		"$B" dev --nodes "$n" --http-port 0 --max-streams-per-client 0 --log-level warn >"$log.dev" 2>&1 &
+		pid=$!
+		STARTED+=("$pid") SERVER_PIDS+=("$pid")
+		for ((i = 0; i < 300; i++)); do
+			grep -q "Ctrl-C stops the cluster" "$log.dev" 2>/dev/null && break
+			kill -0 "$pid" 2>/dev/null || return 1
+			sleep 0.1
+		done
+		mapfile -t SERVER_URLS < <(grep -oE '^\s+n[0-9]+\s+http://[0-9.:]+' "$log.dev" | awk '{print $2}')
+		((${#SERVER_URLS[@]} == n)) || return 1
+		for u in "${SERVER_URLS[@]}"; do wait_up "$u" /readyz "$pid" || return 1; done
+		return 0
 	fi
 	n=1
 	[[ $target == rumor-* ]] && n=${target#rumor-}
@@ -308,8 +327,8 @@ for row in 1a 1b 2 3 5; do
 			1a) bench 1a "" "$t" "$rep" --metrics=false $R1 --publishers 32 ;;
 			1b) bench 1b "" "$t" "$rep" --metrics=false $R1 --publishers 4 ;;
 			2) bench 2 "" "$t" "$rep" --metrics=false $R2 ;;
-			3) bench 3 "" "$t" "$rep" $R3 ;;
-			5) if [[ $t == rumor-3 ]]; then
+			3) [[ $t == dev-* ]] || bench 3 "" "$t" "$rep" $R3 ;; # one process: /metrics of every node is the same
+			5) if [[ $t == rumor-3 || $t == dev-3 ]]; then
 				bench 5 "" "$t" "$rep" --metrics=false $R5 --cross-node
 			else
 				bench 5 "" "$t" "$rep" --metrics=false $R5
