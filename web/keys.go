@@ -100,10 +100,15 @@ type keyring struct {
 	fetched time.Time  // the last fetch of url, good or bad
 }
 
-// fileStamp is what a cheap stat says about a file's content.
-type fileStamp struct {
-	mod  time.Time
-	size int64
+// fileStamp is what a cheap stat says about a file's content: which file
+// it is (a Kubernetes Secret update swaps in new files, which may have the
+// old ones' size and, within one clock tick, their modification time),
+// its modification time and its size.
+type fileStamp struct{ fi os.FileInfo }
+
+func (s fileStamp) same(o fileStamp) bool {
+	return s.fi != nil && o.fi != nil && os.SameFile(s.fi, o.fi) &&
+		s.fi.ModTime().Equal(o.fi.ModTime()) && s.fi.Size() == o.fi.Size()
 }
 
 // newKeyring builds a's keys from the one key source c sets and reads a
@@ -264,7 +269,7 @@ func (k *keyring) checkFile(force bool) error {
 	if err != nil {
 		return k.fileFailed(err.Error(), err)
 	}
-	if !force && (fileStamp{fi.ModTime(), fi.Size()}) == k.stamp {
+	if !force && k.stamp.same(fileStamp{fi}) {
 		return nil
 	}
 	stamp, b, err := readKeyFile(k.path)
@@ -317,7 +322,7 @@ func readKeyFile(path string) (fileStamp, []byte, error) {
 	if len(b) > maxKeyBytes {
 		return fileStamp{}, nil, fmt.Errorf("%s: larger than %d bytes", path, maxKeyBytes)
 	}
-	return fileStamp{fi.ModTime(), fi.Size()}, b, nil
+	return fileStamp{fi}, b, nil
 }
 
 // fetch gets the JWKS from url and keeps it if it parses. mu is held.

@@ -458,3 +458,28 @@ func TestKeyFileReload(t *testing.T) {
 	}
 	accepted(t, a, "the new secret after Reload", newTok)
 }
+
+// A key file replaced by another of the same size with the same
+// modification time (a Secret update within one clock tick of the last,
+// keys of one kind having one size) is still noticed: it is another file.
+func TestKeyFileSameSizeAndTime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte(testSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAuth(t, AuthConfig{HMACSecretFile: path, FileCheck: 10 * time.Millisecond})
+	all := claims([]string{">"}, []string{">"}, time.Hour)
+	accepted(t, a, "the first secret", hs256(t, all))
+
+	next := testSecret[:len(testSecret)-1] + "!"
+	replaceFile(t, path, next)
+	if err := os.Chtimes(path, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	newTok := sign(t, jwt.SigningMethodHS256, []byte(next), all, nil)
+	eventually(t, "the secret of the same size and time", func() bool { _, err := a.verify(newTok); return err == nil })
+}

@@ -270,9 +270,15 @@ type certificate struct {
 }
 
 // fileStamp is what a stat says about a file's content.
-type fileStamp struct {
-	mod  time.Time
-	size int64
+// fileStamp is what a cheap stat says about a file's content: which file
+// it is (a Kubernetes Secret update swaps in new files, which may have the
+// old ones' size and, within one clock tick, their modification time),
+// its modification time and its size.
+type fileStamp struct{ fi os.FileInfo }
+
+func (s fileStamp) same(o fileStamp) bool {
+	return s.fi != nil && o.fi != nil && os.SameFile(s.fi, o.fi) &&
+		s.fi.ModTime().Equal(o.fi.ModTime()) && s.fi.Size() == o.fi.Size()
 }
 
 func loadCertificate(certFile, keyFile string, every time.Duration, now func() time.Time, log *slog.Logger) (*certificate, error) {
@@ -324,9 +330,9 @@ func (c *certificate) renew() {
 			c.fail(err.Error(), err)
 			return
 		}
-		stamps[i] = fileStamp{fi.ModTime(), fi.Size()}
+		stamps[i] = fileStamp{fi}
 	}
-	if stamps == c.stamps {
+	if stamps[0].same(c.stamps[0]) && stamps[1].same(c.stamps[1]) {
 		return
 	}
 	stamps, pems, sum, err := c.readFiles()
@@ -367,7 +373,7 @@ func (c *certificate) readFiles() (stamps [2]fileStamp, pems [2][]byte, sum [32]
 		if err != nil {
 			return stamps, pems, sum, fmt.Errorf("read %s: %w", p, err)
 		}
-		stamps[i] = fileStamp{fi.ModTime(), fi.Size()}
+		stamps[i] = fileStamp{fi}
 		fmt.Fprintf(h, "%d:", len(pems[i]))
 		h.Write(pems[i])
 	}
