@@ -35,6 +35,7 @@ func (c *Cluster) serveRelay(conn net.Conn) {
 	}
 	err = c.readRelay(conn, origin)
 	c.log.Debug("relay inbound closed", "origin", fmt.Sprintf("%016x", origin), "err", err)
+	c.sealFailed(err, fmt.Sprintf("%016x", origin))
 }
 
 // maxBatch bounds how many frames the relay reader takes before it acks.

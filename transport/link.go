@@ -213,6 +213,7 @@ func (l *link) run() {
 			backoff = 50 * time.Millisecond
 		}
 		log.Debug("relay link down", "err", err, "retry", backoff)
+		l.c.sealFailed(err, l.name)
 		l.c.metrics.reconnects.Inc()
 		t := time.NewTimer(backoff + rand.N(backoff/2+1))
 		select {

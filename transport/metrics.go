@@ -1,12 +1,17 @@
 package transport
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	ackLatency   prometheus.Histogram
 	repaired     prometheus.Counter
 	reconnects   prometheus.Counter
 	authFailures prometheus.Counter
+	rejected     prometheus.Counter
 }
 
 func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
@@ -28,11 +33,15 @@ func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
 			Name: "rumor_relay_handshake_failures_total",
 			Help: "Relay connections refused for a wrong key, label or protocol.",
 		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rumor_relay_records_rejected_total",
+			Help: "Relay connections closed because a sealed record did not authenticate: altered, cut, replayed or reflected on the way.",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.ackLatency, m.repaired, m.reconnects, m.authFailures)
+	reg.MustRegister(m.ackLatency, m.repaired, m.reconnects, m.authFailures, m.rejected)
 	for _, state := range []string{"alive", "suspect", "dead", "left"} {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "rumor_cluster_members",
@@ -85,4 +94,16 @@ func (c *Cluster) pending() (queued, unacked int) {
 		unacked += u
 	}
 	return queued, unacked
+}
+
+// sealFailed counts and reports a relay connection closed for a record that
+// did not open: someone on the path altered, cut, replayed or reflected
+// traffic, or the network corrupted it past TCP's checksum. The link
+// redials and resends as after any other failure.
+func (c *Cluster) sealFailed(err error, peer string) {
+	if !errors.Is(err, errSeal) {
+		return
+	}
+	c.metrics.rejected.Inc()
+	c.log.Warn("relay record rejected: connection closed", "peer", peer, "err", err)
 }

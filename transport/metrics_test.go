@@ -24,6 +24,7 @@ func TestMetricsRegistered(t *testing.T) {
 		"rumor_relay_repairs_fetched_total",
 		"rumor_relay_reconnects_total",
 		"rumor_relay_handshake_failures_total",
+		"rumor_relay_records_rejected_total",
 		"rumor_relay_queue_depth",
 		"rumor_relay_unacked_events",
 		"rumor_relay_connected_peers",

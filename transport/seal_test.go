@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"net"
 	"strings"
@@ -352,7 +353,8 @@ func TestRelayWireIsSealed(t *testing.T) {
 // delivers nothing from it.
 func TestRelayTamperedRecordsCloseTheConnection(t *testing.T) {
 	rec := newLogRecorder()
-	a := startNodeWith(t, "a", nodeOpts{timing: fastTiming, log: rec})
+	reg := prometheus.NewRegistry()
+	a := startNodeWith(t, "a", nodeOpts{timing: fastTiming, log: rec, reg: reg})
 	sub := subscribe(t, a.hub, ">", broker.ID{})
 	rejected := func() int {
 		n := 0
@@ -434,6 +436,9 @@ func TestRelayTamperedRecordsCloseTheConnection(t *testing.T) {
 		}
 	}
 	noneQueued(t, sub)
+	if got, _ := gather(t, reg, "rumor_relay_records_rejected_total"); got != 5 {
+		t.Errorf("rumor_relay_records_rejected_total = %v, want 5 (one per attack)", got)
+	}
 }
 
 func testEvent(p *rawPeer, seq uint64) *broker.Event {
