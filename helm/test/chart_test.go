@@ -131,6 +131,18 @@ auth:
 `},
 	},
 	{
+		name: "auth-jwks-url",
+		rel: release{Values: `
+auth:
+  enabled: true
+  jwksUrl: https://idp.example.com/.well-known/jwks.json
+  jwksRefresh: 1m
+config:
+  coalesce: 0s
+`},
+		kinds: []string{"Deployment"},
+	},
+	{
 		name: "everything",
 		rel: release{Name: "prod", Namespace: "live", Values: `
 replicaCount: 5
@@ -267,7 +279,8 @@ var flags = []string{
 	"RUMOR_HEARTBEAT", "RUMOR_MAX_EVENT_BYTES", "RUMOR_MAX_STREAMS", "RUMOR_MAX_PATTERNS",
 	"RUMOR_MAX_BATCH", "RUMOR_QUEUE_SIZE", "RUMOR_ACK", "RUMOR_DRAIN_TIMEOUT",
 	"RUMOR_LOG_FORMAT", "RUMOR_LOG_LEVEL", "RUMOR_AUTH_HMAC_SECRET_FILE", "RUMOR_AUTH_PUBLIC_KEY",
-	"RUMOR_AUTH_JWKS", "RUMOR_PUBLIC_CHANNELS", "RUMOR_CORS_ORIGINS",
+	"RUMOR_AUTH_JWKS", "RUMOR_AUTH_JWKS_URL", "RUMOR_AUTH_JWKS_REFRESH", "RUMOR_PUBLIC_CHANNELS",
+	"RUMOR_CORS_ORIGINS", "RUMOR_COALESCE",
 }
 
 // TestWiring checks, for every value set, that the pieces which must agree do:
@@ -369,6 +382,7 @@ func TestWiring(t *testing.T) {
 			}
 
 			checkStartable(t, e)
+			checkNoSubPath(t, c)
 			checkShutdown(t, pod.Spec, c, e)
 			checkSecurity(t, pod.Spec, c)
 			checkGossipKey(t, r, pod.Spec, c, e)
@@ -845,6 +859,69 @@ auth:
 	for name := range env(t, container(t, off.deployment(t))) {
 		if strings.Contains(name, "AUTH") || name == "RUMOR_PUBLIC_CHANNELS" {
 			t.Errorf("auth is off but %s is set", name)
+		}
+	}
+}
+
+// TestAuthJWKSURL: the URL is a plain variable next to its refresh interval,
+// and with no key file there is no auth Secret and nothing to mount.
+func TestAuthJWKSURL(t *testing.T) {
+	r := mustRender(t, release{Values: "auth:\n  enabled: true\n  jwksUrl: " + jwksURL + "\n  jwksRefresh: 90s\n"})
+	d := r.deployment(t)
+	c := container(t, d)
+	e := env(t, c)
+	if got := e["RUMOR_AUTH_JWKS_URL"]; got.Value != jwksURL || got.ValueFrom != nil {
+		t.Errorf("RUMOR_AUTH_JWKS_URL = %+v, want the plain value %q", got, jwksURL)
+	}
+	if got := e["RUMOR_AUTH_JWKS_REFRESH"].Value; got != "90s" {
+		t.Errorf("RUMOR_AUTH_JWKS_REFRESH = %q, want 90s", got)
+	}
+	for _, name := range []string{"RUMOR_AUTH_HMAC_SECRET_FILE", "RUMOR_AUTH_PUBLIC_KEY", "RUMOR_AUTH_JWKS"} {
+		if _, ok := e[name]; ok {
+			t.Errorf("%s set next to RUMOR_AUTH_JWKS_URL", name)
+		}
+	}
+	if s := r.secret("rumor-auth"); s != nil {
+		t.Errorf("auth Secret rendered with no key material: %+v", s)
+	}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name == "auth" {
+			t.Errorf("auth volume %+v mounted with no key files", v)
+		}
+	}
+	if a := d.Spec.Template.Annotations["checksum/auth"]; a != "" {
+		t.Errorf("checksum/auth = %q with no auth Secret", a)
+	}
+
+	// The refresh only goes where the URL goes.
+	hmac := mustRender(t, release{Values: "auth: {enabled: true, hmacSecret: 0123456789abcdef0123456789abcdef}"})
+	if _, ok := env(t, container(t, hmac.deployment(t)))["RUMOR_AUTH_JWKS_REFRESH"]; ok {
+		t.Error("RUMOR_AUTH_JWKS_REFRESH set without auth.jwksUrl")
+	}
+}
+
+// TestCoalesce: config.coalesce reaches rumor as written, a bare 0 included.
+func TestCoalesce(t *testing.T) {
+	for values, want := range map[string]string{
+		"":                          "1ms",
+		"config: {coalesce: 0}":     "0",
+		"config: {coalesce: 250us}": "250us",
+	} {
+		e := env(t, container(t, mustRender(t, release{Values: values}).deployment(t)))
+		if got := e["RUMOR_COALESCE"].Value; got != want {
+			t.Errorf("values %q: RUMOR_COALESCE = %q, want %q", values, got, want)
+		}
+	}
+}
+
+// checkNoSubPath: key files are mounted as directories. The kubelet updates a
+// directory mount when its Secret changes, and rumor reloads the key; it never
+// updates a subPath mount, so a rotated key would wait for a restart.
+func checkNoSubPath(t *testing.T, c *corev1.Container) {
+	t.Helper()
+	for _, m := range c.VolumeMounts {
+		if m.SubPath != "" || m.SubPathExpr != "" {
+			t.Errorf("volume mount %s uses subPath %q%q: Secret updates would never reach it", m.Name, m.SubPath, m.SubPathExpr)
 		}
 	}
 }

@@ -2,16 +2,26 @@ package charttest
 
 import (
 	"maps"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 )
 
 // authKeyVars are rumor serve's auth key sources; it refuses to start with
 // more than one (cmd/rumor/security.go, authenticator).
-var authKeyVars = []string{"RUMOR_AUTH_HMAC_SECRET", "RUMOR_AUTH_HMAC_SECRET_FILE", "RUMOR_AUTH_PUBLIC_KEY", "RUMOR_AUTH_JWKS"}
+var authKeyVars = []string{"RUMOR_AUTH_HMAC_SECRET", "RUMOR_AUTH_HMAC_SECRET_FILE", "RUMOR_AUTH_PUBLIC_KEY", "RUMOR_AUTH_JWKS", "RUMOR_AUTH_JWKS_URL"}
+
+// durationRanges are rumor serve's duration variables with a bounded range
+// (cmd/rumor's Validate).
+var durationRanges = map[string]struct{ min, max time.Duration }{
+	"RUMOR_COALESCE":          {0, time.Second},
+	"RUMOR_AUTH_JWKS_REFRESH": {10 * time.Second, 24 * time.Hour},
+}
 
 // checkStartable fails on a rendered environment that rumor serve's
 // Validate would refuse for a combination of variables: the cases the
@@ -40,7 +50,39 @@ func checkStartable(tb testing.TB, e map[string]corev1.EnvVar) {
 	if v, ok := e["RUMOR_ACK"]; ok && v.Value != "peer" && v.Value != "local" {
 		tb.Errorf("RUMOR_ACK = %q, want peer or local", v.Value)
 	}
+	for _, name := range slices.Sorted(maps.Keys(durationRanges)) {
+		v, ok := e[name]
+		if !ok {
+			continue
+		}
+		r := durationRanges[name]
+		if d, err := time.ParseDuration(v.Value); err != nil || d < r.min || d > r.max {
+			tb.Errorf("%s = %q, want a duration from %v to %v", name, v.Value, r.min, r.max)
+		}
+	}
+	if v, ok := e["RUMOR_AUTH_JWKS_URL"]; ok && !jwksURLOK(v.Value) {
+		tb.Errorf("RUMOR_AUTH_JWKS_URL = %q, want https://HOST/PATH (http only on loopback)", v.Value)
+	}
 }
+
+// jwksURLOK is web's checkJWKSURL: https, or http on loopback only.
+func jwksURLOK(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		ip := net.ParseIP(u.Hostname())
+		return u.Hostname() == "localhost" || ip != nil && ip.IsLoopback()
+	}
+	return false
+}
+
+// jwksURL is an identity provider's jwks_uri.
+const jwksURL = "https://idp.example.com/.well-known/jwks.json"
 
 // TestConflictingValues: value combinations that rumor serve refuses at
 // start fail the render instead, with a message that names the values
@@ -86,6 +128,62 @@ func TestConflictingValues(t *testing.T) {
 			name:   "existing secret and inline key",
 			values: "auth:\n  enabled: true\n  existingSecret: keys\n  jwks: '{\"keys\":[]}'",
 			want:   []string{"auth.jwks and auth.existingSecret are both set", "would ignore auth.jwks"},
+		},
+		{
+			name:   "jwks url and hmac secret",
+			values: "auth:\n  enabled: true\n  hmacSecret: " + hmac + "\n  jwksUrl: " + jwksURL,
+			want:   []string{"more than one auth key source", "auth.hmacSecret (RUMOR_AUTH_HMAC_SECRET_FILE)", "auth.jwksUrl (RUMOR_AUTH_JWKS_URL)", "a JWKS URL", `set the others to ""`},
+		},
+		{
+			// The trap again: the default hmac key next to a URL.
+			name:   "existing secret default hmac key and jwks url",
+			values: "auth:\n  enabled: true\n  existingSecret: keys\n  jwksUrl: " + jwksURL,
+			want:   []string{"auth.existingSecretKeys.hmacSecret (RUMOR_AUTH_HMAC_SECRET_FILE)", "auth.jwksUrl (RUMOR_AUTH_JWKS_URL)", `set it to "" to use a public key, a JWKS or a JWKS URL`},
+		},
+		{
+			name:   "extraEnv jwks url next to the chart's key",
+			values: "auth:\n  enabled: true\n  jwks: '{\"keys\":[]}'\nextraEnv: [{name: RUMOR_AUTH_JWKS_URL, value: " + jwksURL + "}]",
+			want:   []string{"auth.jwks (RUMOR_AUTH_JWKS)", "extraEnv RUMOR_AUTH_JWKS_URL"},
+		},
+		{
+			name:   "plain http jwks url",
+			values: "auth:\n  enabled: true\n  jwksUrl: http://idp.example.com/jwks.json",
+			want:   []string{"auth/jwksUrl", "does not match pattern"},
+		},
+		{
+			name:   "jwks url with credentials",
+			values: "auth:\n  enabled: true\n  jwksUrl: https://user:pw@idp.example.com/jwks.json",
+			want:   []string{"auth/jwksUrl", "does not match pattern"},
+		},
+		{
+			name:   "jwks refresh too short",
+			values: "auth:\n  enabled: true\n  jwksUrl: " + jwksURL + "\n  jwksRefresh: 1s",
+			want:   []string{"auth.jwksRefresh (1s) must be from 10s to 24h", "--auth-jwks-refresh"},
+		},
+		{
+			name:   "jwks refresh too long",
+			values: "auth:\n  jwksRefresh: 24h0m0.001s",
+			want:   []string{"auth.jwksRefresh (24h0m0.001s) must be from 10s to 24h"},
+		},
+		{
+			name:   "jwks refresh not a duration",
+			values: "auth:\n  jwksRefresh: 5 minutes",
+			want:   []string{"auth/jwksRefresh", "does not match pattern"},
+		},
+		{
+			name:   "coalesce too long",
+			values: "config:\n  coalesce: 2s",
+			want:   []string{"config.coalesce (2s) must be at most 1s", "--coalesce"},
+		},
+		{
+			name:   "coalesce just over a second",
+			values: "config:\n  coalesce: 1000001us",
+			want:   []string{"config.coalesce (1000001us) must be at most 1s"},
+		},
+		{
+			name:   "coalesce not a duration",
+			values: "config:\n  coalesce: 5",
+			want:   []string{"config/coalesce"},
 		},
 		{
 			name:   "extraEnv key next to the chart's",
@@ -157,6 +255,11 @@ func TestConflictingValues(t *testing.T) {
 			values: "auth:\n  enabled: true\n  hmacSecret: " + hmac + "\n  jwks: '{}'\nconfig:\n  heartbeat: 0s",
 			want:   []string{"2 problems", "auth.hmacSecret", "auth.jwks", "config.heartbeat"},
 		},
+		{
+			name:   "every range problem at once",
+			values: "auth:\n  jwksRefresh: 25h\nconfig:\n  coalesce: 1.5s",
+			want:   []string{"2 problems", "auth.jwksRefresh (25h)", "config.coalesce (1.5s)"},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,23 +288,34 @@ func TestConflictingValues(t *testing.T) {
 // by name.
 func TestGoodCombinations(t *testing.T) {
 	good := map[string]string{
-		"auth hmac":                   "auth: {enabled: true, hmacSecret: \"0123456789abcdef0123456789abcdef\\n\"}",
-		"auth jwks":                   `auth: {enabled: true, jwks: '{"keys":[]}'}`,
-		"auth public key":             "auth: {enabled: true, publicKey: pem}",
-		"existing secret, hmac":       "auth: {enabled: true, existingSecret: keys}",
-		"existing secret, public key": "auth: {enabled: true, existingSecret: keys, existingSecretKeys: {hmacSecret: '', publicKey: key.pem}}",
-		"existing secret, jwks":       "auth: {enabled: true, existingSecret: keys, existingSecretKeys: {hmacSecret: '', jwks: jwks.json}}",
-		"auth off, keys left in":      "auth: {hmacSecret: short, publicKey: pem, jwks: '{}'}",
-		"auth off, extraEnv key":      "extraEnv: [{name: RUMOR_AUTH_HMAC_SECRET_FILE, value: /keys/hmac}]",
-		"gossip key":                  "gossip: {encryption: {key: " + customKey + "}}",
-		"gossip existing secret":      "gossip: {encryption: {existingSecret: shared}}",
-		"gossip off, extraEnv key":    "gossip: {encryption: {enabled: false}}\nextraEnv: [{name: RUMOR_GOSSIP_KEY, value: " + customKey + "}]",
-		"tls cert and key":            "extraEnv: [{name: RUMOR_TLS_CERT, value: /tls/tls.crt}, {name: RUMOR_TLS_KEY, value: /tls/tls.key}]",
-		"ack local":                   "config: {ack: local}",
-		"durations":                   "config: {heartbeat: 500ms, historyTTL: 1h30m, rejoinInterval: 0m10s}",
-		"history bytes integer":       "config: {historyBytes: 1048576}",
-		"history bytes KiB":           "config: {historyBytes: 512kib}",
-		"cors origins":                `auth: {enabled: true, jwks: '{}', corsOrigins: ["*", "http://localhost:3000", "https://app.example.com/"]}`,
+		"auth hmac":                    "auth: {enabled: true, hmacSecret: \"0123456789abcdef0123456789abcdef\\n\"}",
+		"auth jwks":                    `auth: {enabled: true, jwks: '{"keys":[]}'}`,
+		"auth public key":              "auth: {enabled: true, publicKey: pem}",
+		"existing secret, hmac":        "auth: {enabled: true, existingSecret: keys}",
+		"existing secret, public key":  "auth: {enabled: true, existingSecret: keys, existingSecretKeys: {hmacSecret: '', publicKey: key.pem}}",
+		"existing secret, jwks":        "auth: {enabled: true, existingSecret: keys, existingSecretKeys: {hmacSecret: '', jwks: jwks.json}}",
+		"auth off, keys left in":       "auth: {hmacSecret: short, publicKey: pem, jwks: '{}'}",
+		"auth off, extraEnv key":       "extraEnv: [{name: RUMOR_AUTH_HMAC_SECRET_FILE, value: /keys/hmac}]",
+		"gossip key":                   "gossip: {encryption: {key: " + customKey + "}}",
+		"gossip existing secret":       "gossip: {encryption: {existingSecret: shared}}",
+		"gossip off, extraEnv key":     "gossip: {encryption: {enabled: false}}\nextraEnv: [{name: RUMOR_GOSSIP_KEY, value: " + customKey + "}]",
+		"tls cert and key":             "extraEnv: [{name: RUMOR_TLS_CERT, value: /tls/tls.crt}, {name: RUMOR_TLS_KEY, value: /tls/tls.key}]",
+		"ack local":                    "config: {ack: local}",
+		"durations":                    "config: {heartbeat: 500ms, historyTTL: 1h30m, rejoinInterval: 0m10s}",
+		"history bytes integer":        "config: {historyBytes: 1048576}",
+		"history bytes KiB":            "config: {historyBytes: 512kib}",
+		"cors origins":                 `auth: {enabled: true, jwks: '{}', corsOrigins: ["*", "http://localhost:3000", "https://app.example.com/"]}`,
+		"auth jwks url":                "auth: {enabled: true, jwksUrl: " + jwksURL + "}",
+		"jwks url with port and query": "auth: {enabled: true, jwksUrl: 'https://idp.example.com:8443/keys?tenant=a'}",
+		"jwks refresh bounds":          "auth: {enabled: true, jwksUrl: " + jwksURL + ", jwksRefresh: 10s}",
+		"jwks refresh a day":           "auth: {enabled: true, jwksUrl: " + jwksURL + ", jwksRefresh: 23h60m}",
+		"existing secret, jwks url":    "auth: {enabled: true, existingSecret: keys, existingSecretKeys: {hmacSecret: ''}, jwksUrl: " + jwksURL + "}",
+		"auth off, extraEnv jwks url":  "extraEnv: [{name: RUMOR_AUTH_JWKS_URL, value: " + jwksURL + "}]",
+		"coalesce off":                 "config: {coalesce: 0s}",
+		"coalesce bare zero":           "config: {coalesce: '0'}",
+		"coalesce integer zero":        "config: {coalesce: 0}",
+		"coalesce a second":            "config: {coalesce: 1000ms}",
+		"coalesce fractional":          "config: {coalesce: 0.5s}",
 	}
 	for _, vs := range valueSets {
 		good["value set "+vs.name] = vs.rel.Values

@@ -151,7 +151,8 @@ The Secret with auth key material: the user's existingSecret, or the chart's own
 
 {{/*
 Items of the auth Secret that the pod mounts, as a list of {key, path, env, value}:
-value is the chart value the item comes from, for error messages.
+value is the chart value the item comes from, for error messages. auth.jwksUrl is no
+item: it is a plain variable, not key material, and with it alone nothing is mounted.
 */}}
 {{- define "rumor.authItems" -}}
 {{- $items := list }}
@@ -165,8 +166,8 @@ value is the chart value the item comes from, for error messages.
 {{- if $a.publicKey }}{{ $items = append $items (dict "key" "public-key.pem" "path" "public-key.pem" "env" "RUMOR_AUTH_PUBLIC_KEY" "value" "auth.publicKey") }}{{ end }}
 {{- if $a.jwks }}{{ $items = append $items (dict "key" "jwks.json" "path" "jwks.json" "env" "RUMOR_AUTH_JWKS" "value" "auth.jwks") }}{{ end }}
 {{- end }}
-{{- if and $a.enabled (empty $items) }}
-{{- fail "auth.enabled needs key material: set auth.hmacSecret, auth.publicKey or auth.jwks, or auth.existingSecret with auth.existingSecretKeys" }}
+{{- if and $a.enabled (empty $items) (not $a.jwksUrl) }}
+{{- fail "auth.enabled needs key material: set auth.hmacSecret, auth.publicKey, auth.jwks or auth.jwksUrl, or auth.existingSecret with auth.existingSecretKeys" }}
 {{- end }}
 {{- toJson (dict "items" $items) }}
 {{- end }}
@@ -184,6 +185,21 @@ rumor's whole drain.
 {{- else }}
 {{- int .Values.terminationGracePeriodSeconds }}
 {{- end }}
+{{- end }}
+
+{{/*
+A Go duration (time.ParseDuration: 1h30m, 500ms, 0) in nanoseconds, as a float: sprig
+has no parser for it. Only for range checks of values the schema's pattern has let
+through; the result is exact for whole numbers of any unit.
+*/}}
+{{- define "rumor.durationNanos" -}}
+{{- $units := dict "ns" 1.0 "us" 1e3 "µs" 1e3 "ms" 1e6 "s" 1e9 "m" 6e10 "h" 3.6e12 }}
+{{- $ns := 0.0 }}
+{{- range regexFindAll `[0-9.]+(ns|us|µs|ms|s|m|h)` (toString .) -1 }}
+{{- $num := regexFind `^[0-9.]+` . }}
+{{- $ns = addf $ns (mulf (float64 $num) (get $units (trimPrefix $num .))) }}
+{{- end }}
+{{- $ns }}
 {{- end }}
 
 {{/*
@@ -205,14 +221,15 @@ variable name; extraEnvFrom cannot be, as its variables are only known in the po
 {{- range (include "rumor.authItems" . | fromJson).items }}
 {{- $sources = append $sources (printf "%s (%s)" .value .env) }}
 {{- end }}
+{{- if $a.jwksUrl }}{{ $sources = append $sources "auth.jwksUrl (RUMOR_AUTH_JWKS_URL)" }}{{ end }}
 {{- end }}
-{{- range $name := list "RUMOR_AUTH_HMAC_SECRET" "RUMOR_AUTH_HMAC_SECRET_FILE" "RUMOR_AUTH_PUBLIC_KEY" "RUMOR_AUTH_JWKS" }}
+{{- range $name := list "RUMOR_AUTH_HMAC_SECRET" "RUMOR_AUTH_HMAC_SECRET_FILE" "RUMOR_AUTH_PUBLIC_KEY" "RUMOR_AUTH_JWKS" "RUMOR_AUTH_JWKS_URL" }}
 {{- if hasKey $extra $name }}{{ $sources = append $sources (printf "extraEnv %s" $name) }}{{ end }}
 {{- end }}
 {{- if gt (len $sources) 1 }}
-{{- $msg := printf "more than one auth key source is set: %s; rumor accepts exactly one (an HMAC secret, a public key or a JWKS) and would refuse to start: keep one and set the others to \"\"" (join ", " $sources) }}
+{{- $msg := printf "more than one auth key source is set: %s; rumor accepts exactly one (an HMAC secret, a public key, a JWKS or a JWKS URL) and would refuse to start: keep one and set the others to \"\"" (join ", " $sources) }}
 {{- if and $a.enabled $a.existingSecret (eq $a.existingSecretKeys.hmacSecret "hmac-secret") }}
-{{- $msg = printf "%s (auth.existingSecretKeys.hmacSecret defaults to \"hmac-secret\": set it to \"\" to use a public key or JWKS)" $msg }}
+{{- $msg = printf "%s (auth.existingSecretKeys.hmacSecret defaults to \"hmac-secret\": set it to \"\" to use a public key, a JWKS or a JWKS URL)" $msg }}
 {{- end }}
 {{- $errs = append $errs $msg }}
 {{- end }}
@@ -259,6 +276,17 @@ variable name; extraEnvFrom cannot be, as its variables are only known in the po
 {{- if regexMatch `^(0+(\.0*)?(ns|us|µs|ms|s|m|h))+$` $v }}
 {{- $errs = append $errs (printf "config.%s (%s) must be positive; rumor refuses a zero %s" $k $v $flag) }}
 {{- end }}
+{{- end }}
+
+{{- /* Ranges rumor checks that a schema pattern cannot express (config.go, security.go). */}}
+{{- $coalesce := toString .Values.config.coalesce }}
+{{- if gt (float64 (include "rumor.durationNanos" $coalesce)) 1e9 }}
+{{- $errs = append $errs (printf "config.coalesce (%s) must be at most 1s (0s turns coalescing off); rumor refuses a larger --coalesce" $coalesce) }}
+{{- end }}
+{{- $refresh := toString $a.jwksRefresh }}
+{{- $refreshNs := float64 (include "rumor.durationNanos" $refresh) }}
+{{- if or (lt $refreshNs 1e10) (gt $refreshNs 8.64e13) }}
+{{- $errs = append $errs (printf "auth.jwksRefresh (%s) must be from 10s to 24h; rumor refuses --auth-jwks-refresh outside that range" $refresh) }}
 {{- end }}
 
 {{- if eq (len $errs) 1 }}
