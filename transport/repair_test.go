@@ -44,8 +44,11 @@ func TestJoinCatchesUpBeforeReady(t *testing.T) {
 			t.Errorf("newcomer ready without every event of %s: digest %+v, want up to %d", old.name, c.hub.Digest(), max)
 		}
 	}
-	if got, _ := gather(t, reg, "rumor_relay_repairs_fetched_total"); got < n {
-		t.Errorf("rumor_relay_repairs_fetched_total = %v, want at least %d", got, n)
+	// Most come by repair. A link an old node dials after the newcomer
+	// already holds some of its events (from the other old node's repair
+	// answers) resends one page of its own events above them instead.
+	if got, _ := gather(t, reg, "rumor_relay_repairs_fetched_total"); got < n-2*16 {
+		t.Errorf("rumor_relay_repairs_fetched_total = %v, want at least %d", got, n-2*16)
 	}
 
 	// Resuming from the first event on the newcomer gives the same
