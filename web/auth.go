@@ -95,6 +95,15 @@ type Authenticator struct {
 	now        func() time.Time
 }
 
+// Close stops a JWKS fetch running in the background and waits for it.
+// The Authenticator still verifies tokens with the keys it has. Safe to
+// call more than once.
+func (a *Authenticator) Close() {
+	if a != nil && a.keys != nil {
+		a.keys.close()
+	}
+}
+
 // NewAuthenticator checks c and returns its Authenticator. The error names
 // every problem at once. Key files are read here; a JWKS URL is not
 // fetched (call Reload to fetch it at start).

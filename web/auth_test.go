@@ -93,6 +93,7 @@ func newAuth(tb testing.TB, c AuthConfig) *Authenticator {
 	if err != nil {
 		tb.Fatalf("NewAuthenticator: %v", err)
 	}
+	tb.Cleanup(a.Close)
 	return a
 }
 

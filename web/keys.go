@@ -9,11 +9,13 @@ package web
 // swapped symlink is followed), and read and hashed only when its
 // modification time or size moved. A JWKS URL is fetched every JWKSRefresh
 // and, at most once per JWKSMinRefetch, at once for a token whose kid it
-// does not know. Both happen on the path of a request that verifies a
-// token, one at a time: the request that finds a check due makes it, the
-// others go on with the current keys. So there is no goroutine to start or
-// stop, and an idle node checks nothing, which costs nothing since it
-// verifies nothing either. Keys that fail to load (a file that does not
+// does not know. Checks are started by the requests that verify tokens,
+// one at a time: the request that finds a check due makes it (a file's
+// stat, or the fetch for an unknown kid it needs) or starts it in the
+// background (the periodic fetch, which no request waits for), and the
+// others go on with the current keys. So an idle node checks nothing,
+// which costs nothing since it verifies nothing either; Close stops a
+// background fetch. Keys that fail to load (a file that does not
 // parse, an identity provider that is down or answers garbage) never
 // replace good ones: the last good keys stay, and the failure is logged and
 // counted in rumor_auth_key_reloads_total{result="error"}.
@@ -94,6 +96,11 @@ type keyring struct {
 	log        *slog.Logger                    // component=auth
 	reloads    *prometheus.CounterVec          // rumor_auth_key_reloads_total
 
+	refreshing atomic.Bool     // a periodic JWKS fetch runs in the background
+	bg         sync.WaitGroup  // that fetch; Close waits for it
+	ctx        context.Context // ends with Close
+	cancel     context.CancelFunc
+
 	mu      sync.Mutex // one check or fetch at a time; guards the fields below
 	stamp   fileStamp  // of path when it was last read
 	failed  string     // what the last failed load of path saw, so that it is reported once
@@ -124,6 +131,7 @@ func (a *Authenticator) newKeyring(c AuthConfig) (*keyring, error) {
 			Help: "Token verification keys loaded again after their file changed, and fetches of the JWKS URL, by source and result (ok, or error: the last good keys stay).",
 		}, []string{"source", "result"}),
 	}
+	k.ctx, k.cancel = context.WithCancel(context.Background())
 	k.due.Store(math.MaxInt64)
 	// An Authenticator that failed to build is never used, but its keys
 	// must not be nil for the error paths that read them. An empty, not
@@ -226,21 +234,45 @@ func (k *keyring) current() *keyState { return k.cur.Load() }
 func (k *keyring) schedule(d time.Duration) { k.due.Store(k.now().Add(d).UnixNano()) }
 
 // renew checks the source if a check is due and no other request is
-// making one. It costs an atomic load when nothing is due.
+// making one. It costs an atomic load when nothing is due. A key file is
+// checked on the request's path (a stat); a JWKS URL is fetched in the
+// background, so that no request waits for the identity provider: the
+// request goes on with the current keys, as every other one does.
 func (k *keyring) renew() {
-	if k.now().UnixNano() < k.due.Load() || !k.mu.TryLock() {
+	if k.now().UnixNano() < k.due.Load() {
+		return
+	}
+	if k.url != "" {
+		if k.ctx.Err() != nil || !k.refreshing.CompareAndSwap(false, true) {
+			return
+		}
+		k.bg.Add(1)
+		go func() {
+			defer k.bg.Done()
+			defer k.refreshing.Store(false)
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			if k.now().UnixNano() >= k.due.Load() { // not fetched meanwhile
+				k.fetch(k.ctx) // failures are logged and counted there
+			}
+		}()
+		return
+	}
+	if !k.mu.TryLock() {
 		return
 	}
 	defer k.mu.Unlock()
 	if k.now().UnixNano() < k.due.Load() {
 		return // another request checked meanwhile
 	}
-	if k.url != "" {
-		k.fetch(context.Background()) // failures are logged and counted there
-		return
-	}
 	k.checkFile(false)
 	k.schedule(k.every)
+}
+
+// close stops a background fetch and waits for it.
+func (k *keyring) close() {
+	k.cancel()
+	k.bg.Wait()
 }
 
 // Reload checks the key file or fetches the JWKS URL now, whatever the

@@ -187,6 +187,7 @@ func TestJWKSURLRotation(t *testing.T) {
 	p.wantFetches(t, "before the refresh is due", 3)
 	clock.Add(2 * time.Minute)
 	accepted(t, a, "k2 at the refresh", es256(t, k2, "k2"))
+	a.keys.bg.Wait() // the refresh runs in the background: the request did not wait for it
 	p.wantFetches(t, "the refresh", 4)
 	refused(t, a, "k1 after the provider dropped it", es256(t, k1, "k1"), `no key with kid "k1"`)
 	p.wantFetches(t, "the dropped kid, just after a fetch", 4)
@@ -207,6 +208,7 @@ func TestJWKSURLRotation(t *testing.T) {
 		p.serve(bad.status, bad.body)
 		clock.Add(6 * time.Minute)
 		accepted(t, a, fmt.Sprintf("k2 with a bad answer %d (%d)", i, bad.status), es256(t, k2, "k2"))
+		a.keys.bg.Wait()
 		refused(t, a, "k1 with a bad answer", es256(t, k1, "k1"), "no key with kid")
 		refused(t, a, "HS256 with a bad answer", hs256(t, claims([]string{">"}, nil, time.Hour)), "not accepted")
 	}
@@ -221,6 +223,7 @@ func TestJWKSURLRotation(t *testing.T) {
 	p.serve(http.StatusOK, jwksOf(jwkOf(t, "k2", k2), jwkOf(t, "k1", k1)))
 	clock.Add(31 * time.Second)
 	accepted(t, a, "k1 back at the provider", es256(t, k1, "k1"))
+	a.keys.bg.Wait()
 	p.wantFetches(t, "the retry after a failure", 10)
 }
 
@@ -482,4 +485,46 @@ func TestKeyFileSameSizeAndTime(t *testing.T) {
 	}
 	newTok := sign(t, jwt.SigningMethodHS256, []byte(next), all, nil)
 	eventually(t, "the secret of the same size and time", func() bool { _, err := a.verify(newTok); return err == nil })
+}
+
+// The periodic JWKS refresh runs in the background: a request that finds it
+// due goes on with the current keys while the identity provider is slow,
+// and Close stops the fetch and waits for it.
+func TestJWKSURLRefreshDoesNotBlock(t *testing.T) {
+	k1 := newP256(t)
+	release := make(chan struct{})
+	var fetches atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fetches.Add(1) > 1 {
+			select { // the refresh hangs until the test lets it go, or gives up
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Write([]byte(jwksOf(jwkOf(t, "k1", k1))))
+	}))
+	defer srv.Close()
+	defer close(release)
+	clock := newTestClock()
+	a := newAuth(t, AuthConfig{JWKSURL: srv.URL + "/jwks.json", JWKSRefresh: time.Minute, Now: clock.Now})
+	if err := a.Reload(t.Context()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	clock.Add(2 * time.Minute)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		accepted(t, a, "k1 while the refresh hangs", es256(t, k1, "k1"))
+	}()
+	select {
+	case <-done:
+	case <-time.After(testTimeout):
+		t.Fatal("a request waited for the JWKS refresh")
+	}
+	eventually(t, "the background refresh to start", func() bool { return fetches.Load() == 2 })
+	a.Close() // cancels the hanging fetch
+	if !a.keys.refreshing.CompareAndSwap(false, false) {
+		t.Error("a refresh still running after Close")
+	}
 }

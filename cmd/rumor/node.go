@@ -27,6 +27,7 @@ type node struct {
 	hub     *broker.Hub
 	cluster *transport.Cluster // nil for a single node
 	web     *web.Handler
+	auth    *web.Authenticator // nil without auth
 	srv     *http.Server
 	ln      net.Listener
 	url     string
@@ -127,6 +128,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 	if err := cfg.applySecurity(ctx, &wo); err != nil {
 		return nil, err
 	}
+	n.auth = wo.Auth
 	if tlsConf != nil {
 		wo.PeerTLS = peerTLS(tlsConf)
 	}
@@ -218,8 +220,10 @@ func (n *node) shutdown(ctx context.Context) error {
 	if err := <-n.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, fmt.Errorf("http: %w", err))
 	}
-	// Last, the hub: nothing publishes or subscribes any more.
+	// Last, the hub and the key refresher: nothing publishes, subscribes
+	// or verifies a token any more.
 	n.hub.Close()
+	n.auth.Close()
 	return errors.Join(errs...)
 }
 
@@ -231,6 +235,7 @@ func (n *node) abort() {
 	if n.hub != nil {
 		n.hub.Close()
 	}
+	n.auth.Close()
 	n.ln.Close()
 }
 
