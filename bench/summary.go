@@ -182,13 +182,18 @@ func (s *Sitting) highestRung(target string) float64 {
 // targets are the targets of a row in table order: bare, rumor, then
 // clusters by size.
 func (s *Sitting) targets(row string) []string {
-	var ts []string
+	return sortTargets(s.distinct(row, func(r Record) string { return r.Target }))
+}
+
+// distinct returns the different values of field in a row's records.
+func (s *Sitting) distinct(row string, field func(Record) string) []string {
+	var vs []string
 	for _, r := range s.Records {
-		if r.Row == row && !slices.Contains(ts, r.Target) {
-			ts = append(ts, r.Target)
+		if v := field(r); r.Row == row && !slices.Contains(vs, v) {
+			vs = append(vs, v)
 		}
 	}
-	return sortTargets(ts)
+	return vs
 }
 
 // sortTargets sorts ts in table order and returns it.
@@ -200,7 +205,8 @@ func sortTargets(ts []string) []string {
 		case t == "rumor":
 			return 1
 		}
-		n, _ := strconv.Atoi(strings.TrimPrefix(t, "rumor-"))
+		_, size, _ := strings.Cut(t, "-") // rumor-N, dev-N
+		n, _ := strconv.Atoi(size)
 		return 2 + n
 	}
 	slices.SortFunc(ts, func(a, b string) int { return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a, b)) })
@@ -209,12 +215,7 @@ func sortTargets(ts []string) []string {
 
 // points are the points of a row, in numeric order.
 func (s *Sitting) points(row string) []string {
-	var ps []string
-	for _, r := range s.Records {
-		if r.Row == row && !slices.Contains(ps, r.Point) {
-			ps = append(ps, r.Point)
-		}
-	}
+	ps := s.distinct(row, func(r Record) string { return r.Point })
 	slices.SortFunc(ps, func(a, b string) int {
 		x, _ := strconv.ParseFloat(a, 64)
 		y, _ := strconv.ParseFloat(b, 64)
