@@ -3,8 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -171,11 +169,16 @@ Flags:
 		cfg.SubURLs, cfg.PubURLs = []string{u}, []string{u}
 		target = "bare loop in this process"
 	case *cluster > 0:
-		nodes, stop, err := startBenchCluster(ctx, *cluster, stderr)
+		// As `rumor dev` runs them (one node without gossip), on free
+		// loopback ports, with no per-client stream limit: every
+		// subscriber comes from 127.0.0.1.
+		nodes, stop, err := startLocal(ctx, localCluster{
+			nodes: *cluster, host: "127.0.0.1", label: "rumor-bench", name: "bench", alone: true,
+		}, newLogger(stderr, "text", "warn"))
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
-		defer stop()
+		defer func() { _ = stop() }()
 		var us []string
 		for _, n := range nodes {
 			us = append(us, n.URL())
@@ -367,57 +370,6 @@ func runBare(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "bare fan-out loop on http://%s (pid %d)\n", dialable(ln.Addr()), os.Getpid())
 	return bench.ServeBare(ctx, ln)
-}
-
-// startBenchCluster starts n rumor nodes in this process on free loopback
-// ports, as `rumor dev` does (n = 1 is a single node without gossip), with
-// no per-client stream limit: every subscriber comes from 127.0.0.1. stop
-// shuts them down, newest first.
-func startBenchCluster(ctx context.Context, n int, logOut io.Writer) (nodes []*node, stop func(), err error) {
-	base, err := parseServe(nil, func(string) string { return "" })
-	if err != nil {
-		return nil, nil, err
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	base.GossipKey = base64.StdEncoding.EncodeToString(key)
-	base.ClusterLabel = "rumor-bench"
-	base.DrainTimeout = 5 * time.Second
-	base.AdvertiseAddr = ""
-	base.MaxStreamsPerClient = 0
-	log := newLogger(logOut, "text", "warn")
-	stop = func() {
-		for i := len(nodes) - 1; i >= 0; i-- {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), base.DrainTimeout)
-			_ = nodes[i].shutdown(sctx)
-			cancel()
-		}
-	}
-	var seed string
-	for i := range n {
-		cfg := base
-		cfg.NodeName = "bench" + strconv.Itoa(i+1)
-		cfg.HTTPAddr = "127.0.0.1:0"
-		if n > 1 {
-			cfg.GossipAddr = "127.0.0.1:0"
-			if seed != "" {
-				cfg.Join = []string{seed}
-			}
-		}
-		nd, err := startNode(ctx, cfg, log.With("node", cfg.NodeName), nodeOptions{local: true})
-		if err != nil {
-			stop()
-			return nil, nil, fmt.Errorf("start %s: %w", cfg.NodeName, err)
-		}
-		nodes = append(nodes, nd)
-		if seed == "" && nd.cluster != nil {
-			seed = nd.cluster.GossipAddr()
-		}
-	}
-	if n > 1 {
-		waitFormed(ctx, log, nodes)
-	}
-	return nodes, stop, nil
 }
 
 // runSummarize is `rumor bench summarize`: the medians and ratios of a

@@ -57,62 +57,88 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("dev: %w", err)
 	}
 
-	// Every node gets the serve defaults, a fresh gossip key (so that dev
-	// runs encrypted, like production should) and a label of its own.
-	base, err := parseServe(nil, func(string) string { return "" })
+	log := newLogger(stdout, *logFormat, *logLevel)
+	started, stopAll, err := startLocal(ctx, localCluster{
+		nodes: *nodes, host: *host, httpPort: *httpPort, label: "rumor-dev", name: "n", perClient: *perClient,
+	}, log)
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	base.GossipKey = base64.StdEncoding.EncodeToString(key)
-	base.ClusterLabel = "rumor-dev"
-	base.DrainTimeout = 5 * time.Second
-	base.AdvertiseAddr = ""
-	base.MaxStreamsPerClient = *perClient
-	log := newLogger(stdout, *logFormat, *logLevel)
-
-	var started []*node
-	stopAll := func() error {
-		// Newest first: each node still has peers to flush to and to tell
-		// that it leaves.
-		var errs []error
-		for i := len(started) - 1; i >= 0; i-- {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), base.DrainTimeout)
-			errs = append(errs, started[i].shutdown(sctx))
-			cancel()
-		}
-		return errors.Join(errs...)
-	}
-	var seed string
-	for i := range *nodes {
-		cfg := base
-		cfg.NodeName = "n" + strconv.Itoa(i+1)
-		port := 0
-		if *httpPort != 0 {
-			port = *httpPort + i
-		}
-		cfg.HTTPAddr = net.JoinHostPort(*host, strconv.Itoa(port))
-		cfg.GossipAddr = net.JoinHostPort(*host, "0")
-		if seed != "" {
-			cfg.Join = []string{seed}
-		}
-		n, err := startNode(ctx, cfg, log.With("dev", cfg.NodeName), nodeOptions{local: true})
-		if err != nil {
-			return errors.Join(fmt.Errorf("dev: start %s: %w", cfg.NodeName, err), stopAll())
-		}
-		started = append(started, n)
-		if seed == "" {
-			seed = n.cluster.GossipAddr()
-		}
-	}
-	waitFormed(ctx, log, started)
 	printDev(stdout, started)
 	<-ctx.Done()
 	log.Info("shutting down")
 	err = stopAll()
 	log.Info("stopped")
 	return err
+}
+
+// localCluster is a cluster of nodes in this process, as `rumor dev` and
+// `rumor bench --cluster` run it.
+type localCluster struct {
+	nodes     int
+	host      string // every node listens on it
+	httpPort  int    // the first node's HTTP port, node i's is httpPort+i-1; 0 picks free ports
+	label     string // the cluster label
+	name      string // node names are name1, name2, …
+	perClient int    // --max-streams-per-client
+	alone     bool   // one node runs without gossip
+}
+
+// startLocal starts lc's nodes with the serve defaults, a fresh gossip key
+// (so that they run encrypted, like production should) and lc's label,
+// every node joined to the first, and waits until they formed. stop shuts
+// them down, newest first: each node still has peers to flush to and to
+// tell that it leaves.
+func startLocal(ctx context.Context, lc localCluster, log *slog.Logger) (nodes []*node, stop func() error, err error) {
+	base, err := parseServe(nil, func(string) string { return "" })
+	if err != nil {
+		return nil, nil, err
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	base.GossipKey = base64.StdEncoding.EncodeToString(key)
+	base.ClusterLabel = lc.label
+	base.DrainTimeout = 5 * time.Second
+	base.AdvertiseAddr = ""
+	base.MaxStreamsPerClient = lc.perClient
+	stop = func() error {
+		var errs []error
+		for i := len(nodes) - 1; i >= 0; i-- {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), base.DrainTimeout)
+			errs = append(errs, nodes[i].shutdown(sctx))
+			cancel()
+		}
+		return errors.Join(errs...)
+	}
+	gossip := lc.nodes > 1 || !lc.alone
+	var seed string
+	for i := range lc.nodes {
+		cfg := base
+		cfg.NodeName = lc.name + strconv.Itoa(i+1)
+		port := 0
+		if lc.httpPort != 0 {
+			port = lc.httpPort + i
+		}
+		cfg.HTTPAddr = net.JoinHostPort(lc.host, strconv.Itoa(port))
+		if gossip {
+			cfg.GossipAddr = net.JoinHostPort(lc.host, "0")
+			if seed != "" {
+				cfg.Join = []string{seed}
+			}
+		}
+		n, err := startNode(ctx, cfg, log.With("node", cfg.NodeName), nodeOptions{local: true})
+		if err != nil {
+			return nil, nil, errors.Join(fmt.Errorf("start %s: %w", cfg.NodeName, err), stop())
+		}
+		nodes = append(nodes, n)
+		if seed == "" && n.cluster != nil {
+			seed = n.cluster.GossipAddr()
+		}
+	}
+	if gossip {
+		waitFormed(ctx, log, nodes)
+	}
+	return nodes, stop, nil
 }
 
 // waitFormed waits, up to 15s, until every node sees all of them alive and

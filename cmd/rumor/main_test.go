@@ -159,20 +159,7 @@ func (r *running) stop(tb testing.TB) error {
 // and returns it with its URL, learnt from the "listening" log line.
 func startServe(tb testing.TB, args ...string) (*running, string) {
 	tb.Helper()
-	all := append([]string{"serve", "--http-addr", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "5s"}, args...)
-	r := start(tb, env(nil), all...)
-	var url string
-	r.out.waitFor(tb, `the "listening" log line`, func(s string) bool {
-		m, ok := logLine(s, "listening")
-		if ok {
-			url, _ = m["url"].(string)
-		}
-		return ok
-	})
-	if !strings.HasPrefix(url, "http://127.0.0.1:") {
-		tb.Fatalf("listening url = %q, want http://127.0.0.1:PORT", url)
-	}
-	return r, url
+	return startServeWith(tb, "http", args...)
 }
 
 // get fetches url and returns status and body.
