@@ -313,12 +313,14 @@ func TestClusterPeerDownReleases(t *testing.T) {
 	}
 }
 
-func TestClusterLateEvent(t *testing.T) {
-	n := newCluster(t, 3, false, broker.Options{})
+// cutOff publishes early on A, cuts A off from B, publishes later on C and
+// has B release it: early, once it reaches B, is late there.
+func cutOff(t *testing.T, n *memNet) (early, later broker.ID) {
+	t.Helper()
 	a, b, c := n.hubs[0], n.hubs[1], n.hubs[2]
-	early := publish(t, a, "x", "from A") // A is cut off from B
+	early = publish(t, a, "x", "from A")
 	b.PeerDown(origin(0))
-	later := publish(t, c, "x", "from C")
+	later = publish(t, c, "x", "from C")
 	if !early.Less(later) {
 		t.Fatalf("setup: %v is not before %v", early, later)
 	}
@@ -327,6 +329,13 @@ func TestClusterLateEvent(t *testing.T) {
 	if got := n.received(t, 1); !slices.Equal(got, []broker.ID{later}) {
 		t.Fatalf("B released %v, want %v", got, later)
 	}
+	return early, later
+}
+
+func TestClusterLateEvent(t *testing.T) {
+	n := newCluster(t, 3, false, broker.Options{})
+	b := n.hubs[1]
+	early, later := cutOff(t, n)
 	n.flush(0, 1) // A's event arrives after a larger id was released
 	if got := n.received(t, 1); !slices.Equal(got, []broker.ID{early}) {
 		t.Errorf("late event: B delivered %v, want %v at once", got, early)
@@ -354,13 +363,8 @@ func TestClusterLateEvent(t *testing.T) {
 // late events it saw there.
 func TestClusterLateEventAfterResume(t *testing.T) {
 	n := newCluster(t, 3, false, broker.Options{})
-	a, b, c := n.hubs[0], n.hubs[1], n.hubs[2]
-	early := publish(t, a, "x", "from A") // A is cut off from B
-	b.PeerDown(origin(0))
-	later := publish(t, c, "x", "from C")
-	c.Tick()
-	n.flush(2, 1)
-	n.received(t, 1)
+	b := n.hubs[1]
+	early, later := cutOff(t, n)
 	s := subscribe(t, b, later, "x") // a client resumes on B after later
 	if len(s.Replay) != 0 {
 		t.Fatalf("Replay after %v = %v, want nothing", later, idsOf(s.Replay))
