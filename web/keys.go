@@ -102,20 +102,51 @@ type keyring struct {
 	cancel     context.CancelFunc
 
 	mu      sync.Mutex // one check or fetch at a time; guards the fields below
-	stamp   fileStamp  // of path when it was last read
+	stamp   FileStamp  // of path when it was last read
 	failed  string     // what the last failed load of path saw, so that it is reported once
 	fetched time.Time  // the last fetch of url, good or bad
 }
 
-// fileStamp is what a cheap stat says about a file's content: which file
+// FileStamp is what a cheap stat says about a file's content: which file
 // it is (a Kubernetes Secret update swaps in new files, which may have the
 // old ones' size and, within one clock tick, their modification time),
-// its modification time and its size.
-type fileStamp struct{ fi os.FileInfo }
+// its modification time and its size. Key and certificate reloaders read
+// a file again only when its stamp moved.
+type FileStamp struct{ fi os.FileInfo }
 
-func (s fileStamp) same(o fileStamp) bool {
+// StatFile stamps the file at path, following symlinks: Kubernetes swaps
+// one on an update, so the path is stat'ed, never an open file.
+func StatFile(path string) (FileStamp, error) {
+	fi, err := os.Stat(path)
+	return FileStamp{fi}, err
+}
+
+// Same reports whether s and o stamp the same content.
+func (s FileStamp) Same(o FileStamp) bool {
 	return s.fi != nil && o.fi != nil && os.SameFile(s.fi, o.fi) &&
 		s.fi.ModTime().Equal(o.fi.ModTime()) && s.fi.Size() == o.fi.Size()
+}
+
+// ReadFile reads the file at path, of at most max bytes, with the stamp of
+// what it read.
+func ReadFile(path string, max int64) (FileStamp, []byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return FileStamp{}, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return FileStamp{}, nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return FileStamp{}, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(b)) > max {
+		return FileStamp{}, nil, fmt.Errorf("%s: larger than %d bytes", path, max)
+	}
+	return FileStamp{fi}, b, nil
 }
 
 // newKeyring builds a's keys from the one key source c sets and reads a
@@ -207,7 +238,7 @@ func (a *Authenticator) newKeyring(c AuthConfig) (*keyring, error) {
 		}
 		k.reloads.WithLabelValues(k.source, reloadOK)
 		k.reloads.WithLabelValues(k.source, reloadError)
-		stamp, b, err := readKeyFile(k.path)
+		stamp, b, err := ReadFile(k.path, maxKeyBytes)
 		if err != nil {
 			return k, fmt.Errorf("auth key file: %w", err)
 		}
@@ -297,14 +328,14 @@ func (a *Authenticator) Reload(ctx context.Context) error {
 // checkFile reads the key file again if its stat moved (or always, with
 // force) and its content changed. mu is held.
 func (k *keyring) checkFile(force bool) error {
-	fi, err := os.Stat(k.path) // the path, not an open file: Kubernetes swaps a symlink
+	stamp, err := StatFile(k.path)
 	if err != nil {
 		return k.fileFailed(err.Error(), err)
 	}
-	if !force && k.stamp.same(fileStamp{fi}) {
+	if !force && k.stamp.Same(stamp) {
 		return nil
 	}
-	stamp, b, err := readKeyFile(k.path)
+	stamp, b, err := ReadFile(k.path, maxKeyBytes)
 	if err != nil {
 		return k.fileFailed(err.Error(), err)
 	}
@@ -334,27 +365,6 @@ func (k *keyring) fileFailed(saw string, err error) error {
 		k.log.Warn("auth key reload failed: keeping the last good keys", "source", k.source, "file", k.path, "err", err)
 	}
 	return err
-}
-
-// readKeyFile reads a key file of at most maxKeyBytes and its stamp.
-func readKeyFile(path string) (fileStamp, []byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return fileStamp{}, nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fileStamp{}, nil, err
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyBytes+1))
-	if err != nil {
-		return fileStamp{}, nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(b) > maxKeyBytes {
-		return fileStamp{}, nil, fmt.Errorf("%s: larger than %d bytes", path, maxKeyBytes)
-	}
-	return fileStamp{fi}, b, nil
 }
 
 // fetch gets the JWKS from url and keeps it if it parses. mu is held.

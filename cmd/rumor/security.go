@@ -13,11 +13,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -264,21 +262,9 @@ type certificate struct {
 	due atomic.Int64 // Unix nanoseconds of the next check
 
 	mu     sync.Mutex // one check at a time; guards the fields below
-	stamps [2]fileStamp
+	stamps [2]web.FileStamp
 	hash   [32]byte // of the files the current certificate came from
 	failed string   // what the last failed load saw, so that it is reported once
-}
-
-// fileStamp is what a stat says about a file's content.
-// fileStamp is what a cheap stat says about a file's content: which file
-// it is (a Kubernetes Secret update swaps in new files, which may have the
-// old ones' size and, within one clock tick, their modification time),
-// its modification time and its size.
-type fileStamp struct{ fi os.FileInfo }
-
-func (s fileStamp) same(o fileStamp) bool {
-	return s.fi != nil && o.fi != nil && os.SameFile(s.fi, o.fi) &&
-		s.fi.ModTime().Equal(o.fi.ModTime()) && s.fi.Size() == o.fi.Size()
 }
 
 func loadCertificate(certFile, keyFile string, every time.Duration, now func() time.Time, log *slog.Logger) (*certificate, error) {
@@ -323,16 +309,15 @@ func (c *certificate) renew() {
 	}
 	defer c.mu.Unlock()
 	defer c.due.Store(c.now().Add(c.every).UnixNano())
-	var stamps [2]fileStamp
+	var stamps [2]web.FileStamp
 	for i, p := range []string{c.certFile, c.keyFile} {
-		fi, err := os.Stat(p) // the path, not an open file: Kubernetes swaps a symlink
-		if err != nil {
+		var err error
+		if stamps[i], err = web.StatFile(p); err != nil {
 			c.fail(err.Error(), err)
 			return
 		}
-		stamps[i] = fileStamp{fi}
 	}
-	if stamps[0].same(c.stamps[0]) && stamps[1].same(c.stamps[1]) {
+	if stamps[0].Same(c.stamps[0]) && stamps[1].Same(c.stamps[1]) {
 		return
 	}
 	stamps, pems, sum, err := c.readFiles()
@@ -358,22 +343,12 @@ func (c *certificate) renew() {
 }
 
 // readFiles reads both files, with their stamps and a hash of both.
-func (c *certificate) readFiles() (stamps [2]fileStamp, pems [2][]byte, sum [32]byte, err error) {
+func (c *certificate) readFiles() (stamps [2]web.FileStamp, pems [2][]byte, sum [32]byte, err error) {
 	h := sha256.New()
 	for i, p := range []string{c.certFile, c.keyFile} {
-		f, err := os.Open(p)
-		if err != nil {
+		if stamps[i], pems[i], err = web.ReadFile(p, 1<<20); err != nil {
 			return stamps, pems, sum, err
 		}
-		fi, err := f.Stat()
-		if err == nil {
-			pems[i], err = io.ReadAll(io.LimitReader(f, 1<<20))
-		}
-		f.Close()
-		if err != nil {
-			return stamps, pems, sum, fmt.Errorf("read %s: %w", p, err)
-		}
-		stamps[i] = fileStamp{fi}
 		fmt.Fprintf(h, "%d:", len(pems[i]))
 		h.Write(pems[i])
 	}
