@@ -35,6 +35,11 @@ func steadyLoad(t *testing.T, c *cluster, tr http.RoundTripper) *workload {
 // test on every broken promise.
 func finish(t *testing.T, w *workload, pol checkPolicy) (*report, []subscriberLog) {
 	t.Helper()
+	// Publishing goes on until every subscriber read from two nodes (the
+	// check below insists on it): a fixed sleep left it to chance.
+	if !w.WaitMoved(30 * time.Second) {
+		t.Logf("some subscriber read from one node only after 30s of moving")
+	}
 	start := time.Now()
 	pubs, subs, complete := w.Finish(20 * time.Second)
 	t.Logf("subscribers complete %v after publishing stopped: %v", time.Since(start).Round(time.Millisecond), complete)

@@ -95,9 +95,10 @@ type workload struct {
 type subscriber struct {
 	connected func() // called once its first stream is open
 
-	mu   sync.Mutex
-	log  subscriberLog
-	seen map[string]bool
+	mu    sync.Mutex
+	log   subscriberLog
+	seen  map[string]bool
+	nodes map[string]bool // nodes it received an event from
 }
 
 func startWorkload(cfg workloadConfig) *workload {
@@ -110,7 +111,7 @@ func startWorkload(cfg workloadConfig) *workload {
 	w.subCtx, w.subCancel = context.WithCancel(context.Background())
 	var connected sync.WaitGroup
 	for i := range cfg.Subscribers {
-		s := &subscriber{log: subscriberLog{Name: fmt.Sprintf("s%d", i+1)}, seen: make(map[string]bool)}
+		s := &subscriber{log: subscriberLog{Name: fmt.Sprintf("s%d", i+1)}, seen: make(map[string]bool), nodes: make(map[string]bool)}
 		s.connected = connected.Done
 		connected.Add(1)
 		w.subs = append(w.subs, s)
@@ -309,6 +310,7 @@ func (w *workload) stream(s *subscriber, node, conn int, query string, lastID *s
 		} else {
 			s.log.Events = append(s.log.Events, d)
 			s.seen[ev.ID] = true
+			s.nodes[n.Name] = true
 			count++
 		}
 		s.mu.Unlock()
@@ -364,6 +366,28 @@ func (w *workload) WaitDelivered(timeout time.Duration) bool {
 			s.mu.Unlock()
 		}
 		if complete {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WaitMoved waits up to timeout until every subscriber has received events
+// from at least two nodes, so that a scenario exercises resume across
+// nodes however the random stays fell.
+func (w *workload) WaitMoved(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		moved := true
+		for _, s := range w.subs {
+			s.mu.Lock()
+			moved = moved && len(s.nodes) >= 2
+			s.mu.Unlock()
+		}
+		if moved {
 			return true
 		}
 		if time.Now().After(deadline) {
