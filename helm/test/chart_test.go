@@ -1,6 +1,7 @@
 package charttest
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"maps"
@@ -143,6 +144,11 @@ config:
 		kinds: []string{"Deployment"},
 	},
 	{
+		name:  "tls",
+		rel:   release{Values: tlsValues + "serviceMonitor: {enabled: true, tlsConfig: {serverName: rumor.streams.svc}}\n"},
+		kinds: []string{"ServiceMonitor"},
+	},
+	{
 		name: "everything",
 		rel: release{Name: "prod", Namespace: "live", Values: `
 replicaCount: 5
@@ -280,7 +286,7 @@ var flags = []string{
 	"RUMOR_MAX_BATCH", "RUMOR_QUEUE_SIZE", "RUMOR_ACK", "RUMOR_DRAIN_TIMEOUT",
 	"RUMOR_LOG_FORMAT", "RUMOR_LOG_LEVEL", "RUMOR_AUTH_HMAC_SECRET_FILE", "RUMOR_AUTH_PUBLIC_KEY",
 	"RUMOR_AUTH_JWKS", "RUMOR_AUTH_JWKS_URL", "RUMOR_AUTH_JWKS_REFRESH", "RUMOR_PUBLIC_CHANNELS",
-	"RUMOR_CORS_ORIGINS", "RUMOR_COALESCE",
+	"RUMOR_CORS_ORIGINS", "RUMOR_COALESCE", "RUMOR_TLS_CERT", "RUMOR_TLS_KEY",
 }
 
 // TestWiring checks, for every value set, that the pieces which must agree do:
@@ -375,8 +381,9 @@ func TestWiring(t *testing.T) {
 
 			// HTTP: Service → container port → RUMOR_HTTP_ADDR → probes.
 			httpPort := checkHTTPPorts(t, c, httpSvc, e)
-			checkProbe(t, "liveness", c.LivenessProbe, "/healthz", c, httpPort)
-			checkProbe(t, "readiness", c.ReadinessProbe, "/readyz", c, httpPort)
+			tls := servesTLS(e)
+			checkProbe(t, "liveness", c.LivenessProbe, "/healthz", c, httpPort, tls)
+			checkProbe(t, "readiness", c.ReadinessProbe, "/readyz", c, httpPort, tls)
 			if c.StartupProbe != nil && c.StartupProbe.HTTPGet == nil {
 				t.Error("startupProbe is not an HTTP probe; the image has no shell")
 			}
@@ -418,7 +425,7 @@ func TestWiring(t *testing.T) {
 				checkHTTPRoute(t, o.Obj.(*gatewayv1.HTTPRoute), httpSvc)
 			}
 			for _, o := range r.all("ServiceMonitor") {
-				checkServiceMonitor(t, o.Obj.(*monitoringv1.ServiceMonitor), httpSvc, gossipSvc, rel.Namespace)
+				checkServiceMonitor(t, o.Obj.(*monitoringv1.ServiceMonitor), httpSvc, gossipSvc, rel.Namespace, tls)
 			}
 			for _, o := range r.all("ServiceAccount") {
 				if o.Name != pod.Spec.ServiceAccountName {
@@ -470,11 +477,20 @@ func checkHTTPPorts(t *testing.T, c *corev1.Container, svc *corev1.Service, e ma
 	return cp.ContainerPort
 }
 
-func checkProbe(t *testing.T, kind string, p *corev1.Probe, path string, c *corev1.Container, port int32) {
+// checkProbe: rumor serves either HTTP or, with TLS on, only HTTPS on its
+// one port; the kubelet does not verify the certificate of an HTTPS probe.
+func checkProbe(t *testing.T, kind string, p *corev1.Probe, path string, c *corev1.Container, port int32, tls bool) {
 	t.Helper()
 	if p == nil || p.HTTPGet == nil {
 		t.Errorf("%s probe: want an HTTP GET of %s", kind, path)
 		return
+	}
+	want := corev1.URISchemeHTTP
+	if tls {
+		want = corev1.URISchemeHTTPS
+	}
+	if got := cmp.Or(p.HTTPGet.Scheme, corev1.URISchemeHTTP); got != want {
+		t.Errorf("%s probe scheme %s, want %s", kind, got, want)
 	}
 	if p.HTTPGet.Path != path {
 		t.Errorf("%s probe path %q, want %q", kind, p.HTTPGet.Path, path)
@@ -711,7 +727,7 @@ func checkHTTPRoute(t *testing.T, route *gatewayv1.HTTPRoute, svc *corev1.Servic
 	}
 }
 
-func checkServiceMonitor(t *testing.T, sm *monitoringv1.ServiceMonitor, httpSvc, gossipSvc *corev1.Service, ns string) {
+func checkServiceMonitor(t *testing.T, sm *monitoringv1.ServiceMonitor, httpSvc, gossipSvc *corev1.Service, ns string, tls bool) {
 	t.Helper()
 	sel := sm.Spec.Selector.MatchLabels
 	if !selects(sel, httpSvc.Labels) {
@@ -729,6 +745,13 @@ func checkServiceMonitor(t *testing.T, sm *monitoringv1.ServiceMonitor, httpSvc,
 	ep := sm.Spec.Endpoints[0]
 	if ep.Port != httpSvc.Spec.Ports[0].Name || ep.Path != "/metrics" {
 		t.Errorf("ServiceMonitor scrapes port %q path %q, want %s /metrics", ep.Port, ep.Path, httpSvc.Spec.Ports[0].Name)
+	}
+	want := "http"
+	if tls {
+		want = "https"
+	}
+	if got := ep.Scheme.String(); got != want {
+		t.Errorf("ServiceMonitor scheme %q, want %q", got, want)
 	}
 }
 
@@ -855,11 +878,125 @@ auth:
 		t.Error("no checksum/auth annotation: pods would not pick up new keys")
 	}
 
-	off := mustRender(t, release{Values: "auth:\n  publicChannels: [news]\n"})
+	// With auth off, key material left in the values reaches neither the pod
+	// nor a Secret. (auth.publicChannels with auth off fails the render:
+	// TestConflictingValues.)
+	off := mustRender(t, release{Values: "auth: {jwks: '{\"keys\":[]}', jwksUrl: " + jwksURL + "}"})
 	for name := range env(t, container(t, off.deployment(t))) {
-		if strings.Contains(name, "AUTH") || name == "RUMOR_PUBLIC_CHANNELS" {
+		if strings.Contains(name, "AUTH") {
 			t.Errorf("auth is off but %s is set", name)
 		}
+	}
+	if s := off.secret("rumor-auth"); s != nil {
+		t.Errorf("auth is off but the auth Secret is rendered: %+v", s)
+	}
+}
+
+// TestCORSOrigins: rumor takes --cors-origins with auth on or off
+// (cmd/rumor/security.go), so auth.corsOrigins reaches it whatever
+// auth.enabled is.
+func TestCORSOrigins(t *testing.T) {
+	for values, want := range map[string]string{
+		"": "",
+		`auth: {corsOrigins: ["https://app.example.com", "http://localhost:3000"]}`:   "https://app.example.com,http://localhost:3000",
+		`auth: {enabled: false, corsOrigins: ["*"]}`:                                  "*",
+		`auth: {enabled: true, jwks: '{}', corsOrigins: ["https://app.example.com"]}`: "https://app.example.com",
+	} {
+		e := env(t, container(t, mustRender(t, release{Values: values}).deployment(t)))
+		got, ok := e["RUMOR_CORS_ORIGINS"]
+		switch {
+		case want == "" && ok:
+			t.Errorf("values %q: RUMOR_CORS_ORIGINS = %q, want it unset", values, got.Value)
+		case want != "" && got.Value != want:
+			t.Errorf("values %q: RUMOR_CORS_ORIGINS = %q, want %q", values, got.Value, want)
+		}
+	}
+}
+
+// tlsValues turn TLS on through extraEnv, the way the chart's docs describe.
+const tlsValues = `
+extraEnv:
+  - {name: RUMOR_TLS_CERT, value: /etc/rumor/tls/tls.crt}
+  - {name: RUMOR_TLS_KEY, value: /etc/rumor/tls/tls.key}
+extraVolumes:
+  - name: tls
+    secret: {secretName: rumor-tls}
+extraVolumeMounts:
+  - {name: tls, mountPath: /etc/rumor/tls, readOnly: true}
+`
+
+// servesTLS reports whether rumor serves HTTPS with this environment. It
+// then serves no plain HTTP at all (cmd/rumor/node.go: one listener, ServeTLS).
+func servesTLS(e map[string]corev1.EnvVar) bool {
+	_, cert := e["RUMOR_TLS_CERT"]
+	_, key := e["RUMOR_TLS_KEY"]
+	return cert && key
+}
+
+// TestTLS: with TLS on through extraEnv, rumor serves only HTTPS, so the
+// probes and the ServiceMonitor's scrapes use https; without it, http.
+func TestTLS(t *testing.T) {
+	const monitor = `
+serviceMonitor:
+  enabled: true
+  tlsConfig:
+    serverName: rumor.streams.svc
+    ca:
+      secret: {name: rumor-ca, key: ca.crt}
+`
+	for _, tc := range []struct {
+		name, values string
+		tls          bool
+	}{
+		{"tls", tlsValues + monitor, true},
+		{"plain", monitor, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRender(t, release{Values: tc.values})
+			c := container(t, r.deployment(t))
+			if got := servesTLS(env(t, c)); got != tc.tls {
+				t.Fatalf("servesTLS = %v, want %v", got, tc.tls)
+			}
+			wantProbe, wantScrape := corev1.URISchemeHTTP, "http"
+			if tc.tls {
+				wantProbe, wantScrape = corev1.URISchemeHTTPS, "https"
+			}
+			for kind, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+				if p == nil || p.HTTPGet == nil || cmp.Or(p.HTTPGet.Scheme, corev1.URISchemeHTTP) != wantProbe {
+					t.Errorf("%s probe %+v, want an HTTP GET with scheme %s", kind, p, wantProbe)
+				}
+			}
+
+			sm := one[*monitoringv1.ServiceMonitor](t, r, "ServiceMonitor")
+			if len(sm.Spec.Endpoints) != 1 {
+				t.Fatalf("ServiceMonitor endpoints %v, want one", sm.Spec.Endpoints)
+			}
+			ep := sm.Spec.Endpoints[0]
+			if got := ep.Scheme.String(); got != wantScrape {
+				t.Errorf("ServiceMonitor scheme %q, want %q", got, wantScrape)
+			}
+			// tlsConfig is passed as given; Prometheus uses it only for https.
+			got := ep.TLSConfig
+			if got == nil || got.ServerName == nil || *got.ServerName != "rumor.streams.svc" ||
+				got.CA.Secret == nil || got.CA.Secret.Name != "rumor-ca" || got.CA.Secret.Key != "ca.crt" {
+				t.Errorf("ServiceMonitor tlsConfig %+v, want serviceMonitor.tlsConfig", got)
+			}
+
+			notes := r.Files["rumor/templates/NOTES.txt"]
+			local := "http://127.0.0.1:8080/"
+			if tc.tls {
+				local = "https://127.0.0.1:8080/"
+			}
+			if !strings.Contains(notes, local) {
+				t.Errorf("NOTES.txt does not use %s:\n%s", local, notes)
+			}
+		})
+	}
+
+	// By default the ServiceMonitor carries no tlsConfig.
+	r := mustRender(t, release{Values: tlsValues + "serviceMonitor: {enabled: true}"})
+	if tc := one[*monitoringv1.ServiceMonitor](t, r, "ServiceMonitor").Spec.Endpoints[0].TLSConfig; tc != nil {
+		t.Errorf("ServiceMonitor tlsConfig %+v, want none by default", tc)
 	}
 }
 

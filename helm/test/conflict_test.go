@@ -47,6 +47,9 @@ func checkStartable(tb testing.TB, e map[string]corev1.EnvVar) {
 	if cert != tlsKey {
 		tb.Errorf("env sets RUMOR_TLS_CERT (%v) and RUMOR_TLS_KEY (%v): rumor wants both or neither", cert, tlsKey)
 	}
+	if _, ok := e["RUMOR_PUBLIC_CHANNELS"]; ok && len(auth) == 0 {
+		tb.Error("env sets RUMOR_PUBLIC_CHANNELS without an auth key source: rumor refuses public channels with auth off")
+	}
 	if v, ok := e["RUMOR_ACK"]; ok && v.Value != "peer" && v.Value != "local" {
 		tb.Errorf("RUMOR_ACK = %q, want peer or local", v.Value)
 	}
@@ -246,6 +249,12 @@ func TestConflictingValues(t *testing.T) {
 			want:   []string{"config/historyBytes", "minimum"},
 		},
 		{
+			// rumor refuses --public-channels with auth off; the chart dropped it.
+			name:   "public channels with auth off",
+			values: "auth:\n  publicChannels: [news]",
+			want:   []string{"auth.publicChannels is set but auth.enabled is false", "--public-channels", "auth.publicChannels to []"},
+		},
+		{
 			name:   "cors origin without scheme",
 			values: "auth:\n  enabled: true\n  hmacSecret: " + hmac + "\n  corsOrigins: [app.example.com]",
 			want:   []string{"corsOrigins/0", "does not match pattern"},
@@ -305,6 +314,7 @@ func TestGoodCombinations(t *testing.T) {
 		"history bytes integer":        "config: {historyBytes: 1048576}",
 		"history bytes KiB":            "config: {historyBytes: 512kib}",
 		"cors origins":                 `auth: {enabled: true, jwks: '{}', corsOrigins: ["*", "http://localhost:3000", "https://app.example.com/"]}`,
+		"cors origins, auth off":       `auth: {corsOrigins: ["https://app.example.com"]}`,
 		"auth jwks url":                "auth: {enabled: true, jwksUrl: " + jwksURL + "}",
 		"jwks url with port and query": "auth: {enabled: true, jwksUrl: 'https://idp.example.com:8443/keys?tenant=a'}",
 		"jwks refresh bounds":          "auth: {enabled: true, jwksUrl: " + jwksURL + ", jwksRefresh: 10s}",

@@ -173,6 +173,18 @@ item: it is a plain variable, not key material, and with it alone nothing is mou
 {{- end }}
 
 {{/*
+"true" when rumor serves HTTPS: extraEnv sets RUMOR_TLS_CERT and RUMOR_TLS_KEY
+(rumor.validate refuses one without the other); else empty. rumor then serves only
+HTTPS on its HTTP port, so the probes and the ServiceMonitor must use https. TLS
+turned on through extraEnvFrom cannot be seen here, like every variable there.
+*/}}
+{{- define "rumor.tls" -}}
+{{- $names := list }}
+{{- range .Values.extraEnv }}{{ $names = append $names .name }}{{ end }}
+{{- if and (has "RUMOR_TLS_CERT" $names) (has "RUMOR_TLS_KEY" $names) }}true{{ end }}
+{{- end }}
+
+{{/*
 Seconds between SIGTERM and SIGKILL: long enough for the preStop sleep and
 rumor's whole drain.
 */}}
@@ -246,6 +258,10 @@ variable name; extraEnvFrom cannot be, as its variables are only known in the po
 {{- $errs = append $errs (printf "auth.hmacSecret is %d bytes; rumor wants at least 32 for HS256 and would refuse to start: use e.g. `openssl rand -base64 32`" $n) }}
 {{- end }}
 {{- end }}
+{{- /* Public channels: the chart passes them only with auth on, and rumor refuses them with auth off. */}}
+{{- if and (not $a.enabled) $a.publicChannels }}
+{{- $errs = append $errs "auth.publicChannels is set but auth.enabled is false: the chart passes it only with auth on, and rumor refuses --public-channels with auth off (every channel is open then); set auth.enabled=true with a key source, or auth.publicChannels to []" }}
+{{- end }}
 
 {{- /* Gossip: one key, from the chart's key file or from extraEnv, never both. */}}
 {{- $g := .Values.gossip.encryption }}
@@ -263,7 +279,7 @@ variable name; extraEnvFrom cannot be, as its variables are only known in the po
 {{- $errs = append $errs (printf "more than one gossip key source is set: %s; rumor refuses --gossip-key and --gossip-key-file together: set the key with gossip.encryption.key or gossip.encryption.existingSecret, or set gossip.encryption.enabled=false and keep one in extraEnv" (join ", " $gsources)) }}
 {{- end }}
 
-{{- /* TLS: the chart has no TLS values, but extraEnv can turn it on, with both files or neither. */}}
+{{- /* TLS: the chart has no TLS values, but extraEnv can turn it on (rumor.tls), with both files or neither. */}}
 {{- if ne (hasKey $extra "RUMOR_TLS_CERT") (hasKey $extra "RUMOR_TLS_KEY") }}
 {{- $pair := list "RUMOR_TLS_CERT" "RUMOR_TLS_KEY" }}
 {{- if hasKey $extra "RUMOR_TLS_KEY" }}{{ $pair = reverse $pair }}{{ end }}
