@@ -52,6 +52,7 @@ type Config struct {
 	BindAddr       string        // host:port for gossip (UDP and TCP) and the event relay (TCP); "" means ":7946"; port 0 picks one
 	AdvertiseAddr  string        // host or host:port peers reach us at; "" means derived from BindAddr or the first private IP
 	HTTPAddr       string        // the HTTP address peers and UIs can reach this node's API at (host:port), shown in /cluster
+	AdminAddr      string        // the admin listener's address (host:port), where peers ask for the UI's cluster view; "" means HTTPAddr serves it
 	Join           []string      // seeds: host:port or DNS names (re-resolved on every rejoin); a missing port means 7946
 	RejoinInterval time.Duration // how often seeds are re-resolved and re-joined; 0 means 30s
 	JoinTimeout    time.Duration // how long to look for peers before serving alone; 0 means 10s
@@ -66,15 +67,17 @@ type Config struct {
 // Member is one node as this node sees it.
 type Member struct {
 	Name  string `json:"name"`
-	Addr  string `json:"addr"`  // gossip address
-	HTTP  string `json:"http"`  // HTTP API address
-	State string `json:"state"` // alive, suspect, dead or left
+	Addr  string `json:"addr"`            // gossip address
+	HTTP  string `json:"http"`            // HTTP API address
+	Admin string `json:"admin,omitempty"` // admin listener address, if it has one
+	State string `json:"state"`           // alive, suspect, dead or left
 	Self  bool   `json:"self,omitempty"`
 }
 
 // meta is what every node gossips about itself (memberlist caps it at 512 bytes).
 type meta struct {
 	HTTP    string `json:"h"`
+	Admin   string `json:"a,omitempty"`
 	Origin  string `json:"o"`
 	Version int    `json:"v"`
 }
@@ -310,7 +313,7 @@ func (c *Cluster) member(n *memberlist.Node) Member {
 	}
 	var md meta
 	if json.Unmarshal(n.Meta, &md) == nil {
-		m.HTTP = md.HTTP
+		m.HTTP, m.Admin = md.HTTP, md.Admin
 	}
 	return m
 }

@@ -100,3 +100,27 @@ func TestRelayOrderAndResumeAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestMembersCarryAddresses: every member learns each peer's HTTP and
+// admin addresses from gossip; a node without an admin listener has none.
+func TestMembersCarryAddresses(t *testing.T) {
+	nodes := startClusterWith(t, 2, func(i int) nodeOpts {
+		return nodeOpts{config: func(c *Config) {
+			c.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", 8080+i)
+			if i == 0 {
+				c.AdminAddr = "127.0.0.1:9090"
+			}
+		}}
+	})
+	want := map[string][2]string{
+		nodes[0].c.Self(): {"127.0.0.1:8080", "127.0.0.1:9090"},
+		nodes[1].c.Self(): {"127.0.0.1:8081", ""},
+	}
+	for _, nd := range nodes {
+		for _, m := range nd.c.Members() {
+			if got := [2]string{m.HTTP, m.Admin}; got != want[m.Name] {
+				t.Errorf("%s sees %s at http %q admin %q, want %q", nd.name, m.Name, m.HTTP, m.Admin, want[m.Name])
+			}
+		}
+	}
+}

@@ -16,7 +16,7 @@ import (
 type delegate struct{ c *Cluster }
 
 func (d delegate) NodeMeta(limit int) []byte {
-	b, _ := json.Marshal(meta{HTTP: d.c.cfg.HTTPAddr, Origin: fmt.Sprintf("%016x", d.c.cfg.Origin), Version: relayVersion})
+	b, _ := json.Marshal(meta{HTTP: d.c.cfg.HTTPAddr, Admin: d.c.cfg.AdminAddr, Origin: fmt.Sprintf("%016x", d.c.cfg.Origin), Version: relayVersion})
 	if len(b) > limit {
 		return nil
 	}

@@ -10,9 +10,10 @@ import (
 // Member is one node of the cluster as this node sees it.
 type Member struct {
 	Name  string `json:"name"`
-	Addr  string `json:"addr"`  // gossip address
-	HTTP  string `json:"http"`  // HTTP API address
-	State string `json:"state"` // alive, suspect, dead or left
+	Addr  string `json:"addr"`            // gossip address
+	HTTP  string `json:"http"`            // HTTP API address
+	Admin string `json:"admin,omitempty"` // admin listener address, if it has one: peers ask it for the cluster view
+	State string `json:"state"`           // alive, suspect, dead or left
 	Self  bool   `json:"self,omitempty"`
 }
 
@@ -40,7 +41,7 @@ type memberList struct {
 func (h *Handler) clusterView() memberList {
 	if h.opts.Cluster == nil {
 		return memberList{Self: h.opts.NodeName, Members: []Member{{
-			Name: h.opts.NodeName, HTTP: h.opts.HTTPAddr, State: "alive", Self: true,
+			Name: h.opts.NodeName, HTTP: h.opts.HTTPAddr, Admin: h.opts.AdminAddr, State: "alive", Self: true,
 		}}}
 	}
 	ms := slices.Clone(h.opts.Cluster.Members())

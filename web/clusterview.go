@@ -77,6 +77,7 @@ type clusterChannel struct {
 type clusterNode struct {
 	Name  string `json:"name"`
 	HTTP  string `json:"http"`
+	Admin string `json:"admin,omitempty"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
 }
@@ -287,10 +288,10 @@ func (v *viewer) handleChannels(w http.ResponseWriter, r *http.Request) {
 	for _, m := range cv.Members {
 		switch {
 		case m.Self || m.Name == cv.Self:
-			nodes = append(nodes, clusterNode{Name: m.Name, HTTP: m.HTTP, OK: true})
+			nodes = append(nodes, clusterNode{Name: m.Name, HTTP: m.HTTP, Admin: m.Admin, OK: true})
 			parts = append(parts, part{m.Name, v.h.hub.Channels()})
 		case reachable(m.State):
-			nodes = append(nodes, clusterNode{Name: m.Name, HTTP: m.HTTP})
+			nodes = append(nodes, clusterNode{Name: m.Name, HTTP: m.HTTP, Admin: m.Admin})
 			u := memberURL(m, v.scheme())
 			if u == "" {
 				nodes[len(nodes)-1].Error = "no HTTP address"
@@ -351,11 +352,12 @@ func (v *viewer) handleChannels(w http.ResponseWriter, r *http.Request) {
 // suspect member may just be slow to gossip.
 func reachable(state string) bool { return state == "alive" || state == "suspect" }
 
-// memberURL is the base URL of a member's HTTP API, or "" if it has none.
-// A member that listens on every interface advertises ":PORT"; its gossip
+// memberURL is the base URL where a member serves the views: its admin
+// listener if it has one, else its HTTP API; "" if it has neither. A
+// member that listens on every interface advertises ":PORT"; its gossip
 // host is then the best guess.
 func memberURL(m Member, scheme string) string {
-	host, port, err := net.SplitHostPort(m.HTTP)
+	host, port, err := net.SplitHostPort(cmp.Or(m.Admin, m.HTTP))
 	if err != nil || port == "" {
 		return ""
 	}

@@ -385,6 +385,9 @@ func TestMemberURL(t *testing.T) {
 		{Member{HTTP: "rumor-0.rumor:8080"}, "http://rumor-0.rumor:8080"},
 		{Member{HTTP: ""}, ""},
 		{Member{HTTP: ":8080"}, ""},
+		// The views live on the admin listener when a member has one.
+		{Member{HTTP: "10.0.0.8:8080", Admin: "10.0.0.8:9090"}, "http://10.0.0.8:9090"},
+		{Member{HTTP: ":8080", Admin: ":9090", Addr: "10.0.0.9:7946"}, "http://10.0.0.9:9090"},
 	} {
 		if got := memberURL(tc.m, "http"); got != tc.want {
 			t.Errorf("memberURL(%+v) = %q, want %q", tc.m, got, tc.want)

@@ -25,6 +25,7 @@ type Options struct {
 	Ready         func() error         // extra readiness check (joined and caught up); nil means always ready
 	NodeName      string               // shown in /cluster when Cluster is nil and in the connect comment
 	HTTPAddr      string               // advertised HTTP address of this node, for /cluster when Cluster is nil
+	AdminAddr     string               // advertised address of this node's admin listener; non-empty: the views, /metrics and the UI are served by Admin() only
 	Heartbeat     time.Duration        // comment line on idle streams; 0 means 15s
 	Retry         time.Duration        // retry: hint on connect; 0 means 2s (drain, slow and limit use jittered larger values)
 	MaxEventBytes int64                // event data per publish; 0 means 1 MiB, 413 above it
@@ -54,7 +55,8 @@ type Handler struct {
 	opts    Options
 	hub     *broker.Hub
 	log     *slog.Logger
-	mux     http.Handler
+	mux     http.Handler // the public face: everything, or without the views when AdminAddr is set
+	admin   http.Handler // everything: the admin listener's face
 	metrics *metrics
 	members *membership
 	sec     *security
@@ -126,11 +128,19 @@ func NewHandler(o Options) *Handler {
 	if o.Cluster != nil {
 		h.members = &membership{cluster: o.Cluster}
 	}
-	h.mux = h.routes()
+	h.admin = h.routes(true)
+	h.mux = h.admin
+	if o.AdminAddr != "" {
+		h.mux = h.routes(false)
+	}
 	return h
 }
 
-func (h *Handler) routes() http.Handler {
+// routes builds the router. With views false it serves what clients need
+// (streams, publishing, health probes and rumor.js) and answers 404 to the
+// read-only views, /metrics and the UI, which then live on the admin
+// listener.
+func (h *Handler) routes(views bool) http.Handler {
 	r := chi.NewRouter()
 	r.Use(h.recoverer, h.corsMiddleware)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -139,7 +149,6 @@ func (h *Handler) routes() http.Handler {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
 	})
-	r.Get("/channels", h.handleChannels)
 	// Publishing needs a token once auth is on (streams check theirs in
 	// handleStream, keeping their long-lived stacks shallow); both publish
 	// routes share one rate budget per token or address.
@@ -148,10 +157,18 @@ func (h *Handler) routes() http.Handler {
 	r.With(h.authenticate, limit).Post("/channels/{channel}", h.handlePublish)
 	r.Get("/events", h.handleStream)
 	r.With(h.authenticate, limit).Post("/publish", h.handleBatch)
-	r.Get("/cluster", h.handleCluster)
-	h.mountClusterView(r) // the UI's cluster-wide views: clusterview.go
 	r.Get("/healthz", h.handleHealth)
 	r.Get("/readyz", h.handleReady)
+	if !views {
+		// Browsers load the client library from the node they stream from.
+		rumorJS := h.uiHandler()
+		r.Get("/rumor.js", rumorJS)
+		r.Head("/rumor.js", rumorJS)
+		return r
+	}
+	r.Get("/channels", h.handleChannels)
+	r.Get("/cluster", h.handleCluster)
+	h.mountClusterView(r) // the UI's cluster-wide views: clusterview.go
 	r.Method(http.MethodGet, "/metrics", h.metrics.handler)
 	ui := h.uiHandler()
 	r.Get("/*", ui)
@@ -159,8 +176,16 @@ func (h *Handler) routes() http.Handler {
 	return r
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler: the public face. Without
+// Options.AdminAddr it serves everything Admin does.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Admin returns the handler of the admin listener: everything ServeHTTP
+// serves plus the read-only views (/channels, /cluster, /node,
+// /cluster/events, /cluster/channels), /metrics and the UI, whose console
+// publishes and subscribes through it too. Auth applies as on the public
+// face. Meant for a port that only operators and peers reach.
+func (h *Handler) Admin() http.Handler { return h.admin }
 
 // Drain starts the shutdown: readiness turns false at once, new publishes
 // get 503 with Retry-After and new streams get 200 with a jittered retry:

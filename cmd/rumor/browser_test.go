@@ -56,7 +56,7 @@ func TestBrowserUI(t *testing.T) {
 	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	// The page reaches node 2 through a proxy the test can cut, the way a
 	// load balancer or a flaky network drops connections.
-	proxy := newCutProxy(t, n2.ln.Addr().String())
+	proxy := newCutProxy(t, n2.public.ln.Addr().String())
 	b := startBrowser(t, ctx, exe)
 	t.Logf("browser up in %v", time.Since(start).Round(time.Millisecond))
 	page := b.open(t, "http://"+proxy.addr()+"/")
@@ -74,8 +74,9 @@ func TestBrowserUI(t *testing.T) {
 			`document.querySelector('#members tr.self')?.dataset.member === %q && document.getElementById('self-name')?.textContent === %[1]q`,
 			n2.name()))
 		for _, n := range c.nodes {
-			page.wait(t, n.name()+"'s HTTP address", fmt.Sprintf(
-				`document.querySelector('#members tr[data-member=%q]')?.textContent.includes(%q)`, n.name(), hostPort(n.URL())))
+			page.wait(t, n.name()+"'s HTTP address, linking to its UI", fmt.Sprintf(
+				`document.querySelector('#members tr[data-member=%q]')?.textContent.includes(%q) &&
+				 document.querySelector('#members tr[data-member=%[1]q] a')?.href === %[3]q`, n.name(), hostPort(n.URL()), n.URL()+"/"))
 		}
 		if banner := page.eval(t, `document.getElementById('banner').hidden`); banner != true {
 			t.Errorf("banner hidden = %v, want true while connected", banner)
@@ -225,6 +226,41 @@ func TestBrowserUI(t *testing.T) {
 	b.checkExceptions(t)
 }
 
+// TestBrowserAdminUI: with --admin-addr the UI lives on the admin port; it
+// shows the cluster, links every member to the UI on its admin port, and
+// its console publishes and subscribes there, while the public port
+// serves no UI.
+func TestBrowserAdminUI(t *testing.T) {
+	exe := browserPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), browserBudget)
+	defer cancel()
+	c := startClusterWith(t, ctx, 2, func(cfg *Config) { cfg.AdminAddr = "127.0.0.1:0" })
+	n1, n2 := c.nodes[0], c.nodes[1]
+	if code, _ := get(t, n1.URL()+"/"); code != http.StatusNotFound {
+		t.Errorf("GET / on the public port = %d, want 404", code)
+	}
+	b := startBrowser(t, ctx, exe)
+	page := b.open(t, n1.AdminURL()+"/")
+	page.wait(t, "two alive members", `document.querySelectorAll('#members tr[data-state="alive"]').length === 2`)
+	for _, n := range c.nodes {
+		page.wait(t, n.name()+"'s link to the UI on its admin port", fmt.Sprintf(
+			`document.querySelector('#members tr[data-member=%q] a')?.href === %q`, n.name(), n.AdminURL()+"/"))
+	}
+	page.do(t, "subscribe", chromedp.SendKeys(chromedp.ID("sub-channels"), "demo\n"))
+	page.wait(t, "the subscription to open", `document.querySelector('#log li[data-kind="open"]') !== null`)
+	ids := []string{c.publish(t, n2, "demo", "", "from node 2's public port")}
+	page.waitIDs(t, ids)
+	page.do(t, "publish from the form",
+		chromedp.SetValue(chromedp.ID("pub-channel"), "demo"),
+		chromedp.SetValue(chromedp.ID("pub-data"), "from the admin page"),
+		chromedp.Click(chromedp.ID("pub-button")))
+	ids = append(ids, page.publishedID(t))
+	page.waitIDs(t, ids)
+	c.openStream(t, n2, "/channels/demo")
+	page.wait(t, "channel demo with a subscriber on each node", `document.querySelector('#channels tr[data-channel="demo"] td[data-subscribers]')?.dataset.subscribers === "2"`)
+	b.checkExceptions(t)
+}
+
 // ---- the cluster ----------------------------------------------------------
 
 // testCluster is nodes started by startNode with rumor dev's settings.
@@ -245,6 +281,13 @@ func (n *testNode) name() string { return n.cluster.Self() }
 // startCluster starts count nodes on 127.0.0.1 with free ports, each joined
 // to the first, and waits until every node sees every other alive.
 func startCluster(tb testing.TB, ctx context.Context, count int) *testCluster {
+	tb.Helper()
+	return startClusterWith(tb, ctx, count, func(*Config) {})
+}
+
+// startClusterWith is startCluster with each node's Config adjusted by
+// tune after the test's settings.
+func startClusterWith(tb testing.TB, ctx context.Context, count int, tune func(*Config)) *testCluster {
 	tb.Helper()
 	base, err := parseServe(nil, env(nil))
 	if err != nil {
@@ -279,6 +322,7 @@ func startCluster(tb testing.TB, ctx context.Context, count int) *testCluster {
 		if seed != "" {
 			cfg.Join = []string{seed}
 		}
+		tune(&cfg)
 		n, err := startNode(ctx, cfg, log.With("node", cfg.NodeName), nodeOptions{local: true})
 		if err != nil {
 			tb.Fatalf("start %s: %v", cfg.NodeName, err)

@@ -22,6 +22,7 @@ import (
 // bytes. parseServe fills it from flags, RUMOR_* variables and defaults.
 type Config struct {
 	HTTPAddr       string
+	AdminAddr      string // empty: the views, metrics and UI are on HTTPAddr
 	NodeName       string
 	GossipAddr     string // empty: a single node
 	AdvertiseAddr  string
@@ -64,6 +65,7 @@ func serveOptions(getenv func(string) string) []option {
 	host, _ := os.Hostname()
 	return append([]option{
 		{"http-addr", "addr", ":8080", "HTTP listen address (API, streams, UI, metrics)", setString(func(c *Config) *string { return &c.HTTPAddr })},
+		{"admin-addr", "addr", "", "admin listen address: when set, the UI, /metrics, /debug/pprof and the views that list channels and members (/channels, /cluster, /node, /cluster/*) move here from --http-addr, which keeps streams, publishing, health probes and /rumor.js", setString(func(c *Config) *string { return &c.AdminAddr })},
 		{"node-name", "string", cmp.Or(host, "rumor"), "node name; a random suffix is added per process start", setString(func(c *Config) *string { return &c.NodeName })},
 		{"gossip-addr", "addr", "", `gossip and relay listen address; empty runs a single node (":7946" when --join is set)`, setString(func(c *Config) *string { return &c.GossipAddr })},
 		{"advertise-addr", "addr", getenv("POD_IP"), "host or host:port peers reach this node at; defaults to $POD_IP when set", setString(func(c *Config) *string { return &c.AdvertiseAddr })},
@@ -170,6 +172,13 @@ func (c *Config) Validate() error {
 
 	if err := checkHostPort(c.HTTPAddr); err != nil {
 		bad("--http-addr %q: %v", c.HTTPAddr, err)
+	}
+	if c.AdminAddr != "" {
+		if err := checkHostPort(c.AdminAddr); err != nil {
+			bad("--admin-addr %q: %v", c.AdminAddr, err)
+		} else if _, port, _ := net.SplitHostPort(c.AdminAddr); c.AdminAddr == c.HTTPAddr && port != "0" {
+			bad("--admin-addr %q is --http-addr: give it another port, or leave it empty to serve everything on --http-addr", c.AdminAddr)
+		}
 	}
 	if strings.TrimSpace(c.NodeName) == "" {
 		bad("--node-name is empty")

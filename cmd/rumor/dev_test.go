@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -56,7 +57,8 @@ func TestDevCluster(t *testing.T) {
 }
 
 // waitForCluster waits until every node is ready and lists every node
-// alive with its HTTP address.
+// alive with its HTTP address, or its admin address if it has one: urls
+// are where the nodes serve /cluster.
 func waitForCluster(tb testing.TB, urls []string) {
 	tb.Helper()
 	var want []string
@@ -71,13 +73,13 @@ func waitForCluster(tb testing.TB, urls []string) {
 			code, _ := get(tb, u+"/readyz")
 			_, body := get(tb, u+"/cluster")
 			var c struct {
-				Members []struct{ HTTP, State string }
+				Members []struct{ HTTP, Admin, State string }
 			}
 			_ = json.Unmarshal([]byte(body), &c)
 			var got []string
 			for _, m := range c.Members {
 				if m.State == "alive" {
-					got = append(got, m.HTTP)
+					got = append(got, cmp.Or(m.Admin, m.HTTP))
 				}
 			}
 			slices.Sort(got)

@@ -28,10 +28,18 @@ type node struct {
 	cluster *transport.Cluster // nil for a single node
 	web     *web.Handler
 	auth    *web.Authenticator // nil without auth
-	srv     *http.Server
-	ln      net.Listener
-	url     string
-	served  chan error // Serve's result
+	public  *listener
+	admin   *listener  // nil without --admin-addr
+	failed  chan error // a server that stopped by itself
+}
+
+// listener is one of a node's HTTP servers: the public one (API and
+// streams) and, with --admin-addr, the admin one.
+type listener struct {
+	ln     net.Listener
+	srv    *http.Server
+	url    string     // base URL with the real port
+	served chan error // Serve's result
 }
 
 // nodeOptions are what the caller of startNode decides beyond Config.
@@ -61,20 +69,23 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 	}
 	origin := broker.NewOrigin()
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	scheme := "http://"
-	if tlsConf != nil {
-		scheme = "https://"
-	}
-	n := &node{cfg: cfg, log: log, ln: ln, url: scheme + dialable(ln.Addr()), served: make(chan error, 1)}
+	n := &node{cfg: cfg, log: log, failed: make(chan error, 2)}
 	defer func() {
 		if err != nil {
 			n.abort()
 		}
 	}()
+	if n.public, err = listen(cfg.HTTPAddr, tlsConf); err != nil {
+		return nil, err
+	}
+	var adminAddr string // advertised, so that peers find the views
+	if cfg.AdminAddr != "" {
+		if n.admin, err = listen(cfg.AdminAddr, tlsConf); err != nil {
+			return nil, err
+		}
+		adminAddr = advertisedHTTP(n.admin.ln.Addr(), cfg)
+	}
+	ln := n.public.ln
 
 	var relay broker.Relay
 	if cfg.GossipAddr != "" {
@@ -87,6 +98,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 			BindAddr:       cfg.GossipAddr,
 			AdvertiseAddr:  cfg.AdvertiseAddr,
 			HTTPAddr:       advertisedHTTP(ln.Addr(), cfg),
+			AdminAddr:      adminAddr,
 			Join:           cfg.Join,
 			RejoinInterval: cfg.RejoinInterval,
 			Label:          cfg.ClusterLabel,
@@ -114,6 +126,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 		Hub:           n.hub,
 		NodeName:      cfg.NodeName,
 		HTTPAddr:      advertisedHTTP(ln.Addr(), cfg),
+		AdminAddr:     adminAddr,
 		Heartbeat:     cfg.Heartbeat,
 		Coalesce:      cmp.Or(cfg.Coalesce, -1), // web: 0 is the default, negative is off
 		MaxEventBytes: cfg.MaxEventBytes,
@@ -144,28 +157,22 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 	}
 	n.web = web.NewHandler(wo)
 
-	var h http.Handler = n.web
-	if cfg.Pprof {
-		h = withPprof(h)
+	// pprof goes where the views go: the admin listener when there is one.
+	var public, admin http.Handler = n.web, nil
+	if n.admin != nil {
+		admin = n.web.Admin()
 	}
-	n.srv = &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout, // slowloris clients are cut after it
-		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
-		IdleTimeout:       cfg.IdleTimeout,
-		TLSConfig:         tlsConf, // with it, ServeTLS offers HTTP/2: many streams share one connection
-		// No WriteTimeout: it would cut every stream. Streams set their own
-		// write deadlines.
-		ErrorLog: slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+	if cfg.Pprof && n.admin != nil {
+		admin = withPprof(admin)
+	} else if cfg.Pprof {
+		public = withPprof(public)
 	}
-	go func() {
-		if tlsConf != nil {
-			n.served <- n.srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
-			return
-		}
-		n.served <- n.srv.Serve(ln)
-	}()
-	attrs := []any{"addr", ln.Addr().String(), "url", n.url, "node", wo.NodeName}
+	n.public.serve(public, cfg, log, n.failed)
+	attrs := []any{"addr", ln.Addr().String(), "url", n.public.url, "node", wo.NodeName}
+	if n.admin != nil {
+		n.admin.serve(admin, cfg, log, n.failed)
+		attrs = append(attrs, "admin_url", n.admin.url)
+	}
 	if n.cluster != nil {
 		attrs = append(attrs, "gossip", n.cluster.GossipAddr())
 	}
@@ -173,11 +180,75 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 	return n, nil
 }
 
-// URL is the node's HTTP base URL, with the real port.
-func (n *node) URL() string { return n.url }
+// listen opens addr for a server that serves TLS when tlsConf is set.
+func listen(addr string, tlsConf *tls.Config) (*listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	scheme := "http://"
+	if tlsConf != nil {
+		scheme = "https://"
+	}
+	return &listener{
+		ln:     ln,
+		srv:    &http.Server{TLSConfig: tlsConf}, // with it, ServeTLS offers HTTP/2: many streams share one connection
+		url:    scheme + dialable(ln.Addr()),
+		served: make(chan error, 1),
+	}, nil
+}
 
-// Done receives Serve's error if the server stops by itself.
-func (n *node) Done() <-chan error { return n.served }
+// serve starts serving h on l. If the server stops by itself, its error
+// also goes to failed.
+func (l *listener) serve(h http.Handler, cfg Config, log *slog.Logger, failed chan<- error) {
+	l.srv.Handler = h
+	l.srv.ReadHeaderTimeout = cfg.ReadHeaderTimeout // slowloris clients are cut after it
+	l.srv.MaxHeaderBytes = int(cfg.MaxHeaderBytes)
+	l.srv.IdleTimeout = cfg.IdleTimeout
+	// No WriteTimeout: it would cut every stream. Streams set their own
+	// write deadlines.
+	l.srv.ErrorLog = slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)
+	go func() {
+		var err error
+		if l.srv.TLSConfig != nil {
+			err = l.srv.ServeTLS(l.ln, "", "") // the certificate is in TLSConfig
+		} else {
+			err = l.srv.Serve(l.ln)
+		}
+		l.served <- err
+		if !errors.Is(err, http.ErrServerClosed) {
+			failed <- fmt.Errorf("%s: %w", l.url, err)
+		}
+	}()
+}
+
+// shutdown stops l's server: idle connections close, requests in flight
+// finish; whatever is still open when ctx ends is cut.
+func (l *listener) shutdown(ctx context.Context) []error {
+	var errs []error
+	if err := l.srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		l.srv.Close()
+	}
+	if err := <-l.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("http: %w", err))
+	}
+	return errs
+}
+
+// URL is the node's public HTTP base URL, with the real port.
+func (n *node) URL() string { return n.public.url }
+
+// AdminURL is the admin listener's base URL, or "" without one.
+func (n *node) AdminURL() string {
+	if n.admin == nil {
+		return ""
+	}
+	return n.admin.url
+}
+
+// Done receives a server's error if one stops by itself.
+func (n *node) Done() <-chan error { return n.failed }
 
 // shutdown stops the node in the reverse order of start, so that no event
 // a publisher was told is stored gets lost and every client is told to
@@ -211,14 +282,11 @@ func (n *node) shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("cluster shutdown: %w", err))
 		}
 	}
-	// Stop the HTTP server: idle connections close, requests in flight
+	// Stop the HTTP servers: idle connections close, requests in flight
 	// finish; whatever is still open when ctx ends is cut.
-	if err := n.srv.Shutdown(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-		n.srv.Close()
-	}
-	if err := <-n.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		errs = append(errs, fmt.Errorf("http: %w", err))
+	errs = append(errs, n.public.shutdown(ctx)...)
+	if n.admin != nil {
+		errs = append(errs, n.admin.shutdown(ctx)...)
 	}
 	// Last, the hub and the key refresher: nothing publishes, subscribes
 	// or verifies a token any more.
@@ -236,7 +304,11 @@ func (n *node) abort() {
 		n.hub.Close()
 	}
 	n.auth.Close()
-	n.ln.Close()
+	for _, l := range []*listener{n.public, n.admin} {
+		if l != nil {
+			l.ln.Close()
+		}
+	}
 }
 
 // leaveTimeout is how long Leave may wait: what is left of ctx, at least a
@@ -261,7 +333,7 @@ func (m members) Members() []web.Member {
 	ms := m.c.Members()
 	out := make([]web.Member, len(ms))
 	for i, tm := range ms {
-		out[i] = web.Member{Name: tm.Name, Addr: tm.Addr, HTTP: tm.HTTP, State: tm.State, Self: tm.Self}
+		out[i] = web.Member{Name: tm.Name, Addr: tm.Addr, HTTP: tm.HTTP, Admin: tm.Admin, State: tm.State, Self: tm.Self}
 	}
 	return out
 }

@@ -34,7 +34,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	case err := <-n.Done():
 		// Serve stopped by itself: shut down what is left, then report it.
 		log.Error("http server stopped", "err", err)
-		n.served <- err
 	}
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)

@@ -116,12 +116,14 @@
       var count = typeof m.subscribers === "number"
         ? String(m.subscribers)
         : el("span", { className: "unknown", title: m.error || "not known while the node is " + m.state }, "—");
-      var addr = m.http ? (m.http.charAt(0) === ":" ? location.hostname + m.http : m.http) : "";
-      // A live member's address opens the UI on that node.
+      // A live member's address opens the UI on that node: on its admin
+      // listener when it has one, where the UI lives then.
+      var ui = m.admin || m.http || "";
+      var addr = ui.charAt(0) === ":" ? location.hostname + ui : ui;
       var http = !addr ? el("span", { className: "sub-line mono" }, "no HTTP address")
         : m.state === "alive" || m.state === "suspect"
-          ? el("a", { href: "http://" + addr + "/", className: "sub-line mono", title: "Open the UI on " + m.name }, m.http)
-          : el("span", { className: "sub-line mono" }, m.http);
+          ? el("a", { href: location.protocol + "//" + addr + "/", className: "sub-line mono", title: "Open the UI on " + m.name }, m.http || ui)
+          : el("span", { className: "sub-line mono" }, m.http || ui);
       body.appendChild(el("tr", { className: self ? "self" : "", "data-member": m.name, "data-state": m.state },
         el("td", null, el("span", { className: "node-name" }, m.name), self ? el("span", { className: "tag" }, "this node") : null, http),
         el("td", null, el("span", { className: "state state-" + m.state }, m.state)),
