@@ -51,6 +51,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	ack := fs.String("ack", "", "?ack= on every publish: peer or local; empty means the server's default")
 	pids := fs.String("pid", "", "comma-separated PIDs of the server processes, in the order of --url: read their memory and CPU time from /proc/PID/status and /proc/PID/stat (this wins over /metrics); readings of several are summed")
 	metrics := fs.Bool("metrics", true, "read the servers' memory and CPU time from /metrics on every --url, when it answers; readings of several are summed")
+	adminURLs := fs.String("admin-url", "", "comma-separated admin URLs of the servers (rumor serve --admin-addr), in the order of --url: /metrics and --server-gc go there instead")
 	serverGC := fs.Bool("server-gc", false, "fetch /debug/pprof/heap?gc=1 before each memory reading, so the Go heap counts live memory only (rumor serve --pprof)")
 	maxEvent := fs.String("max-event-bytes", "1MiB", "largest event a subscriber accepts, a `size`")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object instead of the summary line")
@@ -196,7 +197,7 @@ Flags:
 		}
 		cfg.PubURLs, cfg.SubURLs = all[:1], all[1:]
 	}
-	cfg.Servers = probes(servers, pidList, *metrics && !inProcess, *serverGC)
+	cfg.Servers = probes(servers, splitList(*adminURLs), pidList, *metrics && !inProcess, *serverGC)
 	if inProcess && *count == 0 && len(pidList) == 0 {
 		fmt.Fprintln(stderr, "rumor bench: the server runs in this process, so its memory is not measured; run it as its own process for that")
 	}
@@ -291,9 +292,10 @@ func parsePIDs(s string) ([]int, error) {
 }
 
 // probes pairs each server with its PID, in order, and with its /metrics
-// and forced-GC URLs when asked; a PID beyond the servers gets a probe of
-// its own. The bench sums what they read.
-func probes(servers []string, pids []int, metrics, gc bool) []bench.Probe {
+// and forced-GC URLs when asked, on its admin URL if it has one; a PID
+// beyond the servers gets a probe of its own. The bench sums what they
+// read.
+func probes(servers, admins []string, pids []int, metrics, gc bool) []bench.Probe {
 	var ps []bench.Probe
 	for i := range max(len(servers), len(pids)) {
 		var p bench.Probe
@@ -301,7 +303,11 @@ func probes(servers []string, pids []int, metrics, gc bool) []bench.Probe {
 			p.PID = pids[i]
 		}
 		if i < len(servers) {
-			base := strings.TrimSuffix(servers[i], "/")
+			base := servers[i]
+			if i < len(admins) {
+				base = admins[i]
+			}
+			base = strings.TrimSuffix(base, "/")
 			if metrics {
 				p.MetricsURL = base + "/metrics"
 			}

@@ -343,7 +343,7 @@ func TestBenchSummarize(t *testing.T) {
 // TestBenchProbes: every server is probed, paired with its PID in order,
 // so a cluster's memory and CPU time are summed over its nodes.
 func TestBenchProbes(t *testing.T) {
-	got := probes([]string{"http://a", "http://b/"}, []int{11, 12, 13}, true, true)
+	got := probes([]string{"http://a", "http://b/"}, nil, []int{11, 12, 13}, true, true)
 	want := []bench.Probe{
 		{PID: 11, MetricsURL: "http://a/metrics", GCURL: "http://a/debug/pprof/heap?gc=1"},
 		{PID: 12, MetricsURL: "http://b/metrics", GCURL: "http://b/debug/pprof/heap?gc=1"},
@@ -352,7 +352,16 @@ func TestBenchProbes(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("probes = %+v\nwant %+v", got, want)
 	}
-	if got := probes([]string{"http://a", "http://b"}, nil, false, false); len(got) != 0 {
+	// With --admin-url, /metrics and the forced GC are read on the admin ports.
+	got = probes([]string{"http://a", "http://b"}, []string{"http://a:9090/"}, nil, true, true)
+	want = []bench.Probe{
+		{MetricsURL: "http://a:9090/metrics", GCURL: "http://a:9090/debug/pprof/heap?gc=1"},
+		{MetricsURL: "http://b/metrics", GCURL: "http://b/debug/pprof/heap?gc=1"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("probes with an admin URL = %+v\nwant %+v", got, want)
+	}
+	if got := probes([]string{"http://a", "http://b"}, nil, nil, false, false); len(got) != 0 {
 		t.Errorf("probes without PIDs or metrics = %+v, want none", got)
 	}
 	if _, err := parsePIDs("12,x"); err == nil {
