@@ -149,12 +149,25 @@ config:
 		kinds: []string{"ServiceMonitor"},
 	},
 	{
+		// The admin listener with TLS: the ServiceMonitor scrapes the admin
+		// Service over https, and the HTTP Service is public.
+		name: "admin",
+		rel: release{Values: tlsValues + `
+admin: {enabled: true}
+service: {type: LoadBalancer}
+ingress: {enabled: true}
+serviceMonitor: {enabled: true}
+`},
+		kinds: []string{"Ingress", "Service", "Service", "Service", "ServiceMonitor"},
+	},
+	{
 		name: "everything",
 		rel: release{Name: "prod", Namespace: "live", Values: `
 replicaCount: 5
 fullnameOverride: ""
 clusterDomain: corp.internal
 containerPorts: {http: 9090}
+admin: {enabled: true, port: 9091}
 gossip:
   port: 7000
   clusterLabel: prod-eu
@@ -197,7 +210,7 @@ httpRoute: {enabled: true}
 serviceMonitor: {enabled: true, namespace: monitoring}
 autoscaling: {enabled: true}
 `},
-		kinds: []string{"Deployment", "HorizontalPodAutoscaler", "HTTPRoute", "Ingress", "PodDisruptionBudget", "Secret", "Service", "Service", "ServiceAccount", "ServiceMonitor"},
+		kinds: []string{"Deployment", "HorizontalPodAutoscaler", "HTTPRoute", "Ingress", "PodDisruptionBudget", "Secret", "Service", "Service", "Service", "ServiceAccount", "ServiceMonitor"},
 	},
 }
 
@@ -286,7 +299,7 @@ var flags = []string{
 	"RUMOR_MAX_BATCH", "RUMOR_QUEUE_SIZE", "RUMOR_ACK", "RUMOR_DRAIN_TIMEOUT",
 	"RUMOR_LOG_FORMAT", "RUMOR_LOG_LEVEL", "RUMOR_AUTH_HMAC_SECRET_FILE", "RUMOR_AUTH_PUBLIC_KEY",
 	"RUMOR_AUTH_JWKS", "RUMOR_AUTH_JWKS_URL", "RUMOR_AUTH_JWKS_REFRESH", "RUMOR_PUBLIC_CHANNELS",
-	"RUMOR_CORS_ORIGINS", "RUMOR_COALESCE", "RUMOR_TLS_CERT", "RUMOR_TLS_KEY",
+	"RUMOR_CORS_ORIGINS", "RUMOR_COALESCE", "RUMOR_TLS_CERT", "RUMOR_TLS_KEY", "RUMOR_ADMIN_ADDR",
 }
 
 // TestWiring checks, for every value set, that the pieces which must agree do:
@@ -307,7 +320,7 @@ func TestWiring(t *testing.T) {
 			pod := d.Spec.Template
 			c := container(t, d)
 			e := env(t, c)
-			httpSvc, gossipSvc := r.services(t)
+			httpSvc, gossipSvc, adminSvc := r.services(t)
 
 			// Every RUMOR_* variable is one rumor reads; the core ones are set.
 			for name := range e {
@@ -324,18 +337,22 @@ func TestWiring(t *testing.T) {
 				t.Error("enableServiceLinks is not false: Services would inject RUMOR_*-like variables")
 			}
 
-			// Selectors: the Deployment owns its pods; both Services and the PDB pick them.
+			// Selectors: the Deployment owns its pods; every Service and the PDB pick them.
 			if !selects(d.Spec.Selector.MatchLabels, pod.Labels) {
 				t.Errorf("Deployment selector %v does not match pod labels %v", d.Spec.Selector.MatchLabels, pod.Labels)
 			}
-			for _, s := range []*corev1.Service{httpSvc, gossipSvc} {
+			svcs := []*corev1.Service{httpSvc, gossipSvc}
+			if adminSvc != nil {
+				svcs = append(svcs, adminSvc)
+			}
+			for _, s := range svcs {
 				if !selects(s.Spec.Selector, pod.Labels) {
 					t.Errorf("Service %s selector %v does not match pod labels %v", s.Name, s.Spec.Selector, pod.Labels)
 				}
-			}
-			if vs.name != "everything" { // only there may the pod labels carry extras
-				if !maps.Equal(d.Spec.Selector.MatchLabels, httpSvc.Spec.Selector) {
-					t.Errorf("Service selector %v differs from the Deployment's %v", httpSvc.Spec.Selector, d.Spec.Selector.MatchLabels)
+				if vs.name != "everything" && s != gossipSvc { // only there may the pod labels carry extras
+					if !maps.Equal(d.Spec.Selector.MatchLabels, s.Spec.Selector) {
+						t.Errorf("Service %s selector %v differs from the Deployment's %v", s.Name, s.Spec.Selector, d.Spec.Selector.MatchLabels)
+					}
 				}
 			}
 
@@ -384,6 +401,7 @@ func TestWiring(t *testing.T) {
 			tls := servesTLS(e)
 			checkProbe(t, "liveness", c.LivenessProbe, "/healthz", c, httpPort, tls)
 			checkProbe(t, "readiness", c.ReadinessProbe, "/readyz", c, httpPort, tls)
+			checkAdmin(t, c, e, httpSvc, adminSvc, httpPort, gossipPort)
 			if c.StartupProbe != nil && c.StartupProbe.HTTPGet == nil {
 				t.Error("startupProbe is not an HTTP probe; the image has no shell")
 			}
@@ -425,7 +443,7 @@ func TestWiring(t *testing.T) {
 				checkHTTPRoute(t, o.Obj.(*gatewayv1.HTTPRoute), httpSvc)
 			}
 			for _, o := range r.all("ServiceMonitor") {
-				checkServiceMonitor(t, o.Obj.(*monitoringv1.ServiceMonitor), httpSvc, gossipSvc, rel.Namespace, tls)
+				checkServiceMonitor(t, o.Obj.(*monitoringv1.ServiceMonitor), httpSvc, gossipSvc, adminSvc, rel.Namespace, tls)
 			}
 			for _, o := range r.all("ServiceAccount") {
 				if o.Name != pod.Spec.ServiceAccountName {
@@ -475,6 +493,50 @@ func checkHTTPPorts(t *testing.T, c *corev1.Container, svc *corev1.Service, e ma
 		t.Errorf("RUMOR_HTTP_ADDR = %q, but the HTTP Service targets container port %d", got, cp.ContainerPort)
 	}
 	return cp.ContainerPort
+}
+
+// checkAdmin: with an admin Service (admin.enabled), rumor listens for the
+// UI, /metrics and the cluster views on RUMOR_ADMIN_ADDR, a container port
+// named admin apart from the HTTP and gossip ports, which the ClusterIP admin
+// Service exposes. Without one, none of that is set. The HTTP Service, which
+// may be a public LoadBalancer, never exposes the admin port.
+func checkAdmin(t *testing.T, c *corev1.Container, e map[string]corev1.EnvVar, httpSvc, adminSvc *corev1.Service, httpPort, gossipPort int32) {
+	t.Helper()
+	cp := containerPort(c, "admin")
+	for _, sp := range httpSvc.Spec.Ports {
+		if sp.Name == "admin" || sp.TargetPort.String() == "admin" || cp != nil && sp.TargetPort.IntVal == cp.ContainerPort {
+			t.Errorf("HTTP Service %s exposes the admin port: %s → %s", httpSvc.Name, sp.Name, sp.TargetPort.String())
+		}
+	}
+	addr, set := e["RUMOR_ADMIN_ADDR"]
+	if adminSvc == nil {
+		if set || cp != nil {
+			t.Errorf("no admin Service, but RUMOR_ADMIN_ADDR = %q and container port admin %+v", addr.Value, cp)
+		}
+		return
+	}
+	if cp == nil || cmp.Or(cp.Protocol, corev1.ProtocolTCP) != corev1.ProtocolTCP {
+		t.Fatalf("admin Service %s, but no TCP container port named admin: %v", adminSvc.Name, c.Ports)
+	}
+	if got, want := addr.Value, fmt.Sprintf(":%d", cp.ContainerPort); got != want {
+		t.Errorf("RUMOR_ADMIN_ADDR = %q, but the admin container port is %d", got, cp.ContainerPort)
+	}
+	if cp.ContainerPort == httpPort || cp.ContainerPort == gossipPort {
+		t.Errorf("admin container port %d is the HTTP (%d) or gossip (%d) port", cp.ContainerPort, httpPort, gossipPort)
+	}
+	if typ := cmp.Or(adminSvc.Spec.Type, corev1.ServiceTypeClusterIP); typ != corev1.ServiceTypeClusterIP || adminSvc.Spec.ClusterIP == corev1.ClusterIPNone {
+		t.Errorf("admin Service %s: type %s, clusterIP %q; want a ClusterIP Service, reachable only in the cluster", adminSvc.Name, typ, adminSvc.Spec.ClusterIP)
+	}
+	if len(adminSvc.Spec.Ports) != 1 {
+		t.Fatalf("admin Service %s ports %v, want one", adminSvc.Name, adminSvc.Spec.Ports)
+	}
+	sp := adminSvc.Spec.Ports[0]
+	if sp.Name != "admin" || sp.TargetPort.Type != intstr.String || sp.TargetPort.StrVal != "admin" || cmp.Or(sp.Protocol, corev1.ProtocolTCP) != corev1.ProtocolTCP {
+		t.Errorf("admin Service port %+v, want port admin targeting the container port admin over TCP", sp)
+	}
+	if sp.NodePort != 0 {
+		t.Errorf("admin Service port has nodePort %d", sp.NodePort)
+	}
 }
 
 // checkProbe: rumor serves either HTTP or, with TLS on, only HTTPS on its
@@ -727,14 +789,24 @@ func checkHTTPRoute(t *testing.T, route *gatewayv1.HTTPRoute, svc *corev1.Servic
 	}
 }
 
-func checkServiceMonitor(t *testing.T, sm *monitoringv1.ServiceMonitor, httpSvc, gossipSvc *corev1.Service, ns string, tls bool) {
+// checkServiceMonitor: /metrics is on the admin Service when there is one
+// (the HTTP port answers 404 there), else on the HTTP Service; the selector
+// picks that one Service and no other, or Prometheus would scrape each pod
+// twice or hit a port without metrics.
+func checkServiceMonitor(t *testing.T, sm *monitoringv1.ServiceMonitor, httpSvc, gossipSvc, adminSvc *corev1.Service, ns string, tls bool) {
 	t.Helper()
-	sel := sm.Spec.Selector.MatchLabels
-	if !selects(sel, httpSvc.Labels) {
-		t.Errorf("ServiceMonitor selector %v does not match the HTTP Service's labels %v", sel, httpSvc.Labels)
+	target, others := httpSvc, []*corev1.Service{gossipSvc}
+	if adminSvc != nil {
+		target, others = adminSvc, []*corev1.Service{gossipSvc, httpSvc}
 	}
-	if selects(sel, gossipSvc.Labels) {
-		t.Errorf("ServiceMonitor selector %v also matches the gossip Service", sel)
+	sel := sm.Spec.Selector.MatchLabels
+	if !selects(sel, target.Labels) {
+		t.Errorf("ServiceMonitor selector %v does not match Service %s's labels %v", sel, target.Name, target.Labels)
+	}
+	for _, s := range others {
+		if selects(sel, s.Labels) {
+			t.Errorf("ServiceMonitor selector %v also matches Service %s", sel, s.Name)
+		}
 	}
 	if !slices.Equal(sm.Spec.NamespaceSelector.MatchNames, []string{ns}) {
 		t.Errorf("ServiceMonitor namespaces %v, want [%s]", sm.Spec.NamespaceSelector.MatchNames, ns)
@@ -743,8 +815,8 @@ func checkServiceMonitor(t *testing.T, sm *monitoringv1.ServiceMonitor, httpSvc,
 		t.Fatalf("ServiceMonitor endpoints %v, want one", sm.Spec.Endpoints)
 	}
 	ep := sm.Spec.Endpoints[0]
-	if ep.Port != httpSvc.Spec.Ports[0].Name || ep.Path != "/metrics" {
-		t.Errorf("ServiceMonitor scrapes port %q path %q, want %s /metrics", ep.Port, ep.Path, httpSvc.Spec.Ports[0].Name)
+	if ep.Port != target.Spec.Ports[0].Name || ep.Path != "/metrics" {
+		t.Errorf("ServiceMonitor scrapes port %q path %q, want %s /metrics of Service %s", ep.Port, ep.Path, target.Spec.Ports[0].Name, target.Name)
 	}
 	want := "http"
 	if tls {
@@ -1086,6 +1158,8 @@ func TestBadValues(t *testing.T) {
 		{"terminationGracePeriodSeconds: 15", []string{"terminationGracePeriodSeconds (15) must exceed preStopSleepSeconds + config.drainTimeoutSeconds (15)"}},
 		{"auth:\n  enabled: true", []string{"auth.enabled needs key material"}},
 		{"autoscaling:\n  enabled: true\n  minReplicas: 5\n  maxReplicas: 2", []string{"autoscaling.minReplicas (5) exceeds autoscaling.maxReplicas (2)"}},
+		{"admin:\n  port: 0", []string{"admin/port", "minimum"}},
+		{"admin:\n  enabled: true\n  servicePort: 80", []string{"additional properties 'servicePort' not allowed"}},
 	}
 	for _, tc := range cases {
 		_, err := renderRelease(t, release{Values: tc.values})

@@ -260,6 +260,27 @@ func TestConflictingValues(t *testing.T) {
 			want:   []string{"corsOrigins/0", "does not match pattern"},
 		},
 		{
+			// rumor refuses --admin-addr equal to --http-addr.
+			name:   "admin port is the http port",
+			values: "admin: {enabled: true, port: 8080}",
+			want:   []string{"admin.port (8080) is containerPorts.http", "--admin-addr", "give admin.port another port"},
+		},
+		{
+			name:   "http port moved onto the admin default",
+			values: "admin: {enabled: true}\ncontainerPorts: {http: 9090}",
+			want:   []string{"admin.port (9090) is containerPorts.http"},
+		},
+		{
+			name:   "admin port is the gossip port",
+			values: "admin: {enabled: true, port: 7000}\ngossip: {port: 7000}",
+			want:   []string{"admin.port (7000) is gossip.port", "give admin.port another port"},
+		},
+		{
+			name:   "admin address in extraEnv",
+			values: "extraEnv: [{name: RUMOR_ADMIN_ADDR, value: ':9090'}]",
+			want:   []string{"extraEnv sets RUMOR_ADMIN_ADDR", "admin.enabled=true and admin.port"},
+		},
+		{
 			name:   "every problem at once",
 			values: "auth:\n  enabled: true\n  hmacSecret: " + hmac + "\n  jwks: '{}'\nconfig:\n  heartbeat: 0s",
 			want:   []string{"2 problems", "auth.hmacSecret", "auth.jwks", "config.heartbeat"},
@@ -326,6 +347,8 @@ func TestGoodCombinations(t *testing.T) {
 		"coalesce integer zero":        "config: {coalesce: 0}",
 		"coalesce a second":            "config: {coalesce: 1000ms}",
 		"coalesce fractional":          "config: {coalesce: 0.5s}",
+		"admin off, port at http's":    "admin: {port: 8080}",
+		"admin on, own port":           "admin: {enabled: true, port: 8081}",
 	}
 	for _, vs := range valueSets {
 		good["value set "+vs.name] = vs.rel.Values

@@ -279,27 +279,33 @@ func (r *rendered) secret(name string) *corev1.Secret {
 	return nil
 }
 
-// headless returns the one Service with clusterIP None, and the other one.
-func (r *rendered) services(tb testing.TB) (http, gossip *corev1.Service) {
+// services returns the release's Services by role: the headless one carries
+// gossip, the one named like the Deployment the HTTP API, and the one named
+// like the Deployment plus "-admin" the admin listener (nil without
+// admin.enabled). Any other Service fails the test.
+func (r *rendered) services(tb testing.TB) (http, gossip, admin *corev1.Service) {
 	tb.Helper()
+	name := r.deployment(tb).Name
 	for _, o := range r.all("Service") {
 		s := o.Obj.(*corev1.Service)
-		if s.Spec.ClusterIP == corev1.ClusterIPNone {
+		switch {
+		case s.Spec.ClusterIP == corev1.ClusterIPNone:
 			if gossip != nil {
 				tb.Fatalf("two headless Services: %s and %s", gossip.Name, s.Name)
 			}
 			gossip = s
-		} else {
-			if http != nil {
-				tb.Fatalf("two HTTP Services: %s and %s", http.Name, s.Name)
-			}
+		case s.Name == name:
 			http = s
+		case s.Name == name+"-admin":
+			admin = s
+		default:
+			tb.Fatalf("Service %s is none of %s, %s-admin or a headless gossip Service", s.Name, name, name)
 		}
 	}
 	if http == nil || gossip == nil {
 		tb.Fatalf("want an HTTP Service and a headless gossip Service; got %v", r.all("Service"))
 	}
-	return http, gossip
+	return http, gossip, admin
 }
 
 func container(tb testing.TB, d *appsv1.Deployment) *corev1.Container {

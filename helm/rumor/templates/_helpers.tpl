@@ -80,6 +80,13 @@ The headless Service that peers find each other through.
 {{- end }}
 
 {{/*
+The ClusterIP Service of the admin listener (admin.enabled).
+*/}}
+{{- define "rumor.adminServiceName" -}}
+{{- printf "%s-admin" (include "rumor.fullname" .) }}
+{{- end }}
+
+{{/*
 The address every node joins: the gossip Service's fully qualified name, which
 resolves to every pod, ready or not. rumor re-resolves it periodically.
 */}}
@@ -175,8 +182,8 @@ item: it is a plain variable, not key material, and with it alone nothing is mou
 {{/*
 "true" when rumor serves HTTPS: extraEnv sets RUMOR_TLS_CERT and RUMOR_TLS_KEY
 (rumor.validate refuses one without the other); else empty. rumor then serves only
-HTTPS on its HTTP port, so the probes and the ServiceMonitor must use https. TLS
-turned on through extraEnvFrom cannot be seen here, like every variable there.
+HTTPS on its HTTP port and its admin port, so the probes and the ServiceMonitor must use
+https. TLS turned on through extraEnvFrom cannot be seen here, like every variable there.
 */}}
 {{- define "rumor.tls" -}}
 {{- $names := list }}
@@ -284,6 +291,20 @@ variable name; extraEnvFrom cannot be, as its variables are only known in the po
 {{- $pair := list "RUMOR_TLS_CERT" "RUMOR_TLS_KEY" }}
 {{- if hasKey $extra "RUMOR_TLS_KEY" }}{{ $pair = reverse $pair }}{{ end }}
 {{- $errs = append $errs (printf "extraEnv sets %s without %s; rumor wants both (--tls-cert and --tls-key) or neither and would refuse to start" (index $pair 0) (index $pair 1)) }}
+{{- end }}
+
+{{- /* Admin port: rumor refuses --admin-addr equal to --http-addr, and cannot listen where gossip does. */}}
+{{- if hasKey $extra "RUMOR_ADMIN_ADDR" }}
+{{- $errs = append $errs "extraEnv sets RUMOR_ADMIN_ADDR: the chart would neither expose nor scrape that port (or would set the variable twice); set admin.enabled=true and admin.port instead" }}
+{{- end }}
+{{- if .Values.admin.enabled }}
+{{- $admin := int .Values.admin.port }}
+{{- if eq $admin (int .Values.containerPorts.http) }}
+{{- $errs = append $errs (printf "admin.port (%d) is containerPorts.http: rumor refuses --admin-addr equal to --http-addr and would not start; give admin.port another port" $admin) }}
+{{- end }}
+{{- if eq $admin (int .Values.gossip.port) }}
+{{- $errs = append $errs (printf "admin.port (%d) is gossip.port, where rumor's gossip and relay listen over TCP: the two listeners would clash and rumor would not start; give admin.port another port" $admin) }}
+{{- end }}
 {{- end }}
 
 {{- /* Durations the schema's pattern lets through as zero; rumor wants them positive. */}}
