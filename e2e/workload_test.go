@@ -352,42 +352,35 @@ func (w *workload) WaitDelivered(timeout time.Duration) bool {
 		}
 	}
 	w.mu.Unlock()
-	deadline := time.Now().Add(timeout)
-	for {
-		complete := true
-		for _, s := range w.subs {
-			s.mu.Lock()
-			for _, id := range acked {
-				if !s.seen[id] {
-					complete = false
-					break
-				}
+	return everySubscriber(w.subs, timeout, func(s *subscriber) bool {
+		for _, id := range acked {
+			if !s.seen[id] {
+				return false
 			}
-			s.mu.Unlock()
 		}
-		if complete {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return true
+	})
 }
 
 // WaitMoved waits up to timeout until every subscriber has received events
 // from at least two nodes, so that a scenario exercises resume across
 // nodes however the random stays fell.
 func (w *workload) WaitMoved(timeout time.Duration) bool {
+	return everySubscriber(w.subs, timeout, func(s *subscriber) bool { return len(s.nodes) >= 2 })
+}
+
+// everySubscriber polls until ok holds for every subscriber (called with
+// its lock held), for at most timeout, and says whether it did.
+func everySubscriber(subs []*subscriber, timeout time.Duration, ok func(*subscriber) bool) bool {
 	deadline := time.Now().Add(timeout)
 	for {
-		moved := true
-		for _, s := range w.subs {
+		all := true
+		for _, s := range subs {
 			s.mu.Lock()
-			moved = moved && len(s.nodes) >= 2
+			all = all && ok(s)
 			s.mu.Unlock()
 		}
-		if moved {
+		if all {
 			return true
 		}
 		if time.Now().After(deadline) {
