@@ -1054,6 +1054,14 @@ serviceMonitor:
 				t.Errorf("ServiceMonitor tlsConfig %+v, want serviceMonitor.tlsConfig", got)
 			}
 
+			// The HTTP Service tells meshes and gateways what the port speaks.
+			httpSvc, _, _ := r.services(t)
+			for _, p := range httpSvc.Spec.Ports {
+				if p.Name == "http" && (p.AppProtocol == nil || *p.AppProtocol != wantScrape) {
+					t.Errorf("HTTP Service port appProtocol %v, want %q", p.AppProtocol, wantScrape)
+				}
+			}
+
 			notes := r.Files["rumor/templates/NOTES.txt"]
 			local := "http://127.0.0.1:8080/"
 			if tc.tls {
