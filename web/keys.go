@@ -34,7 +34,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -76,7 +75,7 @@ type keyState struct {
 	keyfunc jwt.Keyfunc
 	methods []string // the algorithms the keys verify, for Methods and error messages
 	jwks    *JWKS    // the set, for a JWKS source
-	hash    [32]byte // of the bytes the keys were read from
+	hash    [32]byte // of the JWKS document fetched from a URL (a file's is kept by its Files)
 }
 
 // keyring holds an Authenticator's current keys and renews them from their
@@ -102,51 +101,8 @@ type keyring struct {
 	cancel     context.CancelFunc
 
 	mu      sync.Mutex // one check or fetch at a time; guards the fields below
-	stamp   FileStamp  // of path when it was last read
-	failed  string     // what the last failed load of path saw, so that it is reported once
+	files   *Files     // path's content
 	fetched time.Time  // the last fetch of url, good or bad
-}
-
-// FileStamp is what a cheap stat says about a file's content: which file
-// it is (a Kubernetes Secret update swaps in new files, which may have the
-// old ones' size and, within one clock tick, their modification time),
-// its modification time and its size. Key and certificate reloaders read
-// a file again only when its stamp moved.
-type FileStamp struct{ fi os.FileInfo }
-
-// StatFile stamps the file at path, following symlinks: Kubernetes swaps
-// one on an update, so the path is stat'ed, never an open file.
-func StatFile(path string) (FileStamp, error) {
-	fi, err := os.Stat(path)
-	return FileStamp{fi}, err
-}
-
-// Same reports whether s and o stamp the same content.
-func (s FileStamp) Same(o FileStamp) bool {
-	return s.fi != nil && o.fi != nil && os.SameFile(s.fi, o.fi) &&
-		s.fi.ModTime().Equal(o.fi.ModTime()) && s.fi.Size() == o.fi.Size()
-}
-
-// ReadFile reads the file at path, of at most max bytes, with the stamp of
-// what it read.
-func ReadFile(path string, max int64) (FileStamp, []byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return FileStamp{}, nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return FileStamp{}, nil, err
-	}
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return FileStamp{}, nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(b)) > max {
-		return FileStamp{}, nil, fmt.Errorf("%s: larger than %d bytes", path, max)
-	}
-	return FileStamp{fi}, b, nil
 }
 
 // newKeyring builds a's keys from the one key source c sets and reads a
@@ -238,15 +194,15 @@ func (a *Authenticator) newKeyring(c AuthConfig) (*keyring, error) {
 		}
 		k.reloads.WithLabelValues(k.source, reloadOK)
 		k.reloads.WithLabelValues(k.source, reloadError)
-		stamp, b, err := ReadFile(k.path, maxKeyBytes)
+		k.files = NewFiles(maxKeyBytes, k.path)
+		b, sum, err := k.files.Read()
 		if err != nil {
 			return k, fmt.Errorf("auth key file: %w", err)
 		}
-		if st, err = k.parse(b); err != nil {
+		if st, err = k.parse(b[0]); err != nil {
 			return k, err
 		}
-		st.hash = sha256.Sum256(b)
-		k.stamp = stamp
+		k.files.Take(sum)
 		k.cur.Store(st)
 		k.schedule(k.every)
 		return k, nil
@@ -326,31 +282,20 @@ func (a *Authenticator) Reload(ctx context.Context) error {
 }
 
 // checkFile reads the key file again if its stat moved (or always, with
-// force) and its content changed. mu is held.
+// force) and takes its keys if its content changed. mu is held.
 func (k *keyring) checkFile(force bool) error {
-	stamp, err := StatFile(k.path)
+	b, sum, err := k.files.Check(force)
 	if err != nil {
 		return k.fileFailed(err.Error(), err)
 	}
-	if !force && k.stamp.Same(stamp) {
+	if b == nil {
 		return nil
 	}
-	stamp, b, err := ReadFile(k.path, maxKeyBytes)
-	if err != nil {
-		return k.fileFailed(err.Error(), err)
-	}
-	k.stamp = stamp
-	sum := sha256.Sum256(b)
-	if sum == k.current().hash {
-		k.failed = "" // touched, or back to the keys in use
-		return nil
-	}
-	st, err := k.parse(b)
+	st, err := k.parse(b[0])
 	if err != nil {
 		return k.fileFailed(hex.EncodeToString(sum[:]), err)
 	}
-	st.hash = sum
-	k.failed = ""
+	k.files.Take(sum)
 	k.reloads.WithLabelValues(k.source, reloadOK).Inc()
 	k.swap(st, "file", k.path)
 	return nil
@@ -359,8 +304,7 @@ func (k *keyring) checkFile(force bool) error {
 // fileFailed reports a key file that could not be loaded, once for each
 // thing it saw (an error, or content that does not parse), and returns err.
 func (k *keyring) fileFailed(saw string, err error) error {
-	if saw != k.failed {
-		k.failed = saw
+	if k.files.Failed(saw) {
 		k.reloads.WithLabelValues(k.source, reloadError).Inc()
 		k.log.Warn("auth key reload failed: keeping the last good keys", "source", k.source, "file", k.path, "err", err)
 	}

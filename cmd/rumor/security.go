@@ -7,7 +7,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -261,10 +260,8 @@ type certificate struct {
 	cur atomic.Pointer[tls.Certificate]
 	due atomic.Int64 // Unix nanoseconds of the next check
 
-	mu     sync.Mutex // one check at a time; guards the fields below
-	stamps [2]web.FileStamp
-	hash   [32]byte // of the files the current certificate came from
-	failed string   // what the last failed load saw, so that it is reported once
+	mu    sync.Mutex // one check at a time; guards files
+	files *web.Files // the certificate and key files
 }
 
 func loadCertificate(certFile, keyFile string, every time.Duration, now func() time.Time, log *slog.Logger) (*certificate, error) {
@@ -281,7 +278,8 @@ func loadCertificate(certFile, keyFile string, every time.Duration, now func() t
 	}
 	c.reloads.WithLabelValues("ok")
 	c.reloads.WithLabelValues("error")
-	stamps, pems, sum, err := c.readFiles()
+	c.files = web.NewFiles(1<<20, certFile, keyFile)
+	pems, sum, err := c.files.Read()
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +287,7 @@ func loadCertificate(certFile, keyFile string, every time.Duration, now func() t
 	if err != nil {
 		return nil, err
 	}
-	c.stamps, c.hash = stamps, sum
+	c.files.Take(sum)
 	c.cur.Store(cert)
 	c.due.Store(now().Add(every).UnixNano())
 	return c, nil
@@ -309,25 +307,12 @@ func (c *certificate) renew() {
 	}
 	defer c.mu.Unlock()
 	defer c.due.Store(c.now().Add(c.every).UnixNano())
-	var stamps [2]web.FileStamp
-	for i, p := range []string{c.certFile, c.keyFile} {
-		var err error
-		if stamps[i], err = web.StatFile(p); err != nil {
-			c.fail(err.Error(), err)
-			return
-		}
-	}
-	if stamps[0].Same(c.stamps[0]) && stamps[1].Same(c.stamps[1]) {
-		return
-	}
-	stamps, pems, sum, err := c.readFiles()
+	pems, sum, err := c.files.Check(false)
 	if err != nil {
 		c.fail(err.Error(), err)
 		return
 	}
-	c.stamps = stamps
-	if sum == c.hash {
-		c.failed = "" // touched, or back to the certificate in use
+	if pems == nil {
 		return
 	}
 	cert, err := parsePair(pems)
@@ -335,29 +320,15 @@ func (c *certificate) renew() {
 		c.fail(hex.EncodeToString(sum[:]), err)
 		return
 	}
-	c.hash, c.failed = sum, ""
+	c.files.Take(sum)
 	c.cur.Store(cert)
 	c.reloads.WithLabelValues("ok").Inc()
 	c.log.Info("tls certificate reloaded", "cert", c.certFile, "serial", cert.Leaf.SerialNumber.String(),
 		"subject", cert.Leaf.Subject.String(), "not_after", cert.Leaf.NotAfter)
 }
 
-// readFiles reads both files, with their stamps and a hash of both.
-func (c *certificate) readFiles() (stamps [2]web.FileStamp, pems [2][]byte, sum [32]byte, err error) {
-	h := sha256.New()
-	for i, p := range []string{c.certFile, c.keyFile} {
-		if stamps[i], pems[i], err = web.ReadFile(p, 1<<20); err != nil {
-			return stamps, pems, sum, err
-		}
-		fmt.Fprintf(h, "%d:", len(pems[i]))
-		h.Write(pems[i])
-	}
-	copy(sum[:], h.Sum(nil))
-	return stamps, pems, sum, nil
-}
-
 // parsePair parses a certificate chain and its key.
-func parsePair(pems [2][]byte) (*tls.Certificate, error) {
+func parsePair(pems [][]byte) (*tls.Certificate, error) {
 	pair, err := tls.X509KeyPair(pems[0], pems[1])
 	if err != nil {
 		return nil, err
@@ -372,10 +343,9 @@ func parsePair(pems [2][]byte) (*tls.Certificate, error) {
 
 // fail reports a pair that could not be loaded, once for each thing it saw.
 func (c *certificate) fail(saw string, err error) {
-	if saw == c.failed {
+	if !c.files.Failed(saw) {
 		return
 	}
-	c.failed = saw
 	c.reloads.WithLabelValues("error").Inc()
 	c.log.Warn("tls certificate reload failed: keeping the last good certificate", "cert", c.certFile, "key", c.keyFile, "err", err)
 }
