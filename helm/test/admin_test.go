@@ -37,6 +37,7 @@ serviceMonitor: {enabled: true}
 		{"on", public + "admin: {enabled: true}\n", 9090, "http"},
 		{"on, own port", public + "admin: {enabled: true, port: 9443}\n", 9443, "http"},
 		{"on, tls", tlsValues + public + "admin: {enabled: true}\n", 9090, "https"},
+		{"on, tls values", tlsSecretValues + public + "admin: {enabled: true}\n", 9090, "https"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := mustRender(t, release{Values: tc.values})
@@ -123,6 +124,9 @@ serviceMonitor: {enabled: true}
 			if sp := adminSvc.Spec.Ports[0]; sp.Name != "admin" || sp.Port != tc.port || sp.TargetPort.String() != "admin" {
 				t.Errorf("admin Service port %s %d → %s, want admin %d → admin", sp.Name, sp.Port, sp.TargetPort.String(), tc.port)
 			}
+			if ap := adminSvc.Spec.Ports[0].AppProtocol; ap == nil || *ap != tc.scheme {
+				t.Errorf("admin Service port appProtocol %s, want %q", appProtocol(ap), tc.scheme)
+			}
 
 			sel := sm.Spec.Selector.MatchLabels
 			if ep.Port != "admin" || ep.Path != "/metrics" || !selects(sel, adminSvc.Labels) {
@@ -144,4 +148,12 @@ serviceMonitor: {enabled: true}
 			}
 		})
 	}
+}
+
+// appProtocol is a Service port's appProtocol, for messages.
+func appProtocol(p *string) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprintf("%q", *p)
 }

@@ -149,6 +149,13 @@ config:
 		kinds: []string{"ServiceMonitor"},
 	},
 	{
+		// TLS through the chart's values, with the admin listener: both ports
+		// serve HTTPS from the mounted Secret, and the admin Service is scraped.
+		name:  "tls-secret",
+		rel:   release{Values: tlsSecretValues + "admin: {enabled: true}\nserviceMonitor: {enabled: true}\n"},
+		kinds: []string{"Service", "Service", "Service", "ServiceMonitor"},
+	},
+	{
 		// The admin listener with TLS: the ServiceMonitor scrapes the admin
 		// Service over https, and the HTTP Service is public.
 		name: "admin",
@@ -411,6 +418,7 @@ func TestWiring(t *testing.T) {
 			checkShutdown(t, pod.Spec, c, e)
 			checkSecurity(t, pod.Spec, c)
 			checkGossipKey(t, r, pod.Spec, c, e)
+			checkTLSFiles(t, pod.Spec, c, e)
 
 			if len(c.Resources.Requests) == 0 || c.Resources.Limits.Memory().IsZero() {
 				t.Errorf("resources %v: want requests and a memory limit", c.Resources)
@@ -661,41 +669,11 @@ func checkGossipKey(t *testing.T, r *rendered, spec corev1.PodSpec, c *corev1.Co
 	if file == "" {
 		t.Fatal("RUMOR_GOSSIP_KEY_FILE is not set (encryption is on by default)")
 	}
-	var mount *corev1.VolumeMount
-	for i, m := range c.VolumeMounts {
-		if strings.HasPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/") {
-			mount = &c.VolumeMounts[i]
-		}
-	}
-	if mount == nil {
-		t.Fatalf("RUMOR_GOSSIP_KEY_FILE %s is under no volume mount", file)
-	}
-	if !mount.ReadOnly {
-		t.Errorf("gossip key mount %s is writable", mount.MountPath)
-	}
-	var vol *corev1.Volume
-	for i := range spec.Volumes {
-		if spec.Volumes[i].Name == mount.Name {
-			vol = &spec.Volumes[i]
-		}
-	}
-	if vol == nil || vol.Secret == nil {
-		t.Fatalf("volume %q is not a Secret volume", mount.Name)
-	}
-	rel := strings.TrimPrefix(file, strings.TrimSuffix(mount.MountPath, "/")+"/")
-	var key string
-	for _, it := range vol.Secret.Items {
-		if it.Path == rel {
-			key = it.Key
-		}
-	}
-	if key == "" {
-		t.Fatalf("Secret volume %s has no item at %s", vol.Secret.SecretName, rel)
-	}
-	if m := vol.Secret.DefaultMode; m == nil || *m&0o004 == 0 && spec.SecurityContext.FSGroup == nil {
+	vol, key := secretFile(t, spec, c, "RUMOR_GOSSIP_KEY_FILE", file)
+	if m := vol.DefaultMode; m == nil || *m&0o004 == 0 && spec.SecurityContext.FSGroup == nil {
 		t.Errorf("Secret volume mode %v: the non-root user cannot read the key", m)
 	}
-	s := r.secret(vol.Secret.SecretName)
+	s := r.secret(vol.SecretName)
 	if s == nil {
 		return // an existing Secret; checked in TestExistingGossipSecret
 	}
@@ -709,6 +687,65 @@ func checkGossipKey(t *testing.T, r *rendered, spec corev1.PodSpec, c *corev1.Co
 	}
 	if s.Annotations["helm.sh/resource-policy"] != "keep" {
 		t.Errorf("Secret %s lacks helm.sh/resource-policy: keep", s.Name)
+	}
+}
+
+// secretFile follows file, the value of the variable name, to the Secret
+// volume mounted read-only above it and to the Secret key the file holds. A
+// volume without items holds every key of the Secret, each under its own name.
+func secretFile(t *testing.T, spec corev1.PodSpec, c *corev1.Container, name, file string) (*corev1.SecretVolumeSource, string) {
+	t.Helper()
+	var mount *corev1.VolumeMount
+	for i, m := range c.VolumeMounts {
+		if strings.HasPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/") {
+			mount = &c.VolumeMounts[i]
+		}
+	}
+	if mount == nil {
+		t.Fatalf("%s %s is under no volume mount", name, file)
+	}
+	if !mount.ReadOnly {
+		t.Errorf("%s: mount %s is writable", name, mount.MountPath)
+	}
+	var vol *corev1.Volume
+	for i := range spec.Volumes {
+		if spec.Volumes[i].Name == mount.Name {
+			vol = &spec.Volumes[i]
+		}
+	}
+	if vol == nil || vol.Secret == nil {
+		t.Fatalf("%s: volume %q is not a Secret volume", name, mount.Name)
+	}
+	rel := strings.TrimPrefix(file, strings.TrimSuffix(mount.MountPath, "/")+"/")
+	if len(vol.Secret.Items) == 0 {
+		return vol.Secret, rel
+	}
+	for _, it := range vol.Secret.Items {
+		if it.Path == rel {
+			return vol.Secret, it.Key
+		}
+	}
+	t.Fatalf("%s: Secret volume %s has no item at %s", name, vol.Secret.SecretName, rel)
+	return nil, ""
+}
+
+// checkTLSFiles: with TLS on, RUMOR_TLS_CERT and RUMOR_TLS_KEY name the
+// tls.crt and tls.key of a kubernetes.io/tls Secret (cert-manager's, say),
+// mounted read-only as a directory and readable by the non-root user.
+func checkTLSFiles(t *testing.T, spec corev1.PodSpec, c *corev1.Container, e map[string]corev1.EnvVar) {
+	t.Helper()
+	if !servesTLS(e) {
+		return
+	}
+	for name, want := range map[string]string{"RUMOR_TLS_CERT": "tls.crt", "RUMOR_TLS_KEY": "tls.key"} {
+		vol, key := secretFile(t, spec, c, name, e[name].Value)
+		if key != want {
+			t.Errorf("%s is key %q of Secret %s, want %q", name, key, vol.SecretName, want)
+		}
+		// Without defaultMode the kubelet writes 0644.
+		if m := vol.DefaultMode; m != nil && *m&0o004 == 0 && spec.SecurityContext.FSGroup == nil {
+			t.Errorf("%s: Secret volume mode %o: the non-root user cannot read it", name, *m)
+		}
 	}
 }
 
@@ -997,6 +1034,13 @@ extraVolumeMounts:
   - {name: tls, mountPath: /etc/rumor/tls, readOnly: true}
 `
 
+// tlsSecretValues turn TLS on through the chart's own values.
+const tlsSecretValues = `
+tls:
+  enabled: true
+  existingSecret: rumor-tls
+`
+
 // servesTLS reports whether rumor serves HTTPS with this environment. It
 // then serves no plain HTTP at all (cmd/rumor/node.go: one listener, ServeTLS).
 func servesTLS(e map[string]corev1.EnvVar) bool {
@@ -1005,8 +1049,9 @@ func servesTLS(e map[string]corev1.EnvVar) bool {
 	return cert && key
 }
 
-// TestTLS: with TLS on through extraEnv, rumor serves only HTTPS, so the
-// probes and the ServiceMonitor's scrapes use https; without it, http.
+// TestTLS: with TLS on, through tls.enabled or through extraEnv, rumor serves
+// only HTTPS, so the probes and the ServiceMonitor's scrapes use https;
+// without it, http.
 func TestTLS(t *testing.T) {
 	const monitor = `
 serviceMonitor:
@@ -1021,7 +1066,9 @@ serviceMonitor:
 		tls          bool
 	}{
 		{"tls", tlsValues + monitor, true},
+		{"tls values", tlsSecretValues + monitor, true},
 		{"plain", monitor, false},
+		{"tls values off", "tls: {existingSecret: rumor-tls}\n" + monitor, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := mustRender(t, release{Values: tc.values})
@@ -1058,7 +1105,7 @@ serviceMonitor:
 			httpSvc, _, _ := r.services(t)
 			for _, p := range httpSvc.Spec.Ports {
 				if p.Name == "http" && (p.AppProtocol == nil || *p.AppProtocol != wantScrape) {
-					t.Errorf("HTTP Service port appProtocol %v, want %q", p.AppProtocol, wantScrape)
+					t.Errorf("HTTP Service port appProtocol %s, want %q", appProtocol(p.AppProtocol), wantScrape)
 				}
 			}
 
@@ -1077,6 +1124,83 @@ serviceMonitor:
 	r := mustRender(t, release{Values: tlsValues + "serviceMonitor: {enabled: true}"})
 	if tc := one[*monitoringv1.ServiceMonitor](t, r, "ServiceMonitor").Spec.Endpoints[0].TLSConfig; tc != nil {
 		t.Errorf("ServiceMonitor tlsConfig %+v, want none by default", tc)
+	}
+}
+
+// TestTLSSecret: tls.enabled mounts tls.existingSecret, a kubernetes.io/tls
+// Secret (cert-manager's, say), as a read-only directory and points
+// RUMOR_TLS_CERT and RUMOR_TLS_KEY at its files. Never with subPath: the
+// kubelet then swaps renewed files in, and rumor loads them without a restart.
+// The chart makes no Secret of its own for it.
+func TestTLSSecret(t *testing.T) {
+	r := mustRender(t, release{Values: tlsSecretValues})
+	spec := r.deployment(t).Spec.Template.Spec
+	c := container(t, r.deployment(t))
+	e := env(t, c)
+	for name, want := range map[string]string{"RUMOR_TLS_CERT": "/etc/rumor/tls/tls.crt", "RUMOR_TLS_KEY": "/etc/rumor/tls/tls.key"} {
+		if got := e[name]; got.Value != want || got.ValueFrom != nil {
+			t.Errorf("%s = %+v, want %q", name, got, want)
+		}
+	}
+
+	var mount *corev1.VolumeMount
+	for i, m := range c.VolumeMounts {
+		if m.MountPath == "/etc/rumor/tls" {
+			mount = &c.VolumeMounts[i]
+		}
+	}
+	if mount == nil {
+		t.Fatalf("volume mounts %+v: none at /etc/rumor/tls", c.VolumeMounts)
+	}
+	if !mount.ReadOnly || mount.SubPath != "" || mount.SubPathExpr != "" {
+		t.Errorf("TLS mount %+v, want read-only and without subPath", mount)
+	}
+	var vol *corev1.Volume
+	for i := range spec.Volumes {
+		if spec.Volumes[i].Name == mount.Name {
+			vol = &spec.Volumes[i]
+		}
+	}
+	if vol == nil || vol.Secret == nil || vol.Secret.SecretName != "rumor-tls" {
+		t.Fatalf("volume %+v, want Secret rumor-tls", vol)
+	}
+	wantItems := []corev1.KeyToPath{{Key: "tls.crt", Path: "tls.crt"}, {Key: "tls.key", Path: "tls.key"}}
+	if !slices.EqualFunc(vol.Secret.Items, wantItems, func(a, b corev1.KeyToPath) bool {
+		return a.Key == b.Key && a.Path == b.Path && a.Mode == nil
+	}) {
+		t.Errorf("TLS volume items %+v, want %+v", vol.Secret.Items, wantItems)
+	}
+	if m := vol.Secret.DefaultMode; m == nil || *m != 0o444 {
+		t.Errorf("TLS volume defaultMode %v, want 0444 like the other key mounts", m)
+	}
+	if s := r.secret("rumor-tls"); s != nil {
+		t.Errorf("the chart rendered the Secret tls.existingSecret names: %+v", s)
+	}
+	if notes := r.Files["rumor/templates/NOTES.txt"]; !strings.Contains(notes, "rumor-tls") {
+		t.Errorf("NOTES.txt does not name the certificate's Secret:\n%s", notes)
+	}
+	// Behind an Ingress the notes tell that the proxy must speak HTTPS to the
+	// pods, until the annotation that makes ingress-nginx do so is there.
+	const hint = "backend-protocol: HTTPS"
+	ing := mustRender(t, release{Values: tlsSecretValues + "ingress: {enabled: true}"})
+	if notes := ing.Files["rumor/templates/NOTES.txt"]; !strings.Contains(notes, hint) {
+		t.Errorf("NOTES.txt with an Ingress does not say %q:\n%s", hint, notes)
+	}
+	ing = mustRender(t, release{Values: tlsSecretValues + "ingress: {enabled: true, annotations: {nginx.ingress.kubernetes.io/backend-protocol: HTTPS}}"})
+	if notes := ing.Files["rumor/templates/NOTES.txt"]; strings.Contains(notes, hint) {
+		t.Errorf("NOTES.txt asks for %q, which ingress.annotations has:\n%s", hint, notes)
+	}
+
+	// tls.existingSecret alone turns nothing on.
+	off := mustRender(t, release{Values: "tls: {existingSecret: rumor-tls}"})
+	oc := container(t, off.deployment(t))
+	if servesTLS(env(t, oc)) {
+		t.Error("RUMOR_TLS_CERT and RUMOR_TLS_KEY set with tls.enabled false")
+	}
+	for _, v := range off.deployment(t).Spec.Template.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "rumor-tls" {
+			t.Errorf("Secret rumor-tls mounted with tls.enabled false: %+v", v)
+		}
 	}
 }
 
@@ -1168,6 +1292,8 @@ func TestBadValues(t *testing.T) {
 		{"autoscaling:\n  enabled: true\n  minReplicas: 5\n  maxReplicas: 2", []string{"autoscaling.minReplicas (5) exceeds autoscaling.maxReplicas (2)"}},
 		{"admin:\n  port: 0", []string{"admin/port", "minimum"}},
 		{"admin:\n  enabled: true\n  servicePort: 80", []string{"additional properties 'servicePort' not allowed"}},
+		{"tls:\n  enabled: true\n  secretName: rumor-tls", []string{"additional properties 'secretName' not allowed"}},
+		{"tls:\n  enabled: yes-please", []string{"tls/enabled", "want boolean"}},
 	}
 	for _, tc := range cases {
 		_, err := renderRelease(t, release{Values: tc.values})

@@ -100,6 +100,7 @@ func TestConflictingValues(t *testing.T) {
 		name   string
 		values string
 		want   []string // all must appear in the error
+		not    []string // none may appear in it
 	}{
 		{
 			name:   "hmac and public key",
@@ -224,6 +225,30 @@ func TestConflictingValues(t *testing.T) {
 			want:   []string{"extraEnv sets RUMOR_TLS_KEY without RUMOR_TLS_CERT"},
 		},
 		{
+			name:   "tls values without a secret",
+			values: "tls: {enabled: true}",
+			want:   []string{"tls.enabled needs tls.existingSecret", "kubernetes.io/tls"},
+		},
+		{
+			// Two sources of the certificate: the chart's and extraEnv's.
+			name:   "tls values and tls in extraEnv",
+			values: tlsSecretValues + tlsValues,
+			want:   []string{"tls.enabled and extraEnv RUMOR_TLS_CERT, RUMOR_TLS_KEY both set the certificate", "tls.enabled=false"},
+		},
+		{
+			// One of the pair is enough to clash; that the other is missing is no extra problem.
+			name:   "tls values and a key in extraEnv",
+			values: tlsSecretValues + "extraEnv: [{name: RUMOR_TLS_KEY, value: /tls/tls.key}]",
+			want:   []string{"tls.enabled and extraEnv RUMOR_TLS_KEY both set the certificate"},
+			not:    []string{"without RUMOR_TLS_CERT", "problems"},
+		},
+		{
+			// Left over from TLS through extraEnv: the chart's volume and mount would clash with them.
+			name:   "tls values and the old volume",
+			values: tlsSecretValues + "extraVolumes: [{name: tls, secret: {secretName: rumor-tls}}]\nextraVolumeMounts: [{name: tls, mountPath: /etc/rumor/tls/}]",
+			want:   []string{"2 problems", "extraVolumes has a volume named tls", "extraVolumeMounts mounts /etc/rumor/tls/", "tls.enabled"},
+		},
+		{
 			name:   "zero heartbeat",
 			values: "config:\n  heartbeat: 0s",
 			want:   []string{"config.heartbeat (0s) must be positive", "--heartbeat"},
@@ -303,6 +328,11 @@ func TestConflictingValues(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
 			}
+			for _, w := range tc.not {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("error %q says %q", err, w)
+				}
+			}
 			for _, secret := range []string{hmac, "s3cret", customKey} {
 				if strings.Contains(err.Error(), secret) {
 					t.Errorf("error %q echoes a secret", err)
@@ -330,6 +360,9 @@ func TestGoodCombinations(t *testing.T) {
 		"gossip existing secret":       "gossip: {encryption: {existingSecret: shared}}",
 		"gossip off, extraEnv key":     "gossip: {encryption: {enabled: false}}\nextraEnv: [{name: RUMOR_GOSSIP_KEY, value: " + customKey + "}]",
 		"tls cert and key":             "extraEnv: [{name: RUMOR_TLS_CERT, value: /tls/tls.crt}, {name: RUMOR_TLS_KEY, value: /tls/tls.key}]",
+		"tls off, secret left in":      "tls: {existingSecret: rumor-tls}",
+		"tls off, extraEnv tls":        "tls: {existingSecret: rumor-tls}\n" + tlsValues,
+		"tls values, other volumes":    tlsSecretValues + "extraVolumes: [{name: ca, configMap: {name: corp-ca}}]\nextraVolumeMounts: [{name: ca, mountPath: /etc/rumor/ca, readOnly: true}]",
 		"ack local":                    "config: {ack: local}",
 		"durations":                    "config: {heartbeat: 500ms, historyTTL: 1h30m, rejoinInterval: 0m10s}",
 		"history bytes integer":        "config: {historyBytes: 1048576}",

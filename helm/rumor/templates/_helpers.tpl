@@ -180,15 +180,25 @@ item: it is a plain variable, not key material, and with it alone nothing is mou
 {{- end }}
 
 {{/*
-"true" when rumor serves HTTPS: extraEnv sets RUMOR_TLS_CERT and RUMOR_TLS_KEY
-(rumor.validate refuses one without the other); else empty. rumor then serves only
-HTTPS on its HTTP port and its admin port, so the probes and the ServiceMonitor must use
-https. TLS turned on through extraEnvFrom cannot be seen here, like every variable there.
+"true" when rumor serves HTTPS: tls.enabled (rumor.validate wants tls.existingSecret
+with it), or extraEnv sets RUMOR_TLS_CERT and RUMOR_TLS_KEY, the way that predates the
+tls values (rumor.validate refuses one without the other, and either next to
+tls.enabled); else empty. rumor then serves only HTTPS on its HTTP port and its admin
+port, so the probes and the ServiceMonitor must use https. TLS turned on through
+extraEnvFrom cannot be seen here, like every variable there.
 */}}
 {{- define "rumor.tls" -}}
 {{- $names := list }}
 {{- range .Values.extraEnv }}{{ $names = append $names .name }}{{ end }}
-{{- if and (has "RUMOR_TLS_CERT" $names) (has "RUMOR_TLS_KEY" $names) }}true{{ end }}
+{{- if or .Values.tls.enabled (and (has "RUMOR_TLS_CERT" $names) (has "RUMOR_TLS_KEY" $names)) }}true{{ end }}
+{{- end }}
+
+{{/*
+Where the pod mounts tls.existingSecret (tls.enabled): a directory, so that the kubelet
+swaps renewed files in and rumor loads them.
+*/}}
+{{- define "rumor.tlsDir" -}}
+/etc/rumor/tls
 {{- end }}
 
 {{/*
@@ -286,8 +296,32 @@ variable name; extraEnvFrom cannot be, as its variables are only known in the po
 {{- $errs = append $errs (printf "more than one gossip key source is set: %s; rumor refuses --gossip-key and --gossip-key-file together: set the key with gossip.encryption.key or gossip.encryption.existingSecret, or set gossip.encryption.enabled=false and keep one in extraEnv" (join ", " $gsources)) }}
 {{- end }}
 
-{{- /* TLS: the chart has no TLS values, but extraEnv can turn it on (rumor.tls), with both files or neither. */}}
-{{- if ne (hasKey $extra "RUMOR_TLS_CERT") (hasKey $extra "RUMOR_TLS_KEY") }}
+{{- /* TLS: from tls.* or from extraEnv (rumor.tls), never both; in extraEnv, both files or neither. */}}
+{{- $t := .Values.tls }}
+{{- $tlsEnv := list }}
+{{- range $name := list "RUMOR_TLS_CERT" "RUMOR_TLS_KEY" }}
+{{- if hasKey $extra $name }}{{ $tlsEnv = append $tlsEnv $name }}{{ end }}
+{{- end }}
+{{- if $t.enabled }}
+{{- $tlsDir := include "rumor.tlsDir" . }}
+{{- if not $t.existingSecret }}
+{{- $errs = append $errs "tls.enabled needs tls.existingSecret: the name of a kubernetes.io/tls Secret with tls.crt and tls.key, such as the one a cert-manager Certificate makes" }}
+{{- end }}
+{{- if $tlsEnv }}
+{{- $errs = append $errs (printf "tls.enabled and extraEnv %s both set the certificate, and the chart would set the variables twice: drop them from extraEnv (with the extraVolumes and extraVolumeMounts for their files), or set tls.enabled=false" (join ", " $tlsEnv)) }}
+{{- end }}
+{{- /* Left over from TLS through extraEnv, they would clash with the chart's own volume and mount. */}}
+{{- range .Values.extraVolumes }}
+{{- if eq (toString .name) "tls" }}
+{{- $errs = append $errs "extraVolumes has a volume named tls, like the chart's volume of tls.existingSecret with tls.enabled: remove it, or rename it" }}
+{{- end }}
+{{- end }}
+{{- range .Values.extraVolumeMounts }}
+{{- if eq (trimSuffix "/" (toString .mountPath)) $tlsDir }}
+{{- $errs = append $errs (printf "extraVolumeMounts mounts %s, where the chart mounts tls.existingSecret with tls.enabled: remove that mount, or move it" .mountPath) }}
+{{- end }}
+{{- end }}
+{{- else if eq (len $tlsEnv) 1 }}
 {{- $pair := list "RUMOR_TLS_CERT" "RUMOR_TLS_KEY" }}
 {{- if hasKey $extra "RUMOR_TLS_KEY" }}{{ $pair = reverse $pair }}{{ end }}
 {{- $errs = append $errs (printf "extraEnv sets %s without %s; rumor wants both (--tls-cert and --tls-key) or neither and would refuse to start" (index $pair 0) (index $pair 1)) }}
