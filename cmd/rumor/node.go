@@ -143,7 +143,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 	}
 	n.auth = wo.Auth
 	if tlsConf != nil {
-		wo.PeerTLS = peerTLS(tlsConf)
+		wo.PeerTLS = peerTLS(tlsConf, cfg.PeerTLSServerName)
 	}
 	cfg.logSecurity(log)
 	if n.cluster != nil {
@@ -387,8 +387,9 @@ func dialable(addr net.Addr) string {
 // peerTLS is how a node that serves TLS reaches its peers' HTTP APIs (the
 // UI's cluster view): the system's roots plus this node's own certificate
 // at start, so a cluster that shares one self-signed certificate works too.
-// The certificate must be valid for the peers' advertised addresses.
-func peerTLS(own *tls.Config) *tls.Config {
+// The peers' certificates must name serverName, or without it the peers'
+// advertised addresses.
+func peerTLS(own *tls.Config, serverName string) *tls.Config {
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
@@ -406,5 +407,5 @@ func peerTLS(own *tls.Config) *tls.Config {
 			}
 		}
 	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}
 }

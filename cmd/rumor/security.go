@@ -43,6 +43,7 @@ type SecurityConfig struct {
 	CORSOrigins         []string
 	TLSCert             string
 	TLSKey              string
+	PeerTLSServerName   string
 	MaxHeaderBytes      int64
 	ReadHeaderTimeout   time.Duration
 	ReadBodyTimeout     time.Duration
@@ -71,6 +72,7 @@ func securityOptions() []option {
 		{"cors-origins", "list", "", "comma-separated origins browsers may call from, with credentials (https://app.example.com); * allows any origin without credentials", setList(func(c *Config) *[]string { return &c.CORSOrigins })},
 		{"tls-cert", "path", "", "PEM certificate chain: serve HTTPS and HTTP/2 (with --tls-key)", setString(func(c *Config) *string { return &c.TLSCert })},
 		{"tls-key", "path", "", "PEM private key of --tls-cert", setString(func(c *Config) *string { return &c.TLSKey })},
+		{"peer-tls-server-name", "name", "", "with TLS, the name to verify on the peers' certificates when the UI's cluster view asks them (they are reached at their advertised addresses, often pod IPs no certificate names); empty means the address", setString(func(c *Config) *string { return &c.PeerTLSServerName })},
 		{"max-header-bytes", "size", "64KiB", "largest request header; larger requests get 431", setSize(func(c *Config) *int64 { return &c.MaxHeaderBytes })},
 		{"read-header-timeout", "duration", "10s", "time a client has to send its request headers (cuts slowloris clients)", setDuration(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout })},
 		{"read-body-timeout", "duration", "30s", "time a publisher has to send its body; a trickled body gets 400", setDuration(func(c *Config) *time.Duration { return &c.ReadBodyTimeout })},
@@ -119,6 +121,9 @@ func (c *Config) validateSecurity() error {
 	}
 	if _, err := c.tlsConfig(nil, nil); err != nil {
 		errs = append(errs, err)
+	}
+	if c.PeerTLSServerName != "" && c.TLSCert == "" {
+		bad("--peer-tls-server-name is set but TLS is off: set --tls-cert and --tls-key")
 	}
 	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 1<<20 {
 		bad("--max-header-bytes %d: want 1KiB to 1MiB", c.MaxHeaderBytes)

@@ -206,6 +206,7 @@ func TestSecurityReportsEveryProblem(t *testing.T) {
 		{[]string{"--auth-audience", "a", "--auth-issuer", "b", "--public-channels", "news", "--auth-query-token"},
 			[]string{"--auth-audience is set but auth is off", "--auth-issuer is set", "--public-channels is set", "--auth-query-token is set"}},
 		{[]string{"--tls-cert", priv, "--tls-key", priv}, []string{"--tls-cert " + priv}},
+		{[]string{"--peer-tls-server-name", "rumor.svc"}, []string{"--peer-tls-server-name is set but TLS is off"}},
 		{[]string{"--auth-jwks-url", "http://idp.example.com/jwks"}, []string{"--auth-jwks-url", "want https"}},
 		{[]string{"--auth-jwks-url", "https://idp.example.com/jwks", "--auth-jwks", tempFile(t, "j.json", `{"keys":[]}`)}, []string{"--auth-jwks and --auth-jwks-url are set"}},
 	} {
@@ -248,6 +249,12 @@ func TestParseRate(t *testing.T) {
 // made with crypto/x509 for this test.
 func selfSigned(tb testing.TB) (certFile, keyFile string) {
 	tb.Helper()
+	return selfSignedFor(tb, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+}
+
+// selfSignedFor is selfSigned for these names and addresses.
+func selfSignedFor(tb testing.TB, dnsNames []string, ips []net.IP) (certFile, keyFile string) {
+	tb.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		tb.Fatal(err)
@@ -257,8 +264,8 @@ func selfSigned(tb testing.TB) (certFile, keyFile string) {
 		Subject:      pkix.Name{CommonName: "rumor test"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
+		IPAddresses:  ips,
+		DNSNames:     dnsNames,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
