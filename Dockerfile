@@ -55,6 +55,8 @@ USER 65532:65532
 
 # 8080: HTTP API, SSE streams, web UI, /metrics, /healthz, /readyz.
 # 7946: every node-to-node byte: memberlist gossip (UDP and TCP) and the event relay (TCP).
+# With --admin-addr (the chart's admin.enabled), the UI, /metrics and the views move to that
+# port; it is not exposed here because it is off by default.
 EXPOSE 8080/tcp 7946/tcp 7946/udp
 
 # rumor is PID 1: it handles SIGTERM itself and drains within --drain-timeout.
