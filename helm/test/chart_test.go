@@ -307,6 +307,7 @@ var flags = []string{
 	"RUMOR_LOG_FORMAT", "RUMOR_LOG_LEVEL", "RUMOR_AUTH_HMAC_SECRET_FILE", "RUMOR_AUTH_PUBLIC_KEY",
 	"RUMOR_AUTH_JWKS", "RUMOR_AUTH_JWKS_URL", "RUMOR_AUTH_JWKS_REFRESH", "RUMOR_PUBLIC_CHANNELS",
 	"RUMOR_CORS_ORIGINS", "RUMOR_COALESCE", "RUMOR_TLS_CERT", "RUMOR_TLS_KEY", "RUMOR_ADMIN_ADDR",
+	"RUMOR_PEER_TLS_SERVER_NAME",
 }
 
 // TestWiring checks, for every value set, that the pieces which must agree do:
@@ -1034,6 +1035,19 @@ extraVolumeMounts:
   - {name: tls, mountPath: /etc/rumor/tls, readOnly: true}
 `
 
+// tlsPeerValues are tlsValues that also name the peers' certificate by hand.
+const tlsPeerValues = `
+extraEnv:
+  - {name: RUMOR_TLS_CERT, value: /etc/rumor/tls/tls.crt}
+  - {name: RUMOR_TLS_KEY, value: /etc/rumor/tls/tls.key}
+  - {name: RUMOR_PEER_TLS_SERVER_NAME, value: rumor.corp.internal}
+extraVolumes:
+  - name: tls
+    secret: {secretName: rumor-tls}
+extraVolumeMounts:
+  - {name: tls, mountPath: /etc/rumor/tls, readOnly: true}
+`
+
 // tlsSecretValues turn TLS on through the chart's own values.
 const tlsSecretValues = `
 tls:
@@ -1204,6 +1218,59 @@ func TestTLSSecret(t *testing.T) {
 	}
 }
 
+// TestPeerTLSServerName: the UI's cluster view asks each peer over HTTPS at
+// the address it advertises, its pod IP, which a certificate shared by all
+// pods cannot name. So with tls.enabled the chart has rumor verify the HTTP
+// Service's DNS name on the peers' certificates instead
+// (--peer-tls-server-name), or tls.peerServerName when that is set. TLS
+// through extraEnv is set up by hand, and gets the variable only from
+// tls.peerServerName. With TLS off it is never set: rumor would refuse it.
+func TestPeerTLSServerName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rel  release
+		want string // empty: unset
+		hand bool   // set in extraEnv, not by the chart, so NOTES.txt cannot tell
+	}{
+		{"tls values", release{Values: tlsSecretValues}, "rumor.streams.svc", false},
+		{"tls values, other release", release{Name: "prod", Namespace: "live", Values: tlsSecretValues}, "prod-rumor.live.svc", false},
+		{"tls values, full name override", release{Values: tlsSecretValues + "fullnameOverride: events\n"}, "events.streams.svc", false},
+		// Peers are asked on the admin port then, but the name is still the HTTP Service's.
+		{"tls values, admin", release{Values: tlsSecretValues + "admin: {enabled: true}\n"}, "rumor.streams.svc", false},
+		{"tls values, own name", release{Values: tlsSecretValues + "  peerServerName: rumor.example.internal\n"}, "rumor.example.internal", false},
+		{"tls in extraEnv", release{Values: tlsValues}, "", false},
+		{"tls in extraEnv, own name", release{Values: tlsValues + "tls: {peerServerName: rumor.streams.svc}\n"}, "rumor.streams.svc", false},
+		{"tls in extraEnv, name in extraEnv", release{Values: tlsPeerValues}, "rumor.corp.internal", true},
+		{"plain", release{}, "", false},
+		{"tls off, secret left in", release{Values: "tls: {existingSecret: rumor-tls}"}, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRender(t, tc.rel)
+			e := env(t, container(t, r.deployment(t)))
+			got, ok := e["RUMOR_PEER_TLS_SERVER_NAME"]
+			switch {
+			case tc.want == "" && ok:
+				t.Errorf("RUMOR_PEER_TLS_SERVER_NAME = %+v, want it unset", got)
+			case tc.want != "" && (got.Value != tc.want || got.ValueFrom != nil):
+				t.Errorf("RUMOR_PEER_TLS_SERVER_NAME = %+v, want %q", got, tc.want)
+			}
+			checkStartable(t, e)
+			notes := r.Files["rumor/templates/NOTES.txt"]
+			if tc.want != "" && !tc.hand && !strings.Contains(notes, tc.want) {
+				t.Errorf("NOTES.txt does not name %s, which the certificate must carry:\n%s", tc.want, notes)
+			}
+		})
+	}
+
+	// The default is the DNS name of the HTTP Service the chart renders.
+	r := mustRender(t, release{Name: "prod", Namespace: "live", Values: tlsSecretValues})
+	httpSvc, _, _ := r.services(t)
+	want := httpSvc.Name + ".live.svc"
+	if got := env(t, container(t, r.deployment(t)))["RUMOR_PEER_TLS_SERVER_NAME"].Value; got != want {
+		t.Errorf("RUMOR_PEER_TLS_SERVER_NAME = %q, want %q, the HTTP Service's DNS name", got, want)
+	}
+}
+
 // TestAuthJWKSURL: the URL is a plain variable next to its refresh interval,
 // and with no key file there is no auth Secret and nothing to mount.
 func TestAuthJWKSURL(t *testing.T) {
@@ -1294,6 +1361,8 @@ func TestBadValues(t *testing.T) {
 		{"admin:\n  enabled: true\n  servicePort: 80", []string{"additional properties 'servicePort' not allowed"}},
 		{"tls:\n  enabled: true\n  secretName: rumor-tls", []string{"additional properties 'secretName' not allowed"}},
 		{"tls:\n  enabled: yes-please", []string{"tls/enabled", "want boolean"}},
+		{"tls:\n  enabled: true\n  existingSecret: rumor-tls\n  peerServerName: https://rumor.streams.svc", []string{"tls/peerServerName", "does not match pattern"}},
+		{"tls:\n  enabled: true\n  existingSecret: rumor-tls\n  peerServerName: rumor.streams.svc:443", []string{"tls/peerServerName", "does not match pattern"}},
 	}
 	for _, tc := range cases {
 		_, err := renderRelease(t, release{Values: tc.values})

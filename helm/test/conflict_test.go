@@ -47,6 +47,9 @@ func checkStartable(tb testing.TB, e map[string]corev1.EnvVar) {
 	if cert != tlsKey {
 		tb.Errorf("env sets RUMOR_TLS_CERT (%v) and RUMOR_TLS_KEY (%v): rumor wants both or neither", cert, tlsKey)
 	}
+	if _, ok := e["RUMOR_PEER_TLS_SERVER_NAME"]; ok && !(cert && tlsKey) {
+		tb.Error("env sets RUMOR_PEER_TLS_SERVER_NAME without RUMOR_TLS_CERT and RUMOR_TLS_KEY: rumor refuses it with TLS off")
+	}
 	if _, ok := e["RUMOR_PUBLIC_CHANNELS"]; ok && len(auth) == 0 {
 		tb.Error("env sets RUMOR_PUBLIC_CHANNELS without an auth key source: rumor refuses public channels with auth off")
 	}
@@ -249,6 +252,34 @@ func TestConflictingValues(t *testing.T) {
 			want:   []string{"2 problems", "extraVolumes has a volume named tls", "extraVolumeMounts mounts /etc/rumor/tls/", "tls.enabled"},
 		},
 		{
+			// rumor refuses --peer-tls-server-name with TLS off; the chart would drop it.
+			name:   "peer server name with tls off",
+			values: "tls: {peerServerName: rumor.streams.svc}",
+			want:   []string{"tls.peerServerName is set but TLS is off", "--peer-tls-server-name", "tls.enabled=true", `tls.peerServerName to ""`},
+		},
+		{
+			name:   "peer server name with tls off, secret left in",
+			values: "tls: {existingSecret: rumor-tls, peerServerName: rumor.streams.svc}",
+			want:   []string{"tls.peerServerName is set but TLS is off"},
+		},
+		{
+			name:   "peer server name in extraEnv with tls off",
+			values: "extraEnv: [{name: RUMOR_PEER_TLS_SERVER_NAME, value: rumor.streams.svc}]",
+			want:   []string{"extraEnv sets RUMOR_PEER_TLS_SERVER_NAME but TLS is off", "--peer-tls-server-name"},
+		},
+		{
+			// Two sources: the chart sets it by default with tls.enabled.
+			name:   "tls values and peer server name in extraEnv",
+			values: tlsSecretValues + "extraEnv: [{name: RUMOR_PEER_TLS_SERVER_NAME, value: rumor.streams.svc}]",
+			want:   []string{"tls.enabled and extraEnv RUMOR_PEER_TLS_SERVER_NAME both set", "tls.peerServerName"},
+		},
+		{
+			name:   "peer server name in values and in extraEnv",
+			values: tlsPeerValues + "tls: {peerServerName: rumor.streams.svc}",
+			want:   []string{"tls.peerServerName and extraEnv RUMOR_PEER_TLS_SERVER_NAME both set"},
+			not:    []string{"problems"},
+		},
+		{
 			name:   "zero heartbeat",
 			values: "config:\n  heartbeat: 0s",
 			want:   []string{"config.heartbeat (0s) must be positive", "--heartbeat"},
@@ -381,6 +412,10 @@ func TestGoodCombinations(t *testing.T) {
 		"coalesce a second":            "config: {coalesce: 1000ms}",
 		"coalesce fractional":          "config: {coalesce: 0.5s}",
 		"admin off, port at http's":    "admin: {port: 8080}",
+		"tls values, peer name":        tlsSecretValues + "  peerServerName: rumor.corp.internal\n",
+		"tls values, peer name empty":  tlsSecretValues + "  peerServerName: \"\"\n",
+		"extraEnv tls, peer name":      tlsValues + "tls: {peerServerName: rumor.corp.internal}\n",
+		"extraEnv tls and peer name":   tlsPeerValues,
 		"admin on, own port":           "admin: {enabled: true, port: 8081}",
 	}
 	for _, vs := range valueSets {

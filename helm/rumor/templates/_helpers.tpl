@@ -194,6 +194,22 @@ extraEnvFrom cannot be seen here, like every variable there.
 {{- end }}
 
 {{/*
+The name rumor verifies on the peers' certificates (RUMOR_PEER_TLS_SERVER_NAME) when
+the UI's cluster view asks them over HTTPS at their advertised pod IPs, which a
+certificate shared by all pods cannot name: tls.peerServerName, or with tls.enabled by
+default the HTTP Service's DNS name, which a Certificate for the Service lists anyway.
+TLS through extraEnv is set up by hand and gets only tls.peerServerName. Empty with TLS
+off: rumor refuses the flag then (rumor.validate fails on tls.peerServerName).
+*/}}
+{{- define "rumor.peerTLSServerName" -}}
+{{- if .Values.tls.enabled }}
+{{- default (printf "%s.%s.svc" (include "rumor.fullname" .) .Release.Namespace) .Values.tls.peerServerName }}
+{{- else if eq (include "rumor.tls" .) "true" }}
+{{- .Values.tls.peerServerName }}
+{{- end }}
+{{- end }}
+
+{{/*
 Where the pod mounts tls.existingSecret (tls.enabled): a directory, so that the kubelet
 swaps renewed files in and rumor loads them.
 */}}
@@ -325,6 +341,21 @@ variable name; extraEnvFrom cannot be, as its variables are only known in the po
 {{- $pair := list "RUMOR_TLS_CERT" "RUMOR_TLS_KEY" }}
 {{- if hasKey $extra "RUMOR_TLS_KEY" }}{{ $pair = reverse $pair }}{{ end }}
 {{- $errs = append $errs (printf "extraEnv sets %s without %s; rumor wants both (--tls-cert and --tls-key) or neither and would refuse to start" (index $pair 0) (index $pair 1)) }}
+{{- end }}
+{{- /* The peers' certificate name: rumor refuses it with TLS off; one source, the chart's or extraEnv's. */}}
+{{- if not (include "rumor.tls" .) }}
+{{- if $t.peerServerName }}
+{{- $errs = append $errs "tls.peerServerName is set but TLS is off: the chart would drop it, and rumor refuses --peer-tls-server-name without TLS; set tls.enabled=true with tls.existingSecret, or tls.peerServerName to \"\"" }}
+{{- end }}
+{{- if hasKey $extra "RUMOR_PEER_TLS_SERVER_NAME" }}
+{{- $errs = append $errs "extraEnv sets RUMOR_PEER_TLS_SERVER_NAME but TLS is off: rumor refuses --peer-tls-server-name without TLS and would not start; set tls.enabled=true with tls.existingSecret and drop the variable, or remove it" }}
+{{- end }}
+{{- else if and (include "rumor.peerTLSServerName" .) (hasKey $extra "RUMOR_PEER_TLS_SERVER_NAME") }}
+{{- if $t.peerServerName }}
+{{- $errs = append $errs "tls.peerServerName and extraEnv RUMOR_PEER_TLS_SERVER_NAME both set the name to verify on the peers' certificates, and the chart would set the variable twice: keep tls.peerServerName and drop the variable from extraEnv" }}
+{{- else }}
+{{- $errs = append $errs (printf "tls.enabled and extraEnv RUMOR_PEER_TLS_SERVER_NAME both set the name to verify on the peers' certificates (the chart sets %s by default), and the chart would set the variable twice: drop the variable from extraEnv, and set tls.peerServerName if the certificate carries another name" (include "rumor.peerTLSServerName" .)) }}
+{{- end }}
 {{- end }}
 
 {{- /* Admin port: rumor refuses --admin-addr equal to --http-addr, and cannot listen where gossip does. */}}
