@@ -483,14 +483,17 @@ func loopbackSpecs(tb testing.TB, n int) []nodeSpec {
 	specs := make([]nodeSpec, n)
 	for i := range specs {
 		host := fmt.Sprintf("127.%d.%d.%d", a, bb, i+1)
-		specs[i] = nodeSpec{Name: fmt.Sprintf("n%d", i+1), Host: host, HTTP: freePort(tb, host), Gossip: freePort(tb, host)}
+		taken := map[int]bool{}
+		specs[i] = nodeSpec{Name: fmt.Sprintf("n%d", i+1), Host: host, HTTP: freePort(tb, host, taken), Gossip: freePort(tb, host, taken)}
 	}
 	return specs
 }
 
-// freePort returns a port free for both TCP and UDP on host: gossip uses
-// both.
-func freePort(tb testing.TB, host string) int {
+// freePort returns a port free for both TCP and UDP on host (gossip uses
+// both) and not in taken, and adds it there: a port closed after the check
+// can be handed out again at once, and a node given the same port for
+// HTTP and gossip fails to start (seen once in CI).
+func freePort(tb testing.TB, host string, taken map[int]bool) int {
 	tb.Helper()
 	for range 20 {
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
@@ -502,7 +505,10 @@ func freePort(tb testing.TB, host string) int {
 		ln.Close()
 		if err == nil {
 			pc.Close()
-			return port
+			if !taken[port] {
+				taken[port] = true
+				return port
+			}
 		}
 	}
 	tb.Fatalf("no port free for TCP and UDP on %s", host)

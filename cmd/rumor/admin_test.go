@@ -104,15 +104,25 @@ func TestServeAdminListener(t *testing.T) {
 	}
 }
 
-// --admin-addr must be a host:port other than --http-addr.
+// --admin-addr must be a host:port other than --http-addr and --gossip-addr.
 func TestServeAdminAddrChecked(t *testing.T) {
 	for _, args := range [][]string{
 		{"--http-addr", "127.0.0.1:8080", "--admin-addr", "127.0.0.1:8080"},
 		{"--http-addr", "127.0.0.1:0", "--admin-addr", "localhost"},
+		{"--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:7946", "--gossip-addr", "127.0.0.1:7946"},
 	} {
 		err := run(t.Context(), append([]string{"serve"}, args...), env(nil), io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "--admin-addr") {
 			t.Errorf("serve %v = %v, want an --admin-addr error", args, err)
 		}
+	}
+}
+
+// --http-addr and --gossip-addr on one port is a clear error, not a bind
+// failure half-way through the start.
+func TestServeSamePortRefused(t *testing.T) {
+	err := run(t.Context(), []string{"serve", "--http-addr", "127.0.0.1:7946", "--gossip-addr", "127.0.0.1:7946"}, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `--http-addr and --gossip-addr are both "127.0.0.1:7946"`) {
+		t.Errorf("serve with one port for HTTP and gossip = %v, want it named", err)
 	}
 }

@@ -176,8 +176,15 @@ func (c *Config) Validate() error {
 	if c.AdminAddr != "" {
 		if err := checkHostPort(c.AdminAddr); err != nil {
 			bad("--admin-addr %q: %v", c.AdminAddr, err)
-		} else if _, port, _ := net.SplitHostPort(c.AdminAddr); c.AdminAddr == c.HTTPAddr && port != "0" {
-			bad("--admin-addr %q is --http-addr: give it another port, or leave it empty to serve everything on --http-addr", c.AdminAddr)
+		}
+	}
+	// Two listeners on one port: the second would fail to bind.
+	addrs := []struct{ flag, addr string }{{"--http-addr", c.HTTPAddr}, {"--admin-addr", c.AdminAddr}, {"--gossip-addr", c.GossipAddr}}
+	for i, a := range addrs {
+		for _, b := range addrs[i+1:] {
+			if _, port, err := net.SplitHostPort(a.addr); err == nil && port != "0" && a.addr == b.addr {
+				bad("%s and %s are both %q: give each its own port", a.flag, b.flag, a.addr)
+			}
 		}
 	}
 	if strings.TrimSpace(c.NodeName) == "" {
