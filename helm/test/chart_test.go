@@ -446,7 +446,7 @@ func TestWiring(t *testing.T) {
 				checkHPA(t, o.Obj.(*autoscalingv2.HorizontalPodAutoscaler), d)
 			}
 			for _, o := range r.all("Ingress") {
-				checkIngress(t, o.Obj.(*networkingv1.Ingress), httpSvc, e["RUMOR_MAX_EVENT_BYTES"].Value)
+				checkIngress(t, o.Obj.(*networkingv1.Ingress), httpSvc, e["RUMOR_MAX_EVENT_BYTES"].Value, tls)
 			}
 			for _, o := range r.all("HTTPRoute") {
 				checkHTTPRoute(t, o.Obj.(*gatewayv1.HTTPRoute), httpSvc)
@@ -777,7 +777,7 @@ func checkHPA(t *testing.T, hpa *autoscalingv2.HorizontalPodAutoscaler, d *appsv
 	}
 }
 
-func checkIngress(t *testing.T, ing *networkingv1.Ingress, svc *corev1.Service, maxEventBytes string) {
+func checkIngress(t *testing.T, ing *networkingv1.Ingress, svc *corev1.Service, maxEventBytes string, tls bool) {
 	t.Helper()
 	// A POST /publish batch may be 4 × --max-event-bytes; nginx refuses larger bodies with 413.
 	maxEvent, err := strconv.ParseInt(maxEventBytes, 10, 64)
@@ -799,6 +799,10 @@ func checkIngress(t *testing.T, ing *networkingv1.Ingress, svc *corev1.Service, 
 	}
 	if s, err := strconv.Atoi(ing.Annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]); err != nil || s < 600 {
 		t.Errorf("Ingress proxy-read-timeout %q, want at least 600 s", ing.Annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"])
+	}
+	// Pods that serve TLS serve no plain HTTP: nginx must speak HTTPS to them.
+	if got := ing.Annotations["nginx.ingress.kubernetes.io/backend-protocol"]; (got == "HTTPS") != tls {
+		t.Errorf("Ingress backend-protocol %q, want HTTPS exactly when the pods serve TLS (%v)", got, tls)
 	}
 	if len(ing.Spec.Rules) == 0 {
 		t.Fatal("Ingress has no rules")
@@ -1193,17 +1197,7 @@ func TestTLSSecret(t *testing.T) {
 	if notes := r.Files["rumor/templates/NOTES.txt"]; !strings.Contains(notes, "rumor-tls") {
 		t.Errorf("NOTES.txt does not name the certificate's Secret:\n%s", notes)
 	}
-	// Behind an Ingress the notes tell that the proxy must speak HTTPS to the
-	// pods, until the annotation that makes ingress-nginx do so is there.
-	const hint = "backend-protocol: HTTPS"
-	ing := mustRender(t, release{Values: tlsSecretValues + "ingress: {enabled: true}"})
-	if notes := ing.Files["rumor/templates/NOTES.txt"]; !strings.Contains(notes, hint) {
-		t.Errorf("NOTES.txt with an Ingress does not say %q:\n%s", hint, notes)
-	}
-	ing = mustRender(t, release{Values: tlsSecretValues + "ingress: {enabled: true, annotations: {nginx.ingress.kubernetes.io/backend-protocol: HTTPS}}"})
-	if notes := ing.Files["rumor/templates/NOTES.txt"]; strings.Contains(notes, hint) {
-		t.Errorf("NOTES.txt asks for %q, which ingress.annotations has:\n%s", hint, notes)
-	}
+	// Behind an Ingress: TestIngressBackendProtocol.
 
 	// tls.existingSecret alone turns nothing on.
 	off := mustRender(t, release{Values: "tls: {existingSecret: rumor-tls}"})
@@ -1215,6 +1209,53 @@ func TestTLSSecret(t *testing.T) {
 		if v.Secret != nil && v.Secret.SecretName == "rumor-tls" {
 			t.Errorf("Secret rumor-tls mounted with tls.enabled false: %+v", v)
 		}
+	}
+}
+
+// TestIngressBackendProtocol: with TLS on, rumor serves no plain HTTP, and
+// ingress-nginx, which speaks HTTP to its backends unless told otherwise,
+// gets 502s. So with ingress.nginxStreaming the chart tells it, next to its
+// other ingress-nginx annotations: backend-protocol HTTPS. A value of the
+// user's own in ingress.annotations wins, even an empty one, and appears once
+// (strict decoding refuses a duplicate key). With nginxStreaming off the
+// controller may be another one, which needs its own setting: the chart sets
+// nothing and NOTES.txt tells what to set.
+func TestIngressBackendProtocol(t *testing.T) {
+	const (
+		key  = "nginx.ingress.kubernetes.io/backend-protocol"
+		hint = "backend-protocol: HTTPS"
+	)
+	for _, tc := range []struct {
+		name, values string
+		want         string // the annotation's value; empty: unset, unless set is true
+		set          bool   // the annotation is there, even with an empty value
+		hint         bool   // NOTES.txt asks for the annotation
+	}{
+		{"tls values", tlsSecretValues + "ingress: {enabled: true}", "HTTPS", true, false},
+		{"tls in extraEnv", tlsValues + "ingress: {enabled: true}", "HTTPS", true, false},
+		{"plain", "ingress: {enabled: true}", "", false, false},
+		{"tls values, no nginxStreaming", tlsSecretValues + "ingress: {enabled: true, nginxStreaming: false}", "", false, true},
+		{"tls in extraEnv, no nginxStreaming", tlsValues + "ingress: {enabled: true, nginxStreaming: false}", "", false, true},
+		{"tls values, own value", tlsSecretValues + "ingress: {enabled: true, annotations: {" + key + ": GRPCS}}", "GRPCS", true, false},
+		{"tls values, own empty value", tlsSecretValues + "ingress: {enabled: true, annotations: {" + key + ": ''}}", "", true, false},
+		{"tls values, no nginxStreaming, own value", tlsSecretValues + "ingress: {enabled: true, nginxStreaming: false, annotations: {" + key + ": HTTPS}}", "HTTPS", true, false},
+		{"plain, own value", "ingress: {enabled: true, annotations: {" + key + ": GRPC}}", "GRPC", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRender(t, release{Values: tc.values})
+			ing := one[*networkingv1.Ingress](t, r, "Ingress")
+			got, ok := ing.Annotations[key]
+			if ok != tc.set || got != tc.want {
+				t.Errorf("Ingress annotation %s = %q (set: %v), want %q (set: %v)", key, got, ok, tc.want, tc.set)
+			}
+			if n := strings.Count(r.Files["rumor/templates/ingress.yaml"], key); n > 1 {
+				t.Errorf("Ingress has %s %d times, want once", key, n)
+			}
+			notes := r.Files["rumor/templates/NOTES.txt"]
+			if strings.Contains(notes, hint) != tc.hint {
+				t.Errorf("NOTES.txt asks for %q: %v, want %v:\n%s", hint, !tc.hint, tc.hint, notes)
+			}
+		})
 	}
 }
 
