@@ -274,17 +274,7 @@ func (s *Sitting) Markdown(w io.Writer) error {
 	if len(issue) > 0 {
 		b.WriteString("### Rows (medians; ratio = target / bare)\n\n")
 		ts := s.unionTargets(issue)
-		b.WriteString("| row | measure |")
-		sep := "|---|---|"
-		for _, t := range ts {
-			b.WriteString(" " + t + " |")
-			sep += "---:|"
-			if t != "bare" {
-				b.WriteString(" " + t + " / bare |")
-				sep += "---:|"
-			}
-		}
-		b.WriteString("\n" + sep + "\n")
+		writeHeader(&b, "row", "---", ts)
 		for _, row := range issue {
 			title := row + ". " + s.shape(row)
 			if row == "4" {
@@ -335,11 +325,12 @@ func (s *Sitting) shapeAt(row string) string {
 	return "first point: " + s.shape(row)
 }
 
-// writeSeries writes a table with one group of lines per point of row.
-func (s *Sitting) writeSeries(b *strings.Builder, row, pointName string) {
-	ts := s.targets(row)
-	fmt.Fprintf(b, "| %s | measure |", pointName)
-	sep := "|---:|---|"
+// writeHeader writes a table's header: the first column (aligned by
+// align), the measure, and a value column per target with a ratio column
+// after every target but bare.
+func writeHeader(b *strings.Builder, first, align string, ts []string) {
+	fmt.Fprintf(b, "| %s | measure |", first)
+	sep := "|" + align + "|---|"
 	for _, t := range ts {
 		b.WriteString(" " + t + " |")
 		sep += "---:|"
@@ -349,6 +340,12 @@ func (s *Sitting) writeSeries(b *strings.Builder, row, pointName string) {
 		}
 	}
 	b.WriteString("\n" + sep + "\n")
+}
+
+// writeSeries writes a table with one group of lines per point of row.
+func (s *Sitting) writeSeries(b *strings.Builder, row, pointName string) {
+	ts := s.targets(row)
+	writeHeader(b, pointName, "---:", ts)
 	for _, p := range s.points(row) {
 		label := p
 		if v, err := strconv.ParseFloat(p, 64); err == nil {

@@ -70,17 +70,25 @@ func addFakeMemberWith(tb testing.TB, c *Cluster, name string, origin uint64) *f
 	return m
 }
 
+// dialed returns the link's next connection to m, raw; it is closed at
+// cleanup.
+func (m *fakeMember) dialed(tb testing.TB) net.Conn {
+	tb.Helper()
+	select {
+	case conn := <-m.accepted:
+		tb.Cleanup(func() { conn.Close() })
+		return conn
+	case <-time.After(5 * time.Second):
+		tb.Fatal("the link did not dial")
+		return nil
+	}
+}
+
 // accept takes the link's next connection and answers its handshake,
 // claiming to hold the node's events up to contig.
 func (m *fakeMember) accept(tb testing.TB, contig uint64) *fakeConn {
 	tb.Helper()
-	var conn net.Conn
-	select {
-	case conn = <-m.accepted:
-	case <-time.After(5 * time.Second):
-		tb.Fatal("the link did not dial")
-	}
-	tb.Cleanup(func() { conn.Close() })
+	conn := m.dialed(tb)
 	br := bufio.NewReader(conn)
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if b, err := br.ReadByte(); err != nil || b != relayMagic[0] {
@@ -329,13 +337,7 @@ func TestShutdownWithStuckPeer(t *testing.T) {
 	l := linkTo(a.c, "stuck")
 	// The first connection stays in its handshake while the node
 	// publishes more than the socket buffers hold.
-	var conn net.Conn
-	select {
-	case conn = <-peer.accepted:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the link did not dial")
-	}
-	defer conn.Close()
+	conn := peer.dialed(t)
 	// A small receive buffer (autotuning would grow it to tcp_rmem's
 	// maximum) so that the sender's buffer (at most tcp_wmem's, 4 MiB by
 	// default) fills with the resend.

@@ -275,13 +275,7 @@ func TestRelayWireIsSealed(t *testing.T) {
 
 	// a's link dials a fake member, which records the wire.
 	peer := addFakeMember(t, a.c, "fake")
-	var conn net.Conn
-	select {
-	case conn = <-peer.accepted:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the link did not dial")
-	}
-	defer conn.Close()
+	conn := peer.dialed(t)
 	tap := &tapConn{Conn: conn}
 	br := bufio.NewReader(tap)
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))

@@ -128,10 +128,11 @@ func NewHandler(o Options) *Handler {
 	if o.Cluster != nil {
 		h.members = &membership{cluster: o.Cluster}
 	}
-	h.admin = h.routes(true)
+	ui := h.uiHandler() // hashes the UI's files once, for both faces
+	h.admin = h.routes(true, ui)
 	h.mux = h.admin
 	if o.AdminAddr != "" {
-		h.mux = h.routes(false)
+		h.mux = h.routes(false, ui)
 	}
 	return h
 }
@@ -140,7 +141,7 @@ func NewHandler(o Options) *Handler {
 // (streams, publishing, health probes and rumor.js) and answers 404 to the
 // read-only views, /metrics and the UI, which then live on the admin
 // listener.
-func (h *Handler) routes(views bool) http.Handler {
+func (h *Handler) routes(views bool, ui http.HandlerFunc) http.Handler {
 	r := chi.NewRouter()
 	r.Use(h.recoverer, h.corsMiddleware)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -161,16 +162,14 @@ func (h *Handler) routes(views bool) http.Handler {
 	r.Get("/readyz", h.handleReady)
 	if !views {
 		// Browsers load the client library from the node they stream from.
-		rumorJS := h.uiHandler()
-		r.Get("/rumor.js", rumorJS)
-		r.Head("/rumor.js", rumorJS)
+		r.Get("/rumor.js", ui)
+		r.Head("/rumor.js", ui)
 		return r
 	}
 	r.Get("/channels", h.handleChannels)
 	r.Get("/cluster", h.handleCluster)
 	h.mountClusterView(r) // the UI's cluster-wide views: clusterview.go
 	r.Method(http.MethodGet, "/metrics", h.metrics.handler)
-	ui := h.uiHandler()
 	r.Get("/*", ui)
 	r.Head("/*", ui)
 	return r
