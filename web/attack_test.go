@@ -406,10 +406,14 @@ func TestAttackBodies(t *testing.T) {
 	_ = conn.SetDeadline(time.Now().Add(testTimeout))
 	start := time.Now()
 	_, _ = io.WriteString(conn, "POST /channels/ok HTTP/1.1\r\nHost: rumor\r\nAuthorization: Bearer "+f.admin+"\r\nContent-Length: 100\r\n\r\nx")
-	br := bufio.NewReader(conn)
-	status, err := br.ReadString('\n')
-	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 400 ") {
-		t.Errorf("trickled body: %q %v, want 400", status, err)
+	resp, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("trickled body: %v, want 400", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(b), "127.0.0.1") || !strings.Contains(string(b), "did not arrive in time") {
+		t.Errorf("trickled body: %d %s, want 400 saying it was late, without internal addresses", resp.StatusCode, b)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("trickled body answered after %v, want about the 300ms body timeout", d)
@@ -681,4 +685,52 @@ func TestAttackIdempotencyKeys(t *testing.T) {
 		t.Errorf("the victim's retry = %s (replayed %q), want %s replayed", p3.ID, retry.header.Get("Idempotent-Replayed"), p1.ID)
 	}
 	f.noLeaks(t, "victim's", "attacker's")
+}
+
+// Publishers without a token cost nothing: each is refused with 401 before
+// its body is read, takes no publish slot, and its connection is closed
+// rather than drained, so that more of them than MaxPublishes, each holding
+// a body open, neither wait for their answer nor lock valid publishers out.
+func TestAttackTokenlessBodies(t *testing.T) {
+	const slots = 4
+	f := newHS256Fortress(t, Options{MaxPublishes: slots, ReadBodyTimeout: testTimeout})
+	for _, path := range []string{"/publish", "/channels/orders"} {
+		var conns []*bufio.Reader
+		for i := range 2 * slots {
+			conn, err := net.DialTimeout("tcp", f.Listener.Addr().String(), testTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(testTimeout))
+			// A body announced at the batch limit, of which only its first
+			// byte ever comes.
+			if _, err := io.WriteString(conn, "POST "+path+" HTTP/1.1\r\nHost: rumor\r\nContent-Length: "+
+				strconv.Itoa(batchBodyFactor*fortressEventBytes)+"\r\n\r\n["); err != nil {
+				t.Fatalf("holder %d: %v", i, err)
+			}
+			conns = append(conns, bufio.NewReader(conn))
+		}
+		for i, br := range conns {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("POST %s holder %d: %v, want 401 before the body", path, i, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || !resp.Close {
+				t.Errorf("POST %s holder %d = %d (close %v), want 401 and the connection closed", path, i, resp.StatusCode, resp.Close)
+			}
+		}
+		if n := f.h.inflight.Load(); n != 0 {
+			t.Errorf("POST %s: %d publishes in flight with only tokenless holders, want 0", path, n)
+		}
+		// The holders are still connected: valid publishers are served.
+		if a := f.do(t, http.MethodPost, "/publish", f.bearer(f.admin), `[{"channel":"ok","data":"`+path+`"}]`); a.status != http.StatusOK {
+			t.Errorf("valid batch while tokenless bodies are held = %d %s", a.status, a.body)
+		}
+	}
+	if got := f.metric(t, "rumor_publish_errors_total", map[string]string{"reason": "unauthorized"}); got != 4*slots {
+		t.Errorf("rumor_publish_errors_total{reason=unauthorized} = %v, want %d", got, 4*slots)
+	}
+	f.noLeaks(t, "/publish", "/channels/orders")
 }

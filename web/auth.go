@@ -509,6 +509,16 @@ func (h *Handler) authorizePublish(r *http.Request, channels ...string) *authErr
 	return nil
 }
 
+// requireToken refuses a publish without a token when auth is on, before
+// anything names a channel: POST /publish learns its channels only from
+// its body, which a request without a token must not get to send.
+func (h *Handler) requireToken(r *http.Request) *authError {
+	if h.opts.Auth == nil || principalOf(r) != nil {
+		return nil
+	}
+	return h.opts.Auth.canPublish(nil, "")
+}
+
 // scopedKey confines an idempotency key to the token that publishes: with
 // auth on, a publisher who guesses another's keys can neither make their
 // publishes look like replays (and vanish) nor learn their event ids. The
@@ -568,6 +578,7 @@ func (h *Handler) refusePublish(w http.ResponseWriter, r *http.Request, e *authE
 		reason = "forbidden"
 	}
 	h.metrics.publishErrors.WithLabelValues(reason).Inc()
+	skipBody(w, r) // a refused publisher's body is never read
 	h.refuse(w, r, e)
 }
 

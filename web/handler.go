@@ -144,10 +144,13 @@ func NewHandler(o Options) *Handler {
 func (h *Handler) routes(views bool, ui http.HandlerFunc) http.Handler {
 	r := chi.NewRouter()
 	r.Use(h.recoverer, h.corsMiddleware)
+	// Requests refused whatever they send do not get their bodies read.
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		skipBody(w, r)
 		writeError(w, http.StatusNotFound, "not found")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		skipBody(w, r)
 		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
 	})
 	// Publishing needs a token once auth is on (streams check theirs in

@@ -158,6 +158,7 @@ func (h *Handler) publishLimit() func(http.Handler) http.Handler {
 			return "ip:" + h.clientAddr(r), nil
 		}),
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
+			skipBody(w, r)
 			h.metrics.publishErrors.WithLabelValues("rate_limited").Inc()
 			// httprate sets Retry-After to the window in whole seconds: at
 			// least 1, so that a sub-second window is not read as "now".

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -52,15 +54,16 @@ func badRequest(format string, args ...any) error {
 // data, byte for byte.
 func (h *Handler) handlePublish(w http.ResponseWriter, r *http.Request) {
 	defer h.metrics.observePublish(time.Now())
-	if !h.admitPublish(w) {
-		return
-	}
-	defer h.inflight.Add(-1)
-	// The grant is checked before the body is read.
+	// The grant is checked before the body is read and before the request
+	// takes a publish slot.
 	if aerr := h.authorizePublish(r, pathChannel(r)); aerr != nil {
 		h.refusePublish(w, r, aerr)
 		return
 	}
+	if !h.admitPublish(w, r) {
+		return
+	}
+	defer h.inflight.Add(-1)
 	bodyRead := h.bodyDeadline(w)
 	msg, ack, err := h.readMessage(w, r)
 	bodyRead(err)
@@ -107,7 +110,14 @@ func (h *Handler) readMessage(w http.ResponseWriter, r *http.Request) (broker.Me
 // published all or none.
 func (h *Handler) handleBatch(w http.ResponseWriter, r *http.Request) {
 	defer h.metrics.observePublish(time.Now())
-	if !h.admitPublish(w) {
+	// Without a token nothing may be published: refused before the body is
+	// read and before the request takes a publish slot. The channels' grants
+	// are checked once the body names them.
+	if aerr := h.requireToken(r); aerr != nil {
+		h.refusePublish(w, r, aerr)
+		return
+	}
+	if !h.admitPublish(w, r) {
 		return
 	}
 	defer h.inflight.Add(-1)
@@ -197,21 +207,42 @@ func batchError(err error, what string) error {
 		return requestError{fmt.Errorf("%w: batch body over %d bytes", errTooLarge, tooBig.Limit)}
 	case err == nil:
 		return badRequest("%s", what)
+	case isConnError(err):
+		return bodyError(err)
 	default:
 		return badRequest("%s: %v", what, err)
 	}
 }
 
+// isConnError reports whether err came from the connection rather than
+// from what was sent on it.
+func isConnError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// bodyError says why a body could not be read, in rumor's words: the
+// connection's own error names this node's internal address.
+func bodyError(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return badRequest("the body did not arrive in time (--read-body-timeout)")
+	}
+	return badRequest("the body ended before its end: the connection failed")
+}
+
 // admitPublish refuses publishes while draining and beyond MaxPublishes in
-// flight; on true the caller must release its slot with h.inflight.Add(-1).
-func (h *Handler) admitPublish(w http.ResponseWriter) bool {
+// flight, without reading their bodies; on true the caller must release its
+// slot with h.inflight.Add(-1).
+func (h *Handler) admitPublish(w http.ResponseWriter, r *http.Request) bool {
 	if h.draining.Load() {
+		skipBody(w, r)
 		h.metrics.publishErrors.WithLabelValues("draining").Inc()
 		writeUnavailable(w, errorBody{Error: "node is draining: publish to another node"})
 		return false
 	}
 	if h.inflight.Add(1) > int64(h.opts.MaxPublishes) {
 		h.inflight.Add(-1)
+		skipBody(w, r)
 		h.metrics.publishErrors.WithLabelValues("overload").Inc()
 		writeUnavailable(w, errorBody{Error: "too many publishes in flight"})
 		return false
@@ -291,6 +322,20 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return k, nil
 }
 
+// skipBody makes a request refused before its body was read end with its
+// answer: net/http would otherwise read up to 256 KiB of what is left of
+// the body after the handler returns, at the client's pace, to keep the
+// connection. The client gets the answer, then the connection closes.
+func skipBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 || r.ProtoMajor != 1 {
+		return // nothing to read; HTTP/2 resets the stream instead
+	}
+	w.Header().Set("Connection", "close")
+	// The answer is written before net/http reads the rest: a deadline
+	// already past fails that read at once.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
 // readBody reads a request body of at most limit bytes.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
@@ -305,7 +350,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	case errors.As(err, &tooBig):
 		return nil, requestError{fmt.Errorf("%w: data over %d bytes", errTooLarge, limit)}
 	case err != nil:
-		return nil, badRequest("read body: %v", err)
+		return nil, bodyError(err)
 	}
 	return buf.Bytes(), nil
 }
