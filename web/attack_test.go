@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/rumorhq/rumor/auth"
 	"github.com/rumorhq/rumor/broker"
 )
 
@@ -51,7 +52,7 @@ type fortress struct {
 
 // newFortress starts a fortress whose tokens sign signs; o's auth and
 // limits are filled in.
-func newFortress(tb testing.TB, ac AuthConfig, sign func(testing.TB, jwt.Claims) string, o Options) *fortress {
+func newFortress(tb testing.TB, ac auth.Config, sign func(testing.TB, jwt.Claims) string, o Options) *fortress {
 	tb.Helper()
 	ac.Public = append(ac.Public, "news", "status.>")
 	o.Auth = newAuth(tb, ac)
@@ -66,7 +67,7 @@ func newFortress(tb testing.TB, ac AuthConfig, sign func(testing.TB, jwt.Claims)
 
 func newHS256Fortress(tb testing.TB, o Options) *fortress {
 	tb.Helper()
-	return newFortress(tb, AuthConfig{HMACSecret: []byte(testSecret)}, hs256, o)
+	return newFortress(tb, auth.Config{HMACSecret: []byte(testSecret)}, hs256, o)
 }
 
 func (f *fortress) token(tb testing.TB, publish, subscribe []string) string {
@@ -158,7 +159,7 @@ func TestAttackTokens(t *testing.T) {
 	f.openStream(t, "/channels/news", nil)
 	f.openStream(t, "/events?channel=news&channel=status.eu.db&channel=status.>", nil)
 
-	if got := f.metric(t, "rumor_auth_failures_total", map[string]string{"reason": authExpired}); got != 8 {
+	if got := f.metric(t, "rumor_auth_failures_total", map[string]string{"reason": auth.ReasonExpired}); got != 8 {
 		t.Errorf("rumor_auth_failures_total{reason=expired} = %v, want 8", got)
 	}
 	if got := f.metric(t, "rumor_publish_errors_total", map[string]string{"reason": "unauthorized"}); got < 15 {
@@ -171,7 +172,7 @@ func TestAttackTokens(t *testing.T) {
 // HS256 token "signed" with the node's public key, which anyone can have.
 func TestAttackAlgorithmConfusion(t *testing.T) {
 	key := rsaKey(t, "rsa.key")
-	f := newFortress(t, AuthConfig{PublicKeyPEM: testdata(t, "rsa.pub")}, func(tb testing.TB, c jwt.Claims) string {
+	f := newFortress(t, auth.Config{PublicKeyPEM: testdata(t, "rsa.pub")}, func(tb testing.TB, c jwt.Claims) string {
 		return sign(tb, jwt.SigningMethodRS256, key, c, nil)
 	}, Options{})
 	everything := claims([]string{">"}, []string{">"}, time.Hour)
@@ -251,7 +252,7 @@ func TestAttackGrants(t *testing.T) {
 			t.Errorf("granted stream event %d = %q, want %q (orders.us.paid and payments are not its channels)", i, ev.Data, want)
 		}
 	}
-	if got := f.metric(t, "rumor_auth_failures_total", map[string]string{"reason": authForbidden}); got != 17 {
+	if got := f.metric(t, "rumor_auth_failures_total", map[string]string{"reason": auth.ReasonForbidden}); got != 17 {
 		t.Errorf("rumor_auth_failures_total{reason=forbidden} = %v, want 17", got)
 	}
 	f.noLeaks(t, "one", "two", "secret", "headline")
@@ -265,7 +266,7 @@ func TestAttackCookieCSRF(t *testing.T) {
 	f := newHS256Fortress(t, Options{CORSOrigins: []string{"https://app.example.com"}})
 	tok := f.token(t, []string{"orders.>"}, []string{"orders.*"})
 	cookie := func(origin string) http.Header {
-		h := http.Header{"Cookie": {DefaultAuthCookie + "=" + tok}}
+		h := http.Header{"Cookie": {auth.DefaultCookie + "=" + tok}}
 		if origin != "" {
 			h.Set("Origin", origin)
 		}
@@ -503,7 +504,7 @@ func TestAttackSlowloris(t *testing.T) {
 // A subscriber that never reads is cut off, and neither the publisher nor
 // the other subscribers notice.
 func TestAttackNonReader(t *testing.T) {
-	auth := newAuth(t, AuthConfig{HMACSecret: []byte(testSecret)})
+	auth := newAuth(t, auth.Config{HMACSecret: []byte(testSecret)})
 	ts := startServer(t, broker.Options{QueueSize: 16}, Options{Auth: auth, WriteTimeout: 500 * time.Millisecond}, func(h http.Handler) *httptest.Server {
 		srv := httptest.NewUnstartedServer(h)
 		srv.Listener = &slowListener{Listener: srv.Listener}

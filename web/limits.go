@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-chi/httprate"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rumorhq/rumor/auth"
 )
 
 // security holds what the auth, CORS and limit code shares: the metrics
@@ -31,7 +32,7 @@ func newSecurity(reg prometheus.Registerer, m *metrics) *security {
 		}, []string{"reason"}),
 		clients: make(map[string]int),
 	}
-	for _, r := range []string{authMissing, authInvalid, authExpired, authForbidden} {
+	for _, r := range []string{auth.ReasonMissing, auth.ReasonInvalid, auth.ReasonExpired, auth.ReasonForbidden} {
 		s.authFailures.WithLabelValues(r)
 	}
 	reg.MustRegister(s.authFailures)
@@ -153,7 +154,7 @@ func (h *Handler) publishLimit() func(http.Handler) http.Handler {
 	l := httprate.NewRateLimiter(h.opts.PublishRate, window,
 		httprate.WithKeyFuncs(func(r *http.Request) (string, error) {
 			if p := principalOf(r); p != nil {
-				return p.limitKey, nil
+				return p.LimitKey, nil
 			}
 			return "ip:" + h.clientAddr(r), nil
 		}),

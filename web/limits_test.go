@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/rumorhq/rumor/auth"
 	"github.com/rumorhq/rumor/broker"
 )
 
@@ -136,7 +137,7 @@ func TestPublishRate(t *testing.T) {
 // Each token has its own budget: one publisher at its limit does not stop
 // another.
 func TestPublishRatePerToken(t *testing.T) {
-	auth := newAuth(t, AuthConfig{HMACSecret: []byte(testSecret)})
+	auth := newAuth(t, auth.Config{HMACSecret: []byte(testSecret)})
 	ts := newServer(t, broker.Options{}, Options{Auth: auth, PublishRate: 1, PublishWindow: time.Minute})
 	bearer := func(sub string) http.Header {
 		c := claims([]string{">"}, nil, time.Hour)
@@ -161,7 +162,7 @@ func TestPublishRatePerToken(t *testing.T) {
 // A stream's token that expires ends it with a retry:, so the browser
 // comes back with a fresh one.
 func TestStreamEndsWhenTokenExpires(t *testing.T) {
-	auth := newAuth(t, AuthConfig{HMACSecret: []byte(testSecret)})
+	auth := newAuth(t, auth.Config{HMACSecret: []byte(testSecret)})
 	ts := newServer(t, broker.Options{}, Options{Auth: auth, Retry: 100 * time.Millisecond})
 	c := claims(nil, []string{"a"}, 0)
 	c["exp"] = time.Now().Add(1500 * time.Millisecond).Unix() // whole seconds: 0.5 to 1.5s from now

@@ -103,9 +103,9 @@ func newMetrics(reg *prometheus.Registry, h *Handler) *metrics {
 		gauge("peers", "Peers the delivery order waits for.",
 			func(s broker.Stats) int64 { return int64(s.Peers) }),
 	)
-	if a := h.opts.Auth; a != nil && a.keys.source != "" {
-		// rumor_auth_key_reloads_total: keys that rotate (keys.go).
-		reg.MustRegister(a.keys.reloads)
+	if a := h.opts.Auth; a != nil {
+		// rumor_auth_key_reloads_total, for keys that rotate.
+		reg.MustRegister(a.Collectors()...)
 	}
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rumorhq/rumor/auth"
 	"github.com/rumorhq/rumor/broker"
 	"github.com/rumorhq/rumor/transport"
 	"github.com/rumorhq/rumor/web"
@@ -27,7 +28,7 @@ type node struct {
 	hub     *broker.Hub
 	cluster *transport.Cluster // nil for a single node
 	web     *web.Handler
-	auth    *web.Authenticator // nil without auth
+	auth    *auth.Authenticator // nil without auth
 	public  *listener
 	admin   *listener  // nil without --admin-addr
 	failed  chan error // a server that stopped by itself

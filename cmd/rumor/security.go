@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rumorhq/rumor/auth"
+	"github.com/rumorhq/rumor/watch"
 	"github.com/rumorhq/rumor/web"
 )
 
@@ -66,7 +68,7 @@ func securityOptions() []option {
 		{"auth-audience", "string", "", "when set, a token's aud must contain it", setString(func(c *Config) *string { return &c.AuthAudience })},
 		{"auth-issuer", "string", "", "when set, a token's iss must equal it", setString(func(c *Config) *string { return &c.AuthIssuer })},
 		{"auth-leeway", "duration", "5s", "clock skew tolerated on a token's exp and nbf", setDuration(func(c *Config) *time.Duration { return &c.AuthLeeway })},
-		{"auth-cookie", "string", web.DefaultAuthCookie, "cookie a browser's token may travel in (EventSource cannot set headers)", setString(func(c *Config) *string { return &c.AuthCookie })},
+		{"auth-cookie", "string", auth.DefaultCookie, "cookie a browser's token may travel in (EventSource cannot set headers)", setString(func(c *Config) *string { return &c.AuthCookie })},
 		{"auth-query-token", "bool", "false", "also accept the token as ?token= (URLs end up in logs)", setBool(func(c *Config) *bool { return &c.AuthQueryToken })},
 		{"public-channels", "list", "", "comma-separated channel patterns anyone may subscribe to without a token when auth is on", setList(func(c *Config) *[]string { return &c.PublicChannels })},
 		{"cors-origins", "list", "", "comma-separated origins browsers may call from, with credentials (https://app.example.com); * allows any origin without credentials", setList(func(c *Config) *[]string { return &c.CORSOrigins })},
@@ -158,12 +160,12 @@ func (c *Config) authOn() bool {
 	return c.AuthHMACSecret != "" || c.AuthHMACSecretFile != "" || c.AuthPublicKey != "" || c.AuthJWKS != "" || c.AuthJWKSURL != ""
 }
 
-// authenticator builds the web Authenticator from the auth flags, nil when
+// authenticator builds the Authenticator from the auth flags, nil when
 // auth is off. Key files are read here, and watched from then on: a
-// rotated key is taken without a restart (web/keys.go). A JWKS URL is not
+// rotated key is taken without a restart (auth/keys.go). A JWKS URL is not
 // fetched here (Validate calls this too): applySecurity fetches it. Errors
 // never echo a secret. log hears about key reloads; nil discards.
-func (c *Config) authenticator(log *slog.Logger) (*web.Authenticator, error) {
+func (c *Config) authenticator(log *slog.Logger) (*auth.Authenticator, error) {
 	if !c.authOn() {
 		return nil, nil
 	}
@@ -182,7 +184,7 @@ func (c *Config) authenticator(log *slog.Logger) (*web.Authenticator, error) {
 	if len(sources) > 1 {
 		return nil, fmt.Errorf("%s are set: use exactly one", strings.Join(sources, " and "))
 	}
-	ac := web.AuthConfig{
+	ac := auth.Config{
 		Audience:    c.AuthAudience,
 		Issuer:      c.AuthIssuer,
 		Leeway:      max(c.AuthLeeway, 0),
@@ -208,7 +210,7 @@ func (c *Config) authenticator(log *slog.Logger) (*web.Authenticator, error) {
 	default:
 		ac.JWKSURL = c.AuthJWKSURL // web says what is wrong with it, password hidden
 	}
-	a, err := web.NewAuthenticator(ac)
+	a, err := auth.New(ac)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", from, err)
 	}
@@ -250,7 +252,7 @@ func (c *Config) tlsConfig(log *slog.Logger, reg prometheus.Registerer) (*tls.Co
 }
 
 // certificate is the TLS certificate a node serves, kept fresh from its
-// files. Like the auth keys (web/keys.go), it is checked on the path of the
+// files. Like the auth keys (auth/keys.go), it is checked on the path of the
 // handshakes, at most every every, one handshake at a time: no goroutine.
 // A pair that does not load (a key that does not match the new
 // certificate, because one file was replaced before the other) keeps the
@@ -265,8 +267,8 @@ type certificate struct {
 	cur atomic.Pointer[tls.Certificate]
 	due atomic.Int64 // Unix nanoseconds of the next check
 
-	mu    sync.Mutex // one check at a time; guards files
-	files *web.Files // the certificate and key files
+	mu    sync.Mutex   // one check at a time; guards files
+	files *watch.Files // the certificate and key files
 }
 
 func loadCertificate(certFile, keyFile string, every time.Duration, now func() time.Time, log *slog.Logger) (*certificate, error) {
@@ -283,7 +285,7 @@ func loadCertificate(certFile, keyFile string, every time.Duration, now func() t
 	}
 	c.reloads.WithLabelValues("ok")
 	c.reloads.WithLabelValues("error")
-	c.files = web.NewFiles(1<<20, certFile, keyFile)
+	c.files = watch.NewFiles(1<<20, certFile, keyFile)
 	pems, sum, err := c.files.Read()
 	if err != nil {
 		return nil, err

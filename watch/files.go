@@ -1,4 +1,14 @@
-package web
+// Package watch follows files that are replaced while rumor runs: token
+// keys, and TLS certificates with their keys, rotated by a Kubernetes
+// Secret update or a renewal.
+//
+// It starts no goroutine and sets no timer: its owner calls Check when it
+// wants to know (auth on the path of a token's verification, cmd/rumor on
+// a TLS handshake), and Check stats the files, reading them only when a
+// stat moved. It does not parse what it reads, nor decide what a bad file
+// means: its owner does. It imports only the standard library, so that
+// auth and cmd/rumor can both use it without importing web.
+package watch
 
 import (
 	"crypto/sha256"

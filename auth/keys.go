@@ -1,4 +1,4 @@
-package web
+package auth
 
 // Rotation of the keys tokens are verified with. Identity providers rotate
 // their JWKS, Kubernetes rewrites a mounted Secret in place (a new file
@@ -42,9 +42,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rumorhq/rumor/watch"
 )
 
-// Defaults of the AuthConfig fields that schedule key checks.
+// Defaults of the Config fields that schedule key checks.
 const (
 	defaultFileCheck      = 5 * time.Second
 	defaultJWKSRefresh    = 5 * time.Minute
@@ -91,7 +92,7 @@ type keyring struct {
 	every      time.Duration                   // FileCheck or JWKSRefresh
 	minRefetch time.Duration                   // JWKSMinRefetch
 	client     *http.Client                    // fetches url
-	now        func() time.Time                // AuthConfig.Now
+	now        func() time.Time                // Config.Now
 	log        *slog.Logger                    // component=auth
 	reloads    *prometheus.CounterVec          // rumor_auth_key_reloads_total
 
@@ -100,14 +101,14 @@ type keyring struct {
 	ctx        context.Context // ends with Close
 	cancel     context.CancelFunc
 
-	mu      sync.Mutex // one check or fetch at a time; guards the fields below
-	files   *Files     // path's content
-	fetched time.Time  // the last fetch of url, good or bad
+	mu      sync.Mutex   // one check or fetch at a time; guards the fields below
+	files   *watch.Files // path's content
+	fetched time.Time    // the last fetch of url, good or bad
 }
 
 // newKeyring builds a's keys from the one key source c sets and reads a
 // key file now; a JWKS URL starts without keys.
-func (a *Authenticator) newKeyring(c AuthConfig) (*keyring, error) {
+func (a *Authenticator) newKeyring(c Config) (*keyring, error) {
 	k := &keyring{
 		now:        a.now,
 		log:        cmp.Or(c.Logger, slog.New(slog.DiscardHandler)).With("component", "auth"),
@@ -194,7 +195,7 @@ func (a *Authenticator) newKeyring(c AuthConfig) (*keyring, error) {
 		}
 		k.reloads.WithLabelValues(k.source, reloadOK)
 		k.reloads.WithLabelValues(k.source, reloadError)
-		k.files = NewFiles(maxKeyBytes, k.path)
+		k.files = watch.NewFiles(maxKeyBytes, k.path)
 		b, sum, err := k.files.Read()
 		if err != nil {
 			return k, fmt.Errorf("auth key file: %w", err)
@@ -212,6 +213,16 @@ func (a *Authenticator) newKeyring(c AuthConfig) (*keyring, error) {
 	}
 	k.cur.Store(st)
 	return k, nil
+}
+
+// Collectors returns the Authenticator's metrics for the caller to
+// register: rumor_auth_key_reloads_total when its keys come from a file or
+// a URL, nothing for keys that never change.
+func (a *Authenticator) Collectors() []prometheus.Collector {
+	if a.keys.source == "" {
+		return nil
+	}
+	return []prometheus.Collector{a.keys.reloads}
 }
 
 // current returns the keys to verify with now.

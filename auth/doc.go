@@ -1,0 +1,24 @@
+// Package auth authenticates publishers and subscribers with JSON Web
+// Tokens and checks what their tokens grant. A token's "rumor" claim
+// grants channel patterns:
+//
+//	{"sub": "checkout", "exp": 1767225600,
+//	 "rumor": {"publish": ["orders.>"], "subscribe": ["orders.*", "news"]}}
+//
+// Publishing to a channel needs a publish grant that matches it; a stream
+// may subscribe to a pattern only if one subscribe grant (or one public
+// pattern) covers every channel the pattern can match.
+//
+// An Authenticator, built by New from a Config, finds a request's token
+// (Authorization header, cookie, or ?token= when enabled), verifies it
+// (algorithm, signature, exp, nbf, aud, iss, the grants' syntax) and
+// answers CanPublish and CanSubscribe. Its keys come from one source: an
+// HMAC secret, a PEM public key, a JWKS, or a file or URL holding one of
+// them, which it follows for rotation on the path of the requests that
+// verify tokens (keys.go), so that it starts no goroutine of its own.
+//
+// It does not answer HTTP requests, count refusals or decide what a
+// refusal ends: the HTTP faces do (web, and any other face that takes
+// tokens), and cmd/rumor builds the Authenticator from its flags.
+// docs/AUTH.md is the user's guide.
+package auth
