@@ -73,11 +73,11 @@ func (h *Handler) authorizePublish(r *http.Request, channels ...string) *auth.Er
 // requireToken refuses a publish without a token when auth is on, before
 // anything names a channel: POST /publish learns its channels only from
 // its body, which a request without a token must not get to send.
-func (h *Handler) requireToken(r *http.Request) *authError {
+func (h *Handler) requireToken(r *http.Request) *auth.Error {
 	if h.opts.Auth == nil || principalOf(r) != nil {
 		return nil
 	}
-	return h.opts.Auth.canPublish(nil, "")
+	return h.opts.Auth.CanPublish(nil, "")
 }
 
 // scopedKey confines an idempotency key to the token that publishes: with
