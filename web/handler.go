@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,9 +151,11 @@ func (h *Handler) routes(views bool, ui http.HandlerFunc) http.Handler {
 		skipBody(w, r)
 		writeError(w, http.StatusNotFound, "not found")
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		skipBody(w, r)
-		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		skipBody(w, req)
+		allow := allowed(r, req)
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, req.Method+" "+req.URL.Path+": use "+strings.Join(allow, " or "))
 	})
 	// Publishing needs a token once auth is on (streams check theirs in
 	// handleStream, keeping their long-lived stacks shallow); both publish
@@ -174,9 +177,32 @@ func (h *Handler) routes(views bool, ui http.HandlerFunc) http.Handler {
 	r.Get("/cluster", h.handleCluster)
 	h.mountClusterView(r) // the UI's cluster-wide views: clusterview.go
 	r.Method(http.MethodGet, "/metrics", h.metrics.handler)
-	r.Get("/*", ui)
-	r.Head("/*", ui)
+	// One route per file of the UI rather than a catch-all, so that an
+	// unknown path is a 404 whatever the method, and a wrong method on a
+	// file a 405.
+	for _, p := range uiPaths() {
+		r.Get(p, ui)
+		r.Head(p, ui)
+	}
 	return r
+}
+
+// routeMethods are the methods an Allow header may list, in its order.
+var routeMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete,
+}
+
+// allowed returns the methods router serves req's path with.
+func allowed(router chi.Routes, req *http.Request) []string {
+	path := cmp.Or(req.URL.RawPath, req.URL.Path)
+	var ms []string
+	for _, m := range routeMethods {
+		if router.Match(chi.NewRouteContext(), m, path) {
+			ms = append(ms, m)
+		}
+	}
+	return ms
 }
 
 // ServeHTTP implements http.Handler: the public face. Without

@@ -362,3 +362,52 @@ func TestHeartbeat(t *testing.T) {
 		<-done
 	})
 }
+
+// TestMethodAndPath checks the router's answers to a wrong path and to a
+// known path with a wrong method, on both faces.
+func TestMethodAndPath(t *testing.T) {
+	type want struct {
+		method, path string
+		status       int
+		allow        string // for 405
+	}
+	check := func(t *testing.T, ts *testServer, cases []want) {
+		t.Helper()
+		for _, c := range cases {
+			a := ts.do(t, c.method, c.path, nil, "")
+			what := c.method + " " + c.path
+			wantError(t, what, a, c.status)
+			if got := strings.Join(a.header.Values("Allow"), ", "); got != c.allow {
+				t.Errorf("%s Allow = %q, want %q", what, got, c.allow)
+			}
+		}
+	}
+	t.Run("one face", func(t *testing.T) {
+		ts := newServer(t, broker.Options{}, Options{})
+		check(t, ts, []want{
+			{"POST", "/nope", 404, ""},
+			{"GET", "/nope", 404, ""},
+			{"DELETE", "/nope/deeper", 404, ""},
+			{"GET", "/publish", 405, "POST"},
+			{"PUT", "/channels/demo", 405, "GET, POST"},
+			{"DELETE", "/events", 405, "GET"},
+			{"POST", "/healthz", 405, "GET"},
+			{"POST", "/metrics", 405, "GET"},
+			{"POST", "/cluster", 405, "GET"},
+			{"POST", "/", 405, "GET, HEAD"},
+			{"POST", "/app.js", 405, "GET, HEAD"},
+			{"GET", "/missing.js", 404, ""},
+		})
+	})
+	t.Run("public face with an admin listener", func(t *testing.T) {
+		ts := newServer(t, broker.Options{}, Options{AdminAddr: "127.0.0.1:1"})
+		check(t, ts, []want{
+			{"POST", "/nope", 404, ""},
+			{"GET", "/publish", 405, "POST"},
+			{"POST", "/rumor.js", 405, "GET, HEAD"},
+			{"GET", "/metrics", 404, ""},
+			{"POST", "/metrics", 404, ""},
+			{"GET", "/", 404, ""},
+		})
+	})
+}

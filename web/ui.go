@@ -70,3 +70,21 @@ func uiETags(root fs.FS) map[string]string {
 	})
 	return etags
 }
+
+// uiPaths returns the URL path of every UI file, and of each directory
+// holding an index.html.
+func uiPaths() []string {
+	var paths []string
+	_ = fs.WalkDir(uiFiles, "ui", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		p := strings.TrimPrefix(name, "ui")
+		paths = append(paths, p)
+		if path.Base(p) == "index.html" {
+			paths = append(paths, strings.TrimSuffix(p, "index.html"))
+		}
+		return nil
+	})
+	return paths
+}
