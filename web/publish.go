@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -167,50 +168,152 @@ func (h *Handler) readBatch(w http.ResponseWriter, r *http.Request) ([]broker.Me
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-		return nil, 0, batchError(err, "a batch is a JSON array of {\"channel\",\"event\",\"data\"} objects")
+		return nil, 0, batchError(err, "")
 	}
 	var msgs []broker.Message
 	for dec.More() {
-		if len(msgs) == h.opts.MaxBatch {
-			return nil, 0, badRequest("more than %d messages in one batch", h.opts.MaxBatch)
+		n := len(msgs)
+		if n == h.opts.MaxBatch {
+			return nil, 0, badRequest("more than %d entries in one batch: split it", h.opts.MaxBatch)
 		}
-		var it batchItem
+		var it *batchEntry
 		if err := dec.Decode(&it); err != nil {
-			return nil, 0, batchError(err, fmt.Sprintf("message %d", len(msgs)))
+			return nil, 0, entryError(n, err)
 		}
-		if int64(len(it.Data)) > h.opts.MaxEventBytes {
-			return nil, 0, requestError{fmt.Errorf("%w: message %d: data over %d bytes", errTooLarge, len(msgs), h.opts.MaxEventBytes)}
+		m, err := it.message(n, h.opts.MaxEventBytes)
+		if err != nil {
+			return nil, 0, err
 		}
-		m := broker.Message{Channel: it.Channel, Type: it.Event, Data: []byte(it.Data)}
 		if key != "" {
-			m.Key = key + "#" + strconv.Itoa(len(msgs))
+			m.Key = key + "#" + strconv.Itoa(n)
 		}
 		msgs = append(msgs, m)
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, 0, batchError(err, "batch")
+		if err == io.EOF {
+			return nil, 0, badRequest("the body ends before the batch's closing ]")
+		}
+		return nil, 0, batchError(err, "")
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, 0, badRequest("batch: data after the array")
+		return nil, 0, batchError(err, "data after the batch's closing ]")
 	}
 	if len(msgs) == 0 {
-		return nil, 0, badRequest("empty batch")
+		return nil, 0, badRequest("empty batch: send at least one entry")
 	}
 	return msgs, ack, nil
 }
 
-// batchError reports a body that is not a valid batch, or too large.
+// batchEntry is batchItem as decoded, telling a missing field from an
+// empty one.
+type batchEntry struct {
+	Channel *string `json:"channel"`
+	Event   *string `json:"event"`
+	Data    *string `json:"data"`
+}
+
+// entryName names entry i of a batch both ways a reader may count.
+func entryName(i int) string { return fmt.Sprintf("entry %d (index %d)", i+1, i) }
+
+// message validates entry i (nil when the JSON was null) and returns it as
+// a broker.Message. The hub validates again; checking here lets the error
+// name the entry and the field.
+func (e *batchEntry) message(i int, maxData int64) (broker.Message, error) {
+	var m broker.Message
+	switch {
+	case e == nil:
+		return m, badRequest("%s is null, want an object %s", entryName(i), entryShape)
+	case e.Channel == nil:
+		return m, badRequest("%s: \"channel\" is missing", entryName(i))
+	case e.Data == nil || *e.Data == "":
+		what := "missing"
+		if e.Data != nil {
+			what = "empty"
+		}
+		return m, badRequest("%s: \"data\" is %s: an event needs data (an SSE event without data is never dispatched)", entryName(i), what)
+	case int64(len(*e.Data)) > maxData:
+		return m, requestError{fmt.Errorf("%w: %s: data over %d bytes", errTooLarge, entryName(i), maxData)}
+	}
+	m.Channel, m.Data = *e.Channel, []byte(*e.Data)
+	if err := broker.ValidateChannel(m.Channel); err != nil {
+		return m, fmt.Errorf("%s: %w", entryName(i), err)
+	}
+	if e.Event != nil && *e.Event != "" {
+		m.Type = *e.Event
+		if err := broker.ValidateType(m.Type); err != nil {
+			return m, fmt.Errorf("%s: %w", entryName(i), err)
+		}
+	}
+	return m, nil
+}
+
+// entryShape is what every entry of a batch looks like.
+const entryShape = `{"channel", "event", "data"}`
+
+// entryError says in rumor's words why entry i could not be decoded.
+func entryError(i int, err error) error {
+	var tooBig *http.MaxBytesError
+	var typ *json.UnmarshalTypeError
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(err, &tooBig), isConnError(err) && !errors.Is(err, io.ErrUnexpectedEOF):
+		return batchError(err, "")
+	case errors.As(err, &typ) && typ.Field == "":
+		return badRequest("%s is %s, want an object %s", entryName(i), jsonKind(typ.Value), entryShape)
+	case errors.As(err, &typ):
+		msg := fmt.Sprintf("%s: %q is %s, want a string", entryName(i), typ.Field, jsonKind(typ.Value))
+		if typ.Field == "data" {
+			msg += ` (send JSON as a string: "data": "{\"x\": 1}")`
+		}
+		return badRequest("%s", msg)
+	case errors.As(err, &syntax):
+		return badRequest("%s: not valid JSON: %s", entryName(i), syntax.Error())
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return badRequest("%s: the body ends inside it", entryName(i))
+	}
+	// DisallowUnknownFields reports a plain error with this prefix.
+	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return badRequest("%s: unknown field %s: an entry has \"channel\", \"event\" (optional) and \"data\"", entryName(i), field)
+	}
+	return badRequest("%s: not valid: %v", entryName(i), err)
+}
+
+// jsonKind names a JSON value kind as encoding/json reports it, with its
+// article.
+func jsonKind(v string) string {
+	switch v {
+	case "object", "array":
+		return "an " + v
+	case "bool":
+		return "a boolean"
+	}
+	if strings.HasPrefix(v, "number") { // "number 5.5" for a number that fits no Go type
+		return "a number"
+	}
+	return "a " + v
+}
+
+// batchError reports a body that is not a valid batch outside its entries,
+// or that is too large; what, when set, says what is wrong when err does
+// not.
 func batchError(err error, what string) error {
 	var tooBig *http.MaxBytesError
+	var syntax *json.SyntaxError
 	switch {
 	case errors.As(err, &tooBig):
 		return requestError{fmt.Errorf("%w: batch body over %d bytes", errTooLarge, tooBig.Limit)}
-	case err == nil:
-		return badRequest("%s", what)
-	case isConnError(err):
+	case isConnError(err) && !errors.Is(err, io.ErrUnexpectedEOF):
 		return bodyError(err)
+	case what != "":
+		return badRequest("%s", what)
+	case err == nil:
+		return badRequest("a batch is a JSON array of %s objects", entryShape)
+	case errors.Is(err, io.EOF):
+		return badRequest("a batch is a JSON array of %s objects; the body is empty", entryShape)
+	case errors.As(err, &syntax):
+		return badRequest("a batch is a JSON array of %s objects; not valid JSON: %s", entryShape, syntax.Error())
 	default:
-		return badRequest("%s: %v", what, err)
+		return badRequest("a batch is a JSON array of %s objects: %v", entryShape, err)
 	}
 }
 

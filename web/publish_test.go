@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -125,31 +126,65 @@ func TestBatch(t *testing.T) {
 	}
 }
 
-// TestBatchAllOrNone: any bad item, or a bad body, publishes nothing.
+// TestBatchAllOrNone: any bad item, or a bad body, publishes nothing, and
+// the error names the entry both ways (1-based and as an index) and says
+// what was expected, never how Go decodes JSON.
 func TestBatchAllOrNone(t *testing.T) {
 	ts := newServer(t, broker.Options{}, Options{MaxBatch: 3, MaxEventBytes: 100})
 	for _, c := range []struct {
 		name, body string
 		status     int
+		msg        string
 	}{
-		{"bad channel in item 1", `[{"channel":"a","data":"x"},{"channel":"b..c","data":"y"}]`, 400},
-		{"bad type", `[{"channel":"a","data":"x"},{"channel":"b","event":"rumor.x","data":"y"}]`, 400},
-		{"empty data", `[{"channel":"a","data":"x"},{"channel":"b","data":""}]`, 400},
-		{"missing data", `[{"channel":"a","data":"x"},{"channel":"b"}]`, 400},
-		{"number data", `[{"channel":"a","data":"x"},{"channel":"b","data":5}]`, 400},
-		{"object data", `[{"channel":"a","data":{"x":1}}]`, 400},
-		{"unknown field", `[{"channel":"a","data":"x","id":"1"}]`, 400},
-		{"trailing garbage", `[{"channel":"a","data":"x"}] x`, 400},
-		{"second array", `[{"channel":"a","data":"x"}][]`, 400},
-		{"not an array", `{"channel":"a","data":"x"}`, 400},
-		{"truncated", `[{"channel":"a","data":"x"}`, 400},
-		{"empty", `[]`, 400},
-		{"empty body", ``, 400},
-		{"over MaxBatch", `[{"channel":"a","data":"1"},{"channel":"a","data":"2"},{"channel":"a","data":"3"},{"channel":"a","data":"4"}]`, 400},
-		{"data over MaxEventBytes", `[{"channel":"a","data":"x"},{"channel":"a","data":"` + strings.Repeat("d", 101) + `"}]`, 413},
-		{"body over the batch limit", `[{"channel":"a","data":"x"}` + strings.Repeat(" ", 400) + `]`, 413},
+		{"bad channel in item 1", `[{"channel":"a","data":"x"},{"channel":"b..c","data":"y"}]`, 400,
+			`entry 2 (index 1): invalid channel "b..c": empty token`},
+		{"missing channel", `[{"data":"y"}]`, 400,
+			`entry 1 (index 0): "channel" is missing`},
+		{"bad type", `[{"channel":"a","data":"x"},{"channel":"b","event":"rumor.x","data":"y"}]`, 400,
+			`entry 2 (index 1): invalid event type "rumor.x": the rumor. prefix is reserved`},
+		{"empty data", `[{"channel":"a","data":"x"},{"channel":"b","data":""}]`, 400,
+			`entry 2 (index 1): "data" is empty: an event needs data (an SSE event without data is never dispatched)`},
+		{"missing data", `[{"channel":"a","data":"x"},{"channel":"b"}]`, 400,
+			`entry 2 (index 1): "data" is missing: an event needs data (an SSE event without data is never dispatched)`},
+		{"number data", `[{"channel":"a","data":"x"},{"channel":"b","data":5}]`, 400,
+			`entry 2 (index 1): "data" is a number, want a string (send JSON as a string: "data": "{\"x\": 1}")`},
+		{"object data", `[{"channel":"a","data":{"x":1}}]`, 400,
+			`entry 1 (index 0): "data" is an object, want a string (send JSON as a string: "data": "{\"x\": 1}")`},
+		{"number channel", `[{"channel":7,"data":"x"}]`, 400,
+			`entry 1 (index 0): "channel" is a number, want a string`},
+		{"null entry", `[null]`, 400,
+			`entry 1 (index 0) is null, want an object {"channel", "event", "data"}`},
+		{"string entry", `[{"channel":"a","data":"x"},"hello"]`, 400,
+			`entry 2 (index 1) is a string, want an object {"channel", "event", "data"}`},
+		{"unknown field", `[{"channel":"a","data":"x","id":"1"}]`, 400,
+			`entry 1 (index 0): unknown field "id": an entry has "channel", "event" (optional) and "data"`},
+		{"bad JSON in an entry", `[{"channel":"a","data":"x"},{"channel":"a" "data":"x"}]`, 400,
+			`entry 2 (index 1): not valid JSON: invalid character '"' after object key:value pair`},
+		{"trailing garbage", `[{"channel":"a","data":"x"}] x`, 400,
+			`data after the batch's closing ]`},
+		{"second array", `[{"channel":"a","data":"x"}][]`, 400,
+			`data after the batch's closing ]`},
+		{"not an array", `{"channel":"a","data":"x"}`, 400,
+			`a batch is a JSON array of {"channel", "event", "data"} objects`},
+		{"truncated", `[{"channel":"a","data":"x"}`, 400,
+			`the body ends before the batch's closing ]`},
+		{"truncated in an entry", `[{"channel":"a","data":"x"},{"chan`, 400,
+			`entry 2 (index 1): the body ends inside it`},
+		{"empty", `[]`, 400, `empty batch: send at least one entry`},
+		{"empty body", ``, 400, `a batch is a JSON array of {"channel", "event", "data"} objects; the body is empty`},
+		{"over MaxBatch", `[{"channel":"a","data":"1"},{"channel":"a","data":"2"},{"channel":"a","data":"3"},{"channel":"a","data":"4"}]`, 400,
+			`more than 3 entries in one batch: split it`},
+		{"data over MaxEventBytes", `[{"channel":"a","data":"x"},{"channel":"a","data":"` + strings.Repeat("d", 101) + `"}]`, 413,
+			`too large: entry 2 (index 1): data over 100 bytes`},
+		{"body over the batch limit", `[{"channel":"a","data":"x"}` + strings.Repeat(" ", 400) + `]`, 413,
+			`too large: batch body over 400 bytes`},
 	} {
-		wantError(t, c.name, ts.do(t, http.MethodPost, "/publish", nil, c.body), c.status)
+		a := ts.do(t, http.MethodPost, "/publish", nil, c.body)
+		wantError(t, c.name, a, c.status)
+		var e errorBody
+		if json.Unmarshal([]byte(a.body), &e) == nil && e.Error != c.msg {
+			t.Errorf("%s: error %q\n\twant %q", c.name, e.Error, c.msg)
+		}
 	}
 	if st := ts.hub.Stats(); st.Published != 0 {
 		t.Errorf("failed batches published %d events, want none", st.Published)
