@@ -47,7 +47,11 @@ func finish(t *testing.T, w *workload, pol checkPolicy) (*report, []subscriberLo
 	t.Logf("check: %s", r)
 	if !r.OK() {
 		for _, s := range subs {
-			t.Logf("%s connections:\n  %s", s.Name, strings.Join(s.Conns, "\n  "))
+			var conns []string
+			for _, c := range s.Conns {
+				conns = append(conns, c.String())
+			}
+			t.Logf("%s connections:\n  %s", s.Name, strings.Join(conns, "\n  "))
 		}
 		t.Errorf("delivery promises broken:\n%s", r)
 	}

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,15 +67,24 @@ type lateDelivery struct {
 	Reason     string
 }
 
-// report is the checker's verdict.
+// report is the checker's verdict. The counts are exact; Problems lists
+// the first 60 findings in words.
 type report struct {
-	Published       int // publish attempts
-	Acked           int // answered 200: must reach every subscriber exactly once
-	Unacked         int // failed or unanswered: may arrive, at most once
-	Deliveries      int
-	UnackedArrived  int // deliveries of events whose publisher got no 200
-	Conns           int
-	NodesPerSub     map[string]int // subscriber → distinct nodes it read from
+	Published      int // publish attempts
+	Acked          int // answered 200: must reach every subscriber exactly once
+	Unacked        int // failed or unanswered: may arrive, at most once
+	Deliveries     int
+	UnackedArrived int // deliveries of events whose publisher got no 200
+	Conns          int
+	NodesPerSub    map[string]int // subscriber → distinct nodes it read from
+
+	Duplicates int // deliveries of an event the subscriber already had
+	OutOfOrder int // deliveries below a sequence the subscriber had from that origin
+	Gaps       int // events a subscriber skipped: between two it got from one origin
+	Missing    int // (subscriber, acknowledged event) pairs that never arrived
+	NoOwnID    int // deliveries without an id line of their own
+	Resets     int // rumor.reset signals
+
 	Late            []lateDelivery
 	LateBy          map[string]int // "origin → delivering node: reason" → count
 	Problems        []string
@@ -93,8 +104,10 @@ func (r *report) OK() bool { return len(r.Problems) == 0 }
 
 // Summary is one line for logs and docs.
 func (r *report) Summary() string {
-	return fmt.Sprintf("%d publishes, %d acked, %d unacked (%d of their deliveries arrived); %d deliveries over %d connections; %d late; %d problems",
-		r.Published, r.Acked, r.Unacked, r.UnackedArrived, r.Deliveries, r.Conns, len(r.Late), len(r.Problems)+r.problemsDropped)
+	return fmt.Sprintf("%d publishes, %d acked, %d unacked (%d of their deliveries arrived); %d deliveries over %d connections; "+
+		"%d duplicates, %d out of order, %d skipped, %d acked never arrived, %d without an id line, %d resets, %d late; %d problems",
+		r.Published, r.Acked, r.Unacked, r.UnackedArrived, r.Deliveries, r.Conns,
+		r.Duplicates, r.OutOfOrder, r.Gaps, r.Missing, r.NoOwnID, r.Resets, len(r.Late), len(r.Problems)+r.problemsDropped)
 }
 
 func (r *report) String() string {
@@ -113,68 +126,111 @@ func (r *report) String() string {
 	return b.String()
 }
 
-// check holds the workload's records to rumor's promises:
-//   - every acknowledged event reaches every subscriber exactly once, with
-//     the id and data its publisher was given;
-//   - an unacknowledged event reaches a subscriber at most once;
-//   - each subscriber sees each origin's events in sequence order;
-//   - each subscriber sees events in ID order, the order every node
-//     delivers in, except the late events the policy expects;
-//   - no subscriber is told rumor.reset.
+// check holds the workload's records to rumor's promises, for each
+// subscriber:
+//   - every acknowledged event (the publisher got 200) arrives exactly
+//     once, with the data its publisher sent and the id it was given (an
+//     SSE id names the event by its part before the first '~'); an
+//     unacknowledged one at most once;
+//   - each origin's events arrive in sequence order, and with no gap from
+//     the first one the subscriber got: between two events of an origin,
+//     every event of that origin in between arrived too (sequences count
+//     an origin's events from 1 with no holes);
+//   - events arrive in ID order, except the late events the policy
+//     expects;
+//   - no rumor.reset arrives.
+//
+// Deliveries without an id line of their own are counted (NoOwnID).
 func check(pubs []publishRecord, subs []subscriberLog, pol checkPolicy) *report {
 	r := &report{NodesPerSub: map[string]int{}, LateBy: map[string]int{}}
-	byID := map[string]publishRecord{}
-	byData := map[string]publishRecord{}
-	origins := map[uint64]string{} // origin → node name
+	byID := map[string]publishRecord{}             // event id → its publish
+	byData := map[string]publishRecord{}           // data → its publish
+	bySeq := map[uint64]map[uint64]publishRecord{} // origin → seq → publish with that id
+	origins := map[uint64]string{}                 // origin → node name
 	for _, p := range pubs {
 		r.Published++
 		byData[p.Data] = p
+		eid := eventIDOf(p.ID)
+		id, err := parseEventID(eid)
 		if !p.acked() {
 			r.Unacked++
-			if p.ID != "" {
-				byID[p.ID] = p
+			if err == nil {
+				byID[eid] = p
+				if bySeq[id.Origin] == nil {
+					bySeq[id.Origin] = map[uint64]publishRecord{}
+				}
+				bySeq[id.Origin][id.Seq] = p
 			}
 			continue
 		}
 		r.Acked++
-		id, err := parseEventID(p.ID)
 		if err != nil {
 			r.problem("publish %s to %s: 200 with %v", p.Data, p.Node, err)
 			continue
 		}
-		if q, dup := byID[p.ID]; dup && q.acked() {
-			r.problem("publishes %s and %s were both given id %s", q.Data, p.Data, p.ID)
+		if q, dup := byID[eid]; dup && q.acked() {
+			r.problem("publishes %s and %s were both given id %s", q.Data, p.Data, eid)
 		}
-		byID[p.ID] = p
+		byID[eid] = p
+		if bySeq[id.Origin] == nil {
+			bySeq[id.Origin] = map[uint64]publishRecord{}
+		}
+		bySeq[id.Origin][id.Seq] = p
 		origins[id.Origin] = p.Node
 	}
+	// An origin is a node's incarnation: its harness name and the first
+	// hex digits of the incarnation tell restarts apart.
 	originName := func(o uint64) string {
 		if n, ok := origins[o]; ok {
-			return n
+			return fmt.Sprintf("%s@%06x", n, o>>40)
 		}
 		return fmt.Sprintf("%016x", o)
 	}
+	publishOf := func(p publishRecord) string {
+		if p.acked() {
+			return p.Data + ", acked"
+		}
+		return fmt.Sprintf("%s, unacked: %d %s", p.Data, p.Status, p.Err)
+	}
 
 	for _, s := range subs {
+		from := func(d delivery) string {
+			c := s.conn(d.Conn)
+			resume := c.Resume
+			if resume == "" {
+				resume = "none"
+			}
+			return fmt.Sprintf("conn %d from %s at %s (Last-Event-ID %s)", d.Conn, d.Node, d.At.Format("15:04:05.000"), resume)
+		}
 		for _, d := range s.Resets {
-			r.problem("%s: rumor.reset on conn %d from %s at %s: %s", s.Name, d.Conn, d.Node, d.At.Format("15:04:05.000"), d.Data)
+			r.Resets++
+			r.problem("%s: rumor.reset on %s: %s", s.Name, from(d), d.Data)
 		}
 		r.Conns += len(s.Conns)
 		nodes := map[string]bool{}
 		seen := map[string]delivery{}
+		got := map[uint64]map[uint64]delivery{} // origin → seq → delivery
 		lastSeq := map[uint64]uint64{}
 		var maxID eventID
 		var maxText string
 		for _, d := range s.Events {
 			r.Deliveries++
 			nodes[d.Node] = true
+			if !d.OwnID {
+				r.NoOwnID++
+			}
+			if d.ID == "" {
+				r.problem("%s: an event (%q) without any id, on %s", s.Name, d.Data, from(d))
+				continue
+			}
 			id, err := parseEventID(d.ID)
 			if err != nil {
-				r.problem("%s: conn %d from %s: %v", s.Name, d.Conn, d.Node, err)
+				r.problem("%s: %s: %v", s.Name, from(d), err)
 				continue
 			}
 			if first, dup := seen[d.ID]; dup {
-				r.problem("%s: duplicate %s (%s): conn %d from %s, again on conn %d from %s", s.Name, d.ID, d.Data, first.Conn, first.Node, d.Conn, d.Node)
+				r.Duplicates++
+				r.problem("%s: duplicate %s (%s, origin %s): first on %s, again on %s", s.Name, d.ID, d.Data, originName(id.Origin), from(first), from(d))
 				continue
 			}
 			seen[d.ID] = d
@@ -193,9 +249,14 @@ func check(pubs []publishRecord, subs []subscriberLog, pol checkPolicy) *report 
 				r.UnackedArrived++
 			}
 			if prev, ok := lastSeq[id.Origin]; ok && id.Seq <= prev {
-				r.problem("%s: origin %s sequence %x arrived after %x (conn %d from %s)", s.Name, originName(id.Origin), id.Seq, prev, d.Conn, d.Node)
+				r.OutOfOrder++
+				r.problem("%s: origin %s sequence %x (%s) arrived after %x, on %s", s.Name, originName(id.Origin), id.Seq, d.Data, prev, from(d))
 			}
 			lastSeq[id.Origin] = max(lastSeq[id.Origin], id.Seq)
+			if got[id.Origin] == nil {
+				got[id.Origin] = map[uint64]delivery{}
+			}
+			got[id.Origin][id.Seq] = d
 			if id.less(maxID) {
 				ld := lateDelivery{Subscriber: s.Name, ID: d.ID, Origin: originName(id.Origin), Node: d.Node,
 					Behind: maxID.Unix().Sub(id.Unix())}
@@ -204,7 +265,7 @@ func check(pubs []publishRecord, subs []subscriberLog, pol checkPolicy) *report 
 					reason, ok = pol.Late(id, d)
 				}
 				if !ok {
-					r.problem("%s: %s from %s arrived out of ID order, %v behind %s (conn %d from %s)", s.Name, d.ID, ld.Origin, ld.Behind, maxText, d.Conn, d.Node)
+					r.problem("%s: %s from %s arrived out of ID order, %v behind %s (%s)", s.Name, d.ID, ld.Origin, ld.Behind, maxText, from(d))
 				} else {
 					ld.Reason = reason
 					r.Late = append(r.Late, ld)
@@ -215,10 +276,33 @@ func check(pubs []publishRecord, subs []subscriberLog, pol checkPolicy) *report 
 			}
 		}
 		r.NodesPerSub[s.Name] = len(nodes)
+		// Gaps: per origin, every sequence between the lowest and the
+		// highest this subscriber got.
+		for o, m := range got {
+			seqs := slices.Sorted(maps.Keys(m))
+			for i := 1; i < len(seqs); i++ {
+				lo, hi := seqs[i-1], seqs[i]
+				if hi == lo+1 {
+					continue
+				}
+				r.Gaps += int(hi - lo - 1)
+				var what []string
+				for q := lo + 1; q < hi && len(what) < 4; q++ {
+					if p, ok := bySeq[o][q]; ok {
+						what = append(what, fmt.Sprintf("%x = %s", q, publishOf(p)))
+					} else {
+						what = append(what, fmt.Sprintf("%x = no publisher has its id", q))
+					}
+				}
+				r.problem("%s: origin %s: sequence %x..%x never arrived, between %x (%s) and %x (%s): %s", s.Name, originName(o),
+					lo+1, hi-1, lo, from(m[lo]), hi, from(m[hi]), strings.Join(what, "; "))
+			}
+		}
 		var missing []string
 		for _, p := range pubs {
 			if p.acked() {
-				if _, ok := seen[p.ID]; !ok {
+				if _, ok := seen[eventIDOf(p.ID)]; !ok {
+					r.Missing++
 					missing = append(missing, fmt.Sprintf("%s (%s on %s at %s)", p.ID, p.Data, p.Node, p.Done.Format("15:04:05.000")))
 				}
 			}
@@ -239,20 +323,34 @@ func TestCheck(t *testing.T) {
 	pub := func(i int, idText string) publishRecord {
 		return publishRecord{Publisher: "p", Node: fmt.Sprintf("n%d", i%2+1), Data: fmt.Sprintf("d%d", i), ID: idText, Status: 200}
 	}
-	// Two origins, interleaved in time: ID order is a1 b1 a2 b2.
-	a1, b1, a2, b2 := id(1, 0xa, 1), id(2, 0xb, 1), id(3, 0xa, 2), id(4, 0xb, 2)
-	pubs := []publishRecord{pub(0, a1), pub(1, b1), pub(2, a2), pub(3, b2)}
+	// Two origins, interleaved in time: ID order is a1 b1 a2 b2 a3 b3.
+	a1, b1, a2, b2, a3, b3 := id(1, 0xa, 1), id(2, 0xb, 1), id(3, 0xa, 2), id(4, 0xb, 2), id(5, 0xa, 3), id(6, 0xb, 3)
+	pubs := []publishRecord{pub(0, a1), pub(1, b1), pub(2, a2), pub(3, b2), pub(4, a3), pub(5, b3)}
+	// a2 answered 503 (stored, not acknowledged by a peer).
+	unackedA2 := slices.Clone(pubs)
+	unackedA2[2].Status = 503
+	unackedA3 := slices.Clone(pubs)
+	unackedA3[4].Status = 503
 	dl := func(ids ...string) []delivery {
 		var out []delivery
 		for _, x := range ids {
 			for _, p := range pubs {
 				if p.ID == x {
-					out = append(out, delivery{ID: x, Data: p.Data, Node: "n1", Conn: 1, At: time.Now()})
+					out = append(out, delivery{ID: x, SSEID: x, OwnID: true, Data: p.Data, Node: "n1", Conn: 1, At: time.Now()})
 				}
 			}
 		}
 		return out
 	}
+	all := dl(a1, b1, a2, b2, a3, b3)
+	// The same, with resume information after the ids.
+	tilde := dl(a1, b1, a2, b2, a3, b3)
+	for i := range tilde {
+		tilde[i].SSEID += fmt.Sprintf("~%d.a-%d.b", i, i)
+	}
+	// b2's id came as a ": late id:" comment.
+	comment := dl(a1, b1, a2, b2, a3, b3)
+	comment[3].OwnID, comment[3].SSEID = false, ""
 	anyLate := checkPolicy{Late: func(eventID, delivery) (string, bool) { return "expected", true }}
 	tests := []struct {
 		name   string
@@ -261,19 +359,27 @@ func TestCheck(t *testing.T) {
 		resets []delivery
 		pol    checkPolicy
 		want   string // a problem containing this; "" means none
-		late   int
+		count  func(*report) int
+		n      int // what count must return
 	}{
-		{"all in order", pubs, dl(a1, b1, a2, b2), nil, checkPolicy{}, "", 0},
-		{"gap", pubs, dl(a1, b1, b2), nil, checkPolicy{}, "1 acknowledged events never arrived", 0},
-		{"duplicate", pubs, dl(a1, b1, b1, a2, b2), nil, checkPolicy{}, "duplicate " + b1, 0},
-		{"id order", pubs, dl(a1, a2, b1, b2), nil, checkPolicy{}, b1 + " from n2 arrived out of ID order", 0},
-		{"expected late", pubs, dl(a1, a2, b1, b2), nil, anyLate, "", 1},
-		{"origin order", pubs, dl(a2, a1, b1, b2), nil, anyLate, "sequence 1 arrived after 2", 2},
-		{"reset", pubs, dl(a1, b1, a2, b2), []delivery{{Type: "rumor.reset", Data: "{}"}}, checkPolicy{}, "rumor.reset", 0},
-		{"wrong data", pubs, []delivery{{ID: a1, Data: "d1"}}, nil, checkPolicy{}, `carries "d1", its publisher sent "d0"`, 0},
-		{"unknown event", pubs[:1], []delivery{{ID: a1, Data: "d0"}, {ID: b1, Data: "zz"}}, nil, checkPolicy{}, "which nobody published", 0},
-		{"same id twice", append([]publishRecord{pub(9, a1)}, pubs...), dl(a1, b1, a2, b2), nil, checkPolicy{}, "were both given id", 0},
-		{"unacked may be missing", append([]publishRecord{{Data: "x", Status: 503}}, pubs...), dl(a1, b1, a2, b2), nil, checkPolicy{}, "", 0},
+		{"all in order", pubs, all, nil, checkPolicy{}, "", nil, 0},
+		{"resume information after the id", pubs, tilde, nil, checkPolicy{}, "", nil, 0},
+		{"gap", pubs, dl(a1, b1, b2, a3, b3), nil, checkPolicy{}, "sequence 2..2 never arrived, between 1 (conn 1 from n1", func(r *report) int { return r.Gaps }, 1},
+		{"gap of an acked event is missing too", pubs, dl(a1, b1, b2, a3, b3), nil, checkPolicy{}, "1 acknowledged events never arrived", func(r *report) int { return r.Missing }, 1},
+		{"gap of an unacknowledged event", unackedA2, dl(a1, b1, b2, a3, b3), nil, checkPolicy{}, "2 = d2, unacked: 503", func(r *report) int { return r.Gaps }, 1},
+		{"unacknowledged last event may be missing", unackedA3, dl(a1, b1, a2, b2, b3), nil, checkPolicy{}, "", nil, 0},
+		{"missing at the end", pubs, dl(a1, b1, a2, b2, a3), nil, checkPolicy{}, "1 acknowledged events never arrived, first: " + b3, func(r *report) int { return r.Gaps }, 0},
+		{"duplicate", pubs, dl(a1, b1, b1, a2, b2, a3, b3), nil, checkPolicy{}, "duplicate " + b1, func(r *report) int { return r.Duplicates }, 1},
+		{"id order", pubs, dl(a1, a2, b1, b2, a3, b3), nil, checkPolicy{}, b1 + " from n2@000000 arrived out of ID order", nil, 0},
+		{"expected late", pubs, dl(a1, a2, b1, b2, a3, b3), nil, anyLate, "", func(r *report) int { return len(r.Late) }, 1},
+		{"origin order", pubs, dl(a2, a1, b1, b2, a3, b3), nil, anyLate, "sequence 1 (d0) arrived after 2", func(r *report) int { return r.OutOfOrder }, 1},
+		{"no id line of its own", pubs, comment, nil, checkPolicy{}, "", func(r *report) int { return r.NoOwnID }, 1},
+		{"no id at all", pubs, []delivery{{Data: "d0", Node: "n1", Conn: 1}}, nil, checkPolicy{}, `an event ("d0") without any id`, nil, 0},
+		{"reset", pubs, all, []delivery{{Type: "rumor.reset", Data: "{}"}}, checkPolicy{}, "rumor.reset", func(r *report) int { return r.Resets }, 1},
+		{"wrong data", pubs, []delivery{{ID: a1, OwnID: true, Data: "d1"}}, nil, checkPolicy{}, `carries "d1", its publisher sent "d0"`, nil, 0},
+		{"unknown event", pubs[:1], []delivery{{ID: a1, OwnID: true, Data: "d0"}, {ID: b1, OwnID: true, Data: "zz"}}, nil, checkPolicy{}, "which nobody published", nil, 0},
+		{"same id twice", append([]publishRecord{pub(9, a1)}, pubs...), all, nil, checkPolicy{}, "were both given id", nil, 0},
+		{"unacked may be missing", append([]publishRecord{{Data: "x", Status: 503}}, pubs...), all, nil, checkPolicy{}, "", nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,8 +391,10 @@ func TestCheck(t *testing.T) {
 			case tt.want != "" && !strings.Contains(got, tt.want):
 				t.Errorf("check() problems:\n%s\nwant one containing %q", got, tt.want)
 			}
-			if len(r.Late) != tt.late {
-				t.Errorf("check() found %d late events, want %d", len(r.Late), tt.late)
+			if tt.count != nil {
+				if n := tt.count(r); n != tt.n {
+					t.Errorf("check() counted %d, want %d; summary: %s", n, tt.n, r.Summary())
+				}
 			}
 		})
 	}

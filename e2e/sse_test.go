@@ -10,10 +10,14 @@ import (
 
 // sseEvent is one dispatched Server-Sent Event.
 type sseEvent struct {
-	ID    string
-	HasID bool
-	Type  string // "message" when the event named none
-	Data  string
+	ID    string // the id field's value, whole (resume information included)
+	HasID bool   // the event had an id line of its own
+	// CommentID is set when the event's id came only as a ": late id: X"
+	// comment, as rumor once sent events older than the stream's newest:
+	// ID holds X and HasID stays false, as a browser's lastEventId would.
+	CommentID bool
+	Type      string // "message" when the event named none
+	Data      string
 }
 
 // sseReader parses text/event-stream the way EventSource does, as far as
@@ -54,10 +58,9 @@ func (r *sseReader) Next() (sseEvent, error) {
 			continue
 		}
 		if id, late := strings.CutPrefix(line, ": late id: "); late {
-			// rumor sends a late event's id as a comment, so that the
-			// browser's Last-Event-ID does not move backwards; HasID
-			// stays false, as the browser's last event id does.
-			ev.ID = id
+			// Not an id to EventSource; kept only so that the checker can
+			// name the event that came without an id line of its own.
+			ev.ID, ev.CommentID = id, true
 			continue
 		}
 		if strings.HasPrefix(line, ":") {
@@ -67,7 +70,7 @@ func (r *sseReader) Next() (sseEvent, error) {
 		value = strings.TrimPrefix(value, " ")
 		switch field {
 		case "id":
-			ev.ID, ev.HasID = value, true
+			ev.ID, ev.HasID, ev.CommentID = value, true, false
 		case "event":
 			ev.Type = value
 		case "data":
@@ -83,12 +86,16 @@ func TestSSEReader(t *testing.T) {
 		"id: a\ndata: one\n\n" +
 		"event: rumor.reset\ndata: {}\n\n" +
 		"id: b\r\ndata: two\r\ndata: lines\r\n\r\n" +
-		"id: c\ndata: cut off"
+		": late id: c\ndata: old\n\n" +
+		"id: d~1-2.3\ndata: resume info\n\n" +
+		"id: e\ndata: cut off"
 	r := newSSEReader(strings.NewReader(in))
 	want := []sseEvent{
 		{ID: "a", HasID: true, Type: "message", Data: "one"},
 		{Type: "rumor.reset", Data: "{}"},
 		{ID: "b", HasID: true, Type: "message", Data: "two\nlines"},
+		{ID: "c", CommentID: true, Type: "message", Data: "old"},
+		{ID: "d~1-2.3", HasID: true, Type: "message", Data: "resume info"},
 	}
 	for i, w := range want {
 		got, err := r.Next()

@@ -41,20 +41,54 @@ func (p publishRecord) acked() bool { return p.Status == http.StatusOK }
 
 // delivery is one event as a subscriber received it.
 type delivery struct {
-	ID   string
-	Type string
-	Data string
-	Node string // the node whose stream delivered it
-	Conn int    // the subscriber's connection number, from 1
-	At   time.Time
+	ID    string // the event id: the SSE id up to its first '~'
+	SSEID string // the id line's whole value, which a resume sends back
+	OwnID bool   // it came with an id line of its own
+	Type  string
+	Data  string
+	Node  string // the node whose stream delivered it
+	Conn  int    // the subscriber's connection number, from 1
+	At    time.Time
+}
+
+// eventIDOf returns the event id an SSE id names: the part before the
+// first '~' (what follows is resume information, opaque to clients).
+func eventIDOf(sseID string) string {
+	id, _, _ := strings.Cut(sseID, "~")
+	return id
+}
+
+// connRecord is one of a subscriber's connections.
+type connRecord struct {
+	N      int
+	Node   string
+	Resume string // the Last-Event-ID it sent; "" for none
+	Events int
+	End    string // why it ended
+}
+
+func (c connRecord) String() string {
+	resume := c.Resume
+	if resume == "" {
+		resume = "(none)"
+	}
+	return fmt.Sprintf("conn %d to %s, Last-Event-ID %s: %d events, ended: %s", c.N, c.Node, resume, c.Events, c.End)
 }
 
 // subscriberLog is everything one subscriber received, in order.
 type subscriberLog struct {
 	Name   string
-	Events []delivery // events with an id, in arrival order
-	Resets []delivery // rumor.reset signals
-	Conns  []string   // one line per connection, for failure reports
+	Events []delivery   // events, in arrival order
+	Resets []delivery   // rumor.reset signals
+	Conns  []connRecord // in order: Conns[i].N == i+1
+}
+
+// conn returns connection n's record, or one that says it is unknown.
+func (s subscriberLog) conn(n int) connRecord {
+	if n >= 1 && n <= len(s.Conns) && s.Conns[n-1].N == n {
+		return s.Conns[n-1]
+	}
+	return connRecord{N: n, Node: "?", Resume: "?"}
 }
 
 // workloadConfig shapes the clients that run while faults are injected.
@@ -94,11 +128,15 @@ type workload struct {
 
 type subscriber struct {
 	connected func() // called once its first stream is open
+	// moveTo, when not -1, is the node its next connection goes to.
+	moveTo atomic.Int32
 
-	mu    sync.Mutex
-	log   subscriberLog
-	seen  map[string]bool
-	nodes map[string]bool // nodes it received an event from
+	mu     sync.Mutex
+	log    subscriberLog
+	seen   map[string]bool
+	nodes  map[string]bool // nodes it received an event from
+	cancel context.CancelCauseFunc
+	open   int // the node of its open stream (headers received), or -1
 }
 
 func startWorkload(cfg workloadConfig) *workload {
@@ -111,7 +149,8 @@ func startWorkload(cfg workloadConfig) *workload {
 	w.subCtx, w.subCancel = context.WithCancel(context.Background())
 	var connected sync.WaitGroup
 	for i := range cfg.Subscribers {
-		s := &subscriber{log: subscriberLog{Name: fmt.Sprintf("s%d", i+1)}, seen: make(map[string]bool), nodes: make(map[string]bool)}
+		s := &subscriber{log: subscriberLog{Name: fmt.Sprintf("s%d", i+1)}, seen: make(map[string]bool), nodes: make(map[string]bool), open: -1}
+		s.moveTo.Store(-1)
 		s.connected = connected.Done
 		connected.Add(1)
 		w.subs = append(w.subs, s)
@@ -236,23 +275,32 @@ func (w *workload) subscribe(s *subscriber, first int) {
 	lastID := ""
 	node := first
 	for conn := 1; w.subCtx.Err() == nil; conn++ {
-		if conn > 1 && !w.frozen.Load() {
+		if m := s.moveTo.Swap(-1); m >= 0 {
+			node = int(m)
+		} else if conn > 1 && !w.frozen.Load() {
 			i, ok := w.readyNode(w.subCtx, node)
 			if !ok {
+				conn--
 				continue
 			}
 			node = i
 		}
 		stay := w.cfg.Stay[0] + rand.N(w.cfg.Stay[1]-w.cfg.Stay[0]+1)
+		rec := connRecord{N: conn, Node: w.cfg.Nodes[node].Name, Resume: lastID}
 		n, err := w.stream(s, node, conn, q, &lastID, stay)
+		rec.Events, rec.End = n, fmt.Sprint(err)
 		s.mu.Lock()
-		s.log.Conns = append(s.log.Conns, fmt.Sprintf("conn %d to %s: %d events, ended: %v, last id %s", conn, w.cfg.Nodes[node].Name, n, err, lastID))
+		s.log.Conns = append(s.log.Conns, rec)
+		s.open = -1
 		s.mu.Unlock()
 		sleep(w.subCtx, time.Duration(20+rand.N(100))*time.Millisecond)
 	}
 }
 
-var errStay = errors.New("stayed long enough: reconnecting elsewhere")
+var (
+	errStay = errors.New("stayed long enough: reconnecting elsewhere")
+	errMove = errors.New("told to move")
+)
 
 // idleTimeout ends a stream that received nothing, not even a heartbeat.
 const idleTimeout = 10 * time.Second
@@ -264,6 +312,12 @@ var errIdle = errors.New("nothing received for 10s")
 func (w *workload) stream(s *subscriber, node, conn int, query string, lastID *string, stay time.Duration) (int, error) {
 	ctx, cancel := context.WithCancelCause(w.subCtx)
 	defer cancel(nil)
+	s.mu.Lock()
+	s.cancel = cancel
+	s.mu.Unlock()
+	if s.moveTo.Load() >= 0 {
+		return 0, errMove // MoveAll came between the choice of node and here
+	}
 	var leave *time.Timer
 	leave = time.AfterFunc(stay, func() {
 		if w.frozen.Load() {
@@ -293,6 +347,9 @@ func (w *workload) stream(s *subscriber, node, conn int, query string, lastID *s
 		s.connected() // the hub registers the subscription before the headers go out
 		s.connected = nil
 	}
+	s.mu.Lock()
+	s.open = node
+	s.mu.Unlock()
 	r := newSSEReader(idleReader{resp.Body, idle})
 	count := 0
 	for {
@@ -303,13 +360,16 @@ func (w *workload) stream(s *subscriber, node, conn int, query string, lastID *s
 			}
 			return count, err
 		}
-		d := delivery{ID: ev.ID, Type: ev.Type, Data: ev.Data, Node: n.Name, Conn: conn, At: time.Now()}
+		d := delivery{ID: eventIDOf(ev.ID), OwnID: ev.HasID, Type: ev.Type, Data: ev.Data, Node: n.Name, Conn: conn, At: time.Now()}
+		if ev.HasID {
+			d.SSEID = ev.ID
+		}
 		s.mu.Lock()
-		if ev.Type == "rumor.reset" && !ev.HasID {
+		if ev.Type == "rumor.reset" && !ev.HasID && !ev.CommentID {
 			s.log.Resets = append(s.log.Resets, d)
 		} else {
 			s.log.Events = append(s.log.Events, d)
-			s.seen[ev.ID] = true
+			s.seen[d.ID] = true
 			s.nodes[n.Name] = true
 			count++
 		}
@@ -341,6 +401,21 @@ func (w *workload) Freeze() { w.frozen.Store(true) }
 // Thaw lets subscribers move again.
 func (w *workload) Thaw() { w.frozen.Store(false) }
 
+// MoveAll ends every subscriber's stream and resumes it on node i with its
+// Last-Event-ID, and waits up to timeout until every one has a stream open
+// there. It says whether they all did.
+func (w *workload) MoveAll(i int, timeout time.Duration) bool {
+	for _, s := range w.subs {
+		s.moveTo.Store(int32(i))
+		s.mu.Lock()
+		if s.cancel != nil {
+			s.cancel(errMove)
+		}
+		s.mu.Unlock()
+	}
+	return everySubscriber(w.subs, timeout, func(s *subscriber) bool { return s.moveTo.Load() < 0 && s.open == i })
+}
+
 // WaitDelivered waits up to timeout until every subscriber has every event
 // acknowledged so far.
 func (w *workload) WaitDelivered(timeout time.Duration) bool {
@@ -348,7 +423,7 @@ func (w *workload) WaitDelivered(timeout time.Duration) bool {
 	var acked []string
 	for _, p := range w.pubs {
 		if p.acked() {
-			acked = append(acked, p.ID)
+			acked = append(acked, eventIDOf(p.ID))
 		}
 	}
 	w.mu.Unlock()
