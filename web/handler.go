@@ -19,9 +19,25 @@ import (
 	"github.com/rumorhq/rumor/broker"
 )
 
+// Hub is what web needs of the broker; *broker.Hub is one. Its methods are
+// called from any goroutine.
+type Hub interface {
+	// Publish stores and fans out msgs, all or none: POST /channels/{channel}
+	// and POST /publish.
+	Publish(ctx context.Context, msgs []broker.Message, ack broker.Ack) (ids []broker.ID, replayed bool, err error)
+	// Subscribe registers a stream's subscription; the stream closes it.
+	Subscribe(req broker.SubscribeRequest) (*broker.Subscription, error)
+	// Channels lists the active channels: GET /channels and the UI.
+	Channels() []broker.ChannelInfo
+	// Stats returns the counters behind /metrics and the UI's node view.
+	Stats() broker.Stats
+}
+
+var _ Hub = (*broker.Hub)(nil)
+
 // Options configures a Handler. Zero values mean the documented defaults.
 type Options struct {
-	Hub           *broker.Hub
+	Hub           Hub
 	Cluster       Cluster              // nil: single node
 	PeerTLS       *tls.Config          // non-nil: the UI's cluster view asks peers over HTTPS with it (every node serves TLS)
 	Ready         func() error         // extra readiness check (joined and caught up); nil means always ready
@@ -55,7 +71,7 @@ type Options struct {
 // Handler serves rumor's HTTP API. Create it with NewHandler.
 type Handler struct {
 	opts    Options
-	hub     *broker.Hub
+	hub     Hub
 	log     *slog.Logger
 	mux     http.Handler // the public face: everything, or without the views when AdminAddr is set
 	admin   http.Handler // everything: the admin listener's face

@@ -290,8 +290,9 @@ func TestPeerAckFailure(t *testing.T) {
 }
 
 func TestRecoverer(t *testing.T) {
-	h := NewHandler(Options{Hub: broker.NewHub(broker.Options{})})
-	t.Cleanup(h.hub.Close)
+	hub := broker.NewHub(broker.Options{})
+	t.Cleanup(hub.Close)
+	h := NewHandler(Options{Hub: hub})
 	rec := httptest.NewRecorder()
 	h.recoverer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })).
 		ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
