@@ -42,7 +42,10 @@ func BenchmarkFanout(b *testing.B) {
 		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
 			hub := broker.NewHub(broker.Options{HistorySize: -1, QueueSize: 1 << 20})
 			defer hub.Close()
-			h := NewHandler(Options{Hub: hub})
+			h, err := NewHandler(Options{Hub: hub})
+			if err != nil {
+				b.Fatal(err)
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
 			defer wg.Wait()

@@ -15,7 +15,10 @@ import (
 func ExampleNewHandler() {
 	hub := broker.NewHub(broker.Options{})
 	defer hub.Close()
-	h := web.NewHandler(web.Options{Hub: hub, NodeName: "example"})
+	h, err := web.NewHandler(web.Options{Hub: hub, NodeName: "example"})
+	if err != nil {
+		panic(err)
+	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	defer h.CloseStreams(context.Background())

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -95,25 +97,29 @@ type Handler struct {
 }
 
 // NewHandler returns the HTTP handler for o.Hub. It registers its metrics
-// with o.Registry, so one registry serves one Handler; it panics if they are
-// registered there already or if o.Hub is nil. Publishes and HTTP/2 streams
-// run on the http.Server's goroutines. An HTTP/1.1 stream takes its
-// connection over once its headers are written, so that net/http's
-// per-connection memory is freed, and runs on two goroutines of its own (a
-// writer, and a reader that notices the client leave); CloseStreams waits
-// for them. It also panics on invalid CORSOrigins or
-// TrustedProxies, which cmd validates first (see CanonicalOrigin).
-func NewHandler(o Options) *Handler {
+// with o.Registry, so one registry serves one Handler. It returns every
+// problem with o at once: no Hub, invalid CORSOrigins or TrustedProxies
+// (cmd checks those first, see CanonicalOrigin), metrics already
+// registered. Publishes and HTTP/2 streams run on the http.Server's
+// goroutines. An HTTP/1.1 stream takes its connection over once its headers
+// are written, so that net/http's per-connection memory is freed, and runs
+// on two goroutines of its own (a writer, and a reader that notices the
+// client leave); CloseStreams waits for them.
+func NewHandler(o Options) (*Handler, error) {
+	var errs []error
 	if o.Hub == nil {
-		panic("web: Options.Hub is nil")
+		errs = append(errs, errors.New("no hub"))
 	}
 	cors, err := newCORS(o.CORSOrigins)
 	if err != nil {
-		panic("web: " + err.Error())
+		errs = append(errs, err)
 	}
 	proxies, err := parsePrefixes(o.TrustedProxies)
 	if err != nil {
-		panic("web: " + err.Error())
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
 	}
 	o.Heartbeat = cmp.Or(o.Heartbeat, 15*time.Second)
 	o.Retry = cmp.Or(o.Retry, 2*time.Second)
@@ -141,8 +147,12 @@ func NewHandler(o Options) *Handler {
 		proxies: proxies,
 	}
 	h.batches.New = func() any { return new(batch) }
-	h.metrics = newMetrics(o.Registry, h)
-	h.sec = newSecurity(o.Registry, h.metrics)
+	if h.metrics, err = newMetrics(o.Registry, h); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	if h.sec, err = newSecurity(o.Registry, h.metrics); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
 	if o.Cluster != nil {
 		h.members = &membership{cluster: o.Cluster}
 	}
@@ -152,7 +162,7 @@ func NewHandler(o Options) *Handler {
 	if o.AdminAddr != "" {
 		h.mux = h.routes(false, ui)
 	}
-	return h
+	return h, nil
 }
 
 // routes builds the router. With views false it serves what clients need

@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rumorhq/rumor/broker"
 )
 
@@ -314,7 +315,10 @@ func TestHeartbeat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hub := broker.NewHub(broker.Options{})
 		defer hub.Close()
-		h := NewHandler(Options{Hub: hub, Heartbeat: 10 * time.Second, NodeName: "hb"})
+		h, err := NewHandler(Options{Hub: hub, Heartbeat: 10 * time.Second, NodeName: "hb"})
+		if err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		w := &memWriter{header: make(http.Header)}
 		done := make(chan struct{})
@@ -410,4 +414,25 @@ func TestMethodAndPath(t *testing.T) {
 			{"GET", "/", 404, ""},
 		})
 	})
+}
+
+// NewHandler reports every problem with its options at once, as an error,
+// and a second Handler on one registry is refused rather than a panic.
+func TestNewHandlerErrors(t *testing.T) {
+	_, err := NewHandler(Options{CORSOrigins: []string{"app.example.com"}, TrustedProxies: []string{"10.0.0.0/33"}})
+	for _, want := range []string{"no hub", `CORS origin "app.example.com"`, `trusted proxy "10.0.0.0/33"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("NewHandler with bad options = %v, want an error saying %s", err, want)
+		}
+	}
+
+	hub := broker.NewHub(broker.Options{})
+	defer hub.Close()
+	reg := prometheus.NewRegistry()
+	if _, err := NewHandler(Options{Hub: hub, Registry: reg}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := NewHandler(Options{Hub: hub, Registry: reg}); err == nil || h != nil {
+		t.Errorf("a second Handler on one registry = %v, %v; want an error", h, err)
+	}
 }

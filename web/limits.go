@@ -24,7 +24,7 @@ type security struct {
 	clients map[string]int // open streams by client address
 }
 
-func newSecurity(reg prometheus.Registerer, m *metrics) *security {
+func newSecurity(reg prometheus.Registerer, m *metrics) (*security, error) {
 	s := &security{
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rumor_auth_failures_total",
@@ -35,14 +35,16 @@ func newSecurity(reg prometheus.Registerer, m *metrics) *security {
 	for _, r := range []string{auth.ReasonMissing, auth.ReasonInvalid, auth.ReasonExpired, auth.ReasonForbidden} {
 		s.authFailures.WithLabelValues(r)
 	}
-	reg.MustRegister(s.authFailures)
+	if err := register(reg, s.authFailures); err != nil {
+		return nil, err
+	}
 	// web's own counters get the reasons the security code adds.
 	m.streamsRejected.WithLabelValues(rejectClientLimit)
 	m.streamsEnded.WithLabelValues(endExpired)
 	for _, r := range []string{"unauthorized", "forbidden", "rate_limited"} {
 		m.publishErrors.WithLabelValues(r)
 	}
-	return s
+	return s, nil
 }
 
 // rejectClientLimit labels streams refused because their client address

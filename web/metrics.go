@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -22,11 +23,11 @@ type metrics struct {
 	deliveryLatency prometheus.Histogram
 }
 
-// newMetrics registers web's metrics with reg. It panics if they are
+// newMetrics registers web's metrics with reg. It fails if they are
 // already registered there (two Handlers sharing one registry); the go and
 // process collectors may have been registered by someone else and are
 // skipped then.
-func newMetrics(reg *prometheus.Registry, h *Handler) *metrics {
+func newMetrics(reg *prometheus.Registry, h *Handler) (*metrics, error) {
 	m := &metrics{
 		streamsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rumor_streams_rejected_total",
@@ -70,7 +71,7 @@ func newMetrics(reg *prometheus.Registry, h *Handler) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rumor_" + name, Help: help},
 			func() float64 { return float64(f(hub.Stats())) })
 	}
-	reg.MustRegister(
+	if err := register(reg,
 		m.streamsRejected, m.streamsEnded, m.publishErrors, m.publishDuration, m.deliveryLatency,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rumor_streams_open", Help: "Open SSE streams on this node."},
 			func() float64 { return float64(h.openStreams()) }),
@@ -102,10 +103,14 @@ func newMetrics(reg *prometheus.Registry, h *Handler) *metrics {
 			func(s broker.Stats) int64 { return int64(s.Channels) }),
 		gauge("peers", "Peers the delivery order waits for.",
 			func(s broker.Stats) int64 { return int64(s.Peers) }),
-	)
+	); err != nil {
+		return nil, err
+	}
 	if a := h.opts.Auth; a != nil {
 		// rumor_auth_key_reloads_total, for keys that rotate.
-		reg.MustRegister(a.Collectors()...)
+		if err := register(reg, a.Collectors()...); err != nil {
+			return nil, err
+		}
 	}
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
@@ -113,11 +118,25 @@ func newMetrics(reg *prometheus.Registry, h *Handler) *metrics {
 	} {
 		var dup prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &dup) {
-			panic(err)
+			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	return m
+	return m, nil
+}
+
+// register registers cs with reg and says which could not be.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	var errs []error
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	return nil
 }
 
 // observePublish records a publish request that started at start.

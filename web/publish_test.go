@@ -292,7 +292,10 @@ func TestPeerAckFailure(t *testing.T) {
 func TestRecoverer(t *testing.T) {
 	hub := broker.NewHub(broker.Options{})
 	t.Cleanup(hub.Close)
-	h := NewHandler(Options{Hub: hub})
+	h, err := NewHandler(Options{Hub: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec := httptest.NewRecorder()
 	h.recoverer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })).
 		ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))

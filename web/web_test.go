@@ -45,7 +45,10 @@ func startServer(tb testing.TB, ho broker.Options, o Options, start func(http.Ha
 		o.NodeName = "test-node"
 	}
 	o.Registry = prometheus.NewRegistry()
-	h := NewHandler(o)
+	h, err := NewHandler(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	ts := &testServer{Server: start(h), hub: hub, h: h, reg: o.Registry}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

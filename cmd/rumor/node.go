@@ -156,7 +156,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 		wo.Ready = n.cluster.Ready
 		wo.NodeName = n.cluster.Self()
 	}
-	n.web = web.NewHandler(wo)
+	if n.web, err = web.NewHandler(wo); err != nil {
+		return nil, err
+	}
 
 	// pprof goes where the views go: the admin listener when there is one.
 	var public, admin http.Handler = n.web, nil
