@@ -134,9 +134,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, e *auth.Error) 
 // refusePublish is refuse for a publish, which rumor_publish_errors_total
 // counts too.
 func (h *Handler) refusePublish(w http.ResponseWriter, r *http.Request, e *auth.Error) {
-	reason := "unauthorized"
+	reason := publishUnauthorized
 	if e.Status == http.StatusForbidden {
-		reason = "forbidden"
+		reason = publishForbidden
 	}
 	h.metrics.publishErrors.WithLabelValues(reason).Inc()
 	skipBody(w, r) // a refused publisher's body is never read

@@ -40,18 +40,24 @@ func writeUnavailable(w http.ResponseWriter, body errorBody) {
 	writeJSON(w, http.StatusServiceUnavailable, body)
 }
 
-// statusOf maps a broker error to its HTTP status: the client's mistakes
-// are 400, a closing hub 503, anything else 500.
-func statusOf(err error) int {
+// classify is the one place that says what a failed request's error
+// means: its HTTP status and its reason for rumor_publish_errors_total.
+// The client's mistakes (a requestError, a broker validation error) are
+// 400, or 413 when too large; a closing hub is 503; anything else is 500.
+func classify(err error) (status int, reason string) {
+	var reqErr requestError
 	switch {
-	case errors.Is(err, broker.ErrBadChannel), errors.Is(err, broker.ErrBadPattern),
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge, publishTooLarge
+	case errors.As(err, &reqErr),
+		errors.Is(err, broker.ErrBadChannel), errors.Is(err, broker.ErrBadPattern),
 		errors.Is(err, broker.ErrBadType), errors.Is(err, broker.ErrBadData),
 		errors.Is(err, broker.ErrBadID):
-		return http.StatusBadRequest
+		return http.StatusBadRequest, publishBadRequest
 	case errors.Is(err, broker.ErrClosed):
-		return http.StatusServiceUnavailable
+		return http.StatusServiceUnavailable, publishUnavailable
 	default:
-		return http.StatusInternalServerError
+		return http.StatusInternalServerError, publishInternal
 	}
 }
 

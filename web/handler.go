@@ -308,9 +308,9 @@ func (h *Handler) register(s *stream) (reason string, ok bool) {
 	defer h.mu.Unlock()
 	switch {
 	case h.closing || h.draining.Load():
-		return "draining", false
+		return rejectDraining, false
 	case len(h.streams) >= h.opts.MaxStreams:
-		return "limit", false
+		return rejectLimit, false
 	}
 	h.streams[s] = struct{}{}
 	return "", true

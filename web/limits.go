@@ -41,15 +41,11 @@ func newSecurity(reg prometheus.Registerer, m *metrics) (*security, error) {
 	// web's own counters get the reasons the security code adds.
 	m.streamsRejected.WithLabelValues(rejectClientLimit)
 	m.streamsEnded.WithLabelValues(endExpired)
-	for _, r := range []string{"unauthorized", "forbidden", "rate_limited"} {
+	for _, r := range []string{publishUnauthorized, publishForbidden, publishRateLimited} {
 		m.publishErrors.WithLabelValues(r)
 	}
 	return s, nil
 }
-
-// rejectClientLimit labels streams refused because their client address
-// holds MaxStreamsPerClient already.
-const rejectClientLimit = "client_limit"
 
 // clientAddr returns the address limits count a client by: the TCP peer,
 // or when the peer is one of Options.TrustedProxies, the right-most
@@ -162,7 +158,7 @@ func (h *Handler) publishLimit() func(http.Handler) http.Handler {
 		}),
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			skipBody(w, r)
-			h.metrics.publishErrors.WithLabelValues("rate_limited").Inc()
+			h.metrics.publishErrors.WithLabelValues(publishRateLimited).Inc()
 			// httprate sets Retry-After to the window in whole seconds: at
 			// least 1, so that a sub-second window is not read as "now".
 			if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 {

@@ -52,13 +52,13 @@ func newMetrics(reg *prometheus.Registry, h *Handler) (*metrics, error) {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 	}
-	for _, r := range []string{"limit", "draining", endClosed} {
+	for _, r := range []string{rejectLimit, rejectDraining, endClosed} {
 		m.streamsRejected.WithLabelValues(r)
 	}
 	for _, r := range []string{endClient, endWrite, endSlow, endShutdown, endClosed} {
 		m.streamsEnded.WithLabelValues(r)
 	}
-	for _, r := range []string{"bad_request", "too_large", "overload", "draining", "peer_ack", "unavailable", "internal"} {
+	for _, r := range []string{publishBadRequest, publishTooLarge, publishOverload, publishDraining, publishPeerAck, publishUnavailable, publishInternal} {
 		m.publishErrors.WithLabelValues(r)
 	}
 

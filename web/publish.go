@@ -38,6 +38,20 @@ type batchItem struct {
 	Data    string `json:"data"`
 }
 
+// Why publishes failed, for rumor_publish_errors_total.
+const (
+	publishBadRequest   = "bad_request"  // 400: the request is wrong
+	publishTooLarge     = "too_large"    // 413: over MaxEventBytes or the batch body limit
+	publishOverload     = "overload"     // 503: MaxPublishes in flight
+	publishDraining     = "draining"     // 503: the node is draining
+	publishPeerAck      = "peer_ack"     // 503: stored here, no peer acknowledged it
+	publishUnavailable  = "unavailable"  // 503: the hub closed
+	publishInternal     = "internal"     // 500
+	publishUnauthorized = "unauthorized" // 401: no valid token
+	publishForbidden    = "forbidden"    // 403: no grant for the channel
+	publishRateLimited  = "rate_limited" // 429: over PublishRate
+)
+
 // errTooLarge is a publish over the size limits: 413.
 var errTooLarge = errors.New("too large")
 
@@ -339,14 +353,14 @@ func bodyError(err error) error {
 func (h *Handler) admitPublish(w http.ResponseWriter, r *http.Request) bool {
 	if h.draining.Load() {
 		skipBody(w, r)
-		h.metrics.publishErrors.WithLabelValues("draining").Inc()
+		h.metrics.publishErrors.WithLabelValues(publishDraining).Inc()
 		writeUnavailable(w, errorBody{Error: "node is draining: publish to another node"})
 		return false
 	}
 	if h.inflight.Add(1) > int64(h.opts.MaxPublishes) {
 		h.inflight.Add(-1)
 		skipBody(w, r)
-		h.metrics.publishErrors.WithLabelValues("overload").Inc()
+		h.metrics.publishErrors.WithLabelValues(publishOverload).Inc()
 		writeUnavailable(w, errorBody{Error: "too many publishes in flight"})
 		return false
 	}
@@ -358,7 +372,7 @@ func (h *Handler) admitPublish(w http.ResponseWriter, r *http.Request) bool {
 // with the same Idempotency-Key returns the same ids.
 func (h *Handler) publishError(w http.ResponseWriter, err error, ids []broker.ID) {
 	if len(ids) > 0 {
-		h.metrics.publishErrors.WithLabelValues("peer_ack").Inc()
+		h.metrics.publishErrors.WithLabelValues(publishPeerAck).Inc()
 		body := errorBody{Error: err.Error()}
 		if len(ids) == 1 {
 			body.ID = ids[0].String()
@@ -370,21 +384,16 @@ func (h *Handler) publishError(w http.ResponseWriter, err error, ids []broker.ID
 		writeUnavailable(w, body)
 		return
 	}
-	var reqErr requestError
-	switch status := statusOf(err); {
-	case errors.Is(err, errTooLarge):
-		h.metrics.publishErrors.WithLabelValues("too_large").Inc()
-		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
-	case errors.As(err, &reqErr) || status == http.StatusBadRequest:
-		h.metrics.publishErrors.WithLabelValues("bad_request").Inc()
-		writeError(w, http.StatusBadRequest, err.Error())
-	case status == http.StatusServiceUnavailable:
-		h.metrics.publishErrors.WithLabelValues("unavailable").Inc()
+	status, reason := classify(err)
+	h.metrics.publishErrors.WithLabelValues(reason).Inc()
+	switch status {
+	case http.StatusServiceUnavailable:
 		writeUnavailable(w, errorBody{Error: err.Error()})
-	default:
-		h.metrics.publishErrors.WithLabelValues("internal").Inc()
+	case http.StatusInternalServerError:
 		h.log.Error("publish failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "publish failed")
+		writeError(w, status, "publish failed")
+	default:
+		writeError(w, status, err.Error())
 	}
 }
 

@@ -35,6 +35,14 @@ const (
 	endExpired  = "expired"  // the stream's token expired
 )
 
+// Why streams were refused, for rumor_streams_rejected_total; a closed hub
+// is endClosed.
+const (
+	rejectLimit       = "limit"        // MaxStreams open on this node
+	rejectClientLimit = "client_limit" // MaxStreamsPerClient open from the client's address
+	rejectDraining    = "draining"     // the node is draining
+)
+
 // stream is one open SSE response. One goroutine writes it: the request's
 // handler goroutine, or once an HTTP/1.1 stream has taken its connection
 // over (detach), the goroutine the handler started for it.
@@ -112,7 +120,8 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, broker.ErrClosed) {
 			h.shed(w, r, endClosed)
 		} else {
-			writeError(w, statusOf(err), err.Error())
+			status, _ := classify(err)
+			writeError(w, status, err.Error())
 		}
 		return
 	}
@@ -380,7 +389,7 @@ func (h *Handler) shed(w http.ResponseWriter, r *http.Request, reason string) {
 	h.metrics.streamsRejected.WithLabelValues(reason).Inc()
 	retry, why := jitter(h.opts.Retry, 5*time.Second), "node shutting down: reconnect"
 	switch reason {
-	case "limit":
+	case rejectLimit:
 		retry, why = jitter(5*time.Second, 10*time.Second), "too many streams on this node: retry later"
 	case rejectClientLimit:
 		retry, why = jitter(5*time.Second, 10*time.Second), "too many streams from your address: retry later"
