@@ -2,13 +2,13 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,20 +16,18 @@ import (
 	"time"
 )
 
-// defaultServer is where publish and subscribe go without --server or
-// RUMOR_SERVER: `rumor serve` with its defaults.
-const defaultServer = "http://localhost:8080"
-
 // runPublish is `rumor publish`: POST /channels/{channel} with DATA (or
 // stdin) as the body, and the server's JSON answer on stdout.
 func runPublish(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rumor publish", flag.ContinueOnError)
-	server := fs.String("server", cmp.Or(getenv("RUMOR_SERVER"), defaultServer), "rumor node's base URL (env RUMOR_SERVER)")
+	server := newServerFlag(getenv)
+	fs.Var(server, "server", "rumor node's base `URL`; repeat it or give a comma-separated list to fall back on the next when one cannot be reached (env RUMOR_SERVER)")
 	event := fs.String("event", "", "SSE event type; empty means the default \"message\"")
 	key := fs.String("idempotency-key", "", "Idempotency-Key: a retry with the same key returns the first publish's id")
+	keepNewline := fs.Bool("keep-newline", false, "publish standard input as is; without it one trailing newline (\\n or \\r\\n, as echo adds) is removed")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: rumor publish [flags] CHANNEL [DATA]\n\nPublishes DATA (or standard input when DATA is absent) to CHANNEL and prints\nthe server's answer.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: rumor publish [flags] CHANNEL [DATA]\n\nPublishes DATA (or standard input when DATA is absent, without its one\ntrailing newline) to CHANNEL and prints the server's answer.\n\nFlags:\n")
 		printFlags(fs)
 	}
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
@@ -40,39 +38,49 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 		fs.Usage()
 		return errors.New("publish: want CHANNEL [DATA]")
 	}
-	base, err := parseServer(*server)
+	bases, err := server.URLs()
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	var body io.Reader
+	var data []byte
 	if fs.NArg() == 2 {
-		body = strings.NewReader(fs.Arg(1))
+		data = []byte(fs.Arg(1))
 	} else {
 		// Read it all first: a request body that fails half-way through
 		// must not become half an event.
-		data, err := io.ReadAll(os.Stdin)
-		if err != nil {
+		if data, err = io.ReadAll(os.Stdin); err != nil {
 			return fmt.Errorf("publish: read stdin: %w", err)
 		}
-		body = bytes.NewReader(data)
-	}
-	u := base.JoinPath("channels", fs.Arg(0))
-	if *event != "" {
-		u.RawQuery = url.Values{"event": {*event}}.Encode()
+		if !*keepNewline {
+			data = trimNewline(data)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), body)
-	if err != nil {
-		return fmt.Errorf("publish: %w", err)
-	}
-	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-	if *key != "" {
-		req.Header.Set("Idempotency-Key", *key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("publish: %w", err)
+	var resp *http.Response
+	for i, base := range bases {
+		u := base.JoinPath("channels", fs.Arg(0))
+		if *event != "" {
+			u.RawQuery = url.Values{"event": {*event}}.Encode()
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(data))
+		if err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		if *key != "" {
+			req.Header.Set("Idempotency-Key", *key)
+		}
+		resp, err = http.DefaultClient.Do(req)
+		if err == nil {
+			break
+		}
+		// Only a server that was never reached is safe to replace: one
+		// that was may have published the event.
+		if !isDialError(err) || i == len(bases)-1 {
+			return fmt.Errorf("publish: %w", err)
+		}
+		fmt.Fprintf(stderr, "rumor publish: %v; trying %s\n", err, bases[i+1].Redacted())
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -86,13 +94,22 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	return err
 }
 
-// parseServer checks a --server URL.
-func parseServer(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--server %q: want a URL like %s", s, defaultServer)
+// trimNewline removes one trailing "\n" or "\r\n": the one `echo` and
+// most editors end input with, which would otherwise become an empty last
+// data: line.
+func trimNewline(b []byte) []byte {
+	if b, ok := bytes.CutSuffix(b, []byte("\n")); ok {
+		b, _ = bytes.CutSuffix(b, []byte("\r"))
+		return b
 	}
-	return u, nil
+	return b
+}
+
+// isDialError reports whether err is a failure to connect, before any
+// byte of the request was sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // serverError is the text of an error answer: {"error": "..."} or, from

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -65,5 +66,47 @@ func TestPublishUsage(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"help", "publish"}, env(nil), &out, io.Discard); err != nil || !strings.Contains(out.String(), "--idempotency-key") {
 		t.Errorf("rumor help publish = %v, %q; want the flags", err, out.String())
+	}
+}
+
+// `echo hello | rumor publish demo` publishes "hello": one trailing newline
+// from standard input goes, unless --keep-newline. Run as a process, with
+// a real stdin. A server that cannot be reached is skipped for the next.
+func TestPublishStdin(t *testing.T) {
+	t.Parallel()
+	bin := binary.get(t)
+	bodies := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies <- string(b)
+		io.WriteString(w, `{"id":"X","channel":"demo"}`)
+	}))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, c := range []struct {
+		stdin string
+		flags []string
+		want  string
+	}{
+		{"hello\n", nil, "hello"},
+		{"hello\r\n", nil, "hello"},
+		{"two\nlines\n\n", nil, "two\nlines\n"},
+		{"no newline", nil, "no newline"},
+		{"hello\n", []string{"--keep-newline"}, "hello\n"},
+	} {
+		cmd := exec.Command(bin, append(append([]string{"publish", "--server", closed.URL + "," + srv.URL}, c.flags...), "demo")...)
+		cmd.Stdin = strings.NewReader(c.stdin)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if out, err := cmd.Output(); err != nil {
+			t.Fatalf("rumor publish %v < %q: %v, %q\n%s", c.flags, c.stdin, err, out, stderr.String())
+		}
+		if got := <-bodies; got != c.want {
+			t.Errorf("rumor publish %v < %q published %q, want %q", c.flags, c.stdin, got, c.want)
+		}
+		if !strings.Contains(stderr.String(), "trying "+srv.URL) {
+			t.Errorf("stderr %q does not say it moved on to %s", stderr.String(), srv.URL)
+		}
 	}
 }

@@ -25,7 +25,8 @@ import (
 // Last-Event-ID for as long as ctx lasts.
 func runSubscribe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rumor subscribe", flag.ContinueOnError)
-	server := fs.String("server", cmp.Or(getenv("RUMOR_SERVER"), defaultServer), "rumor node's base URL (env RUMOR_SERVER)")
+	server := newServerFlag(getenv)
+	fs.Var(server, "server", "rumor node's base `URL`; repeat it or give a comma-separated list, and a failed or ended stream resumes on the next one (env RUMOR_SERVER)")
 	lastID := fs.String("last-event-id", "", "resume after this event id")
 	asJSON := fs.Bool("json", false, `print one JSON object per event: {"id","event","data"}`)
 	retry := fs.Duration("retry", time.Second, "first reconnection delay until the server sends retry:")
@@ -33,7 +34,7 @@ func runSubscribe(ctx context.Context, args []string, getenv func(string) string
 	idle := fs.Duration("idle-timeout", time.Minute, "reconnect when nothing (not even a heartbeat) arrives for this long")
 	maxEvent := fs.String("max-event-bytes", "16MiB", "largest event accepted, a `size` in bytes, KiB, MiB or GiB; keep it above the server's --max-event-bytes")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: rumor subscribe [flags] CHANNEL...\n\nPrints the events of the channels and patterns (orders.*, orders.>) given,\nand reconnects forever, resuming with Last-Event-ID. A rumor.reset signal\n(events were missed) is printed to stderr.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: rumor subscribe [flags] CHANNEL...\n\nPrints the events of the channels and patterns (orders.*, orders.>) given,\nand reconnects forever, resuming with Last-Event-ID; with several servers\nit moves to the next one whenever a stream fails or ends. A rumor.reset\nsignal (events were missed) is printed to stderr.\n\nFlags:\n")
 		printFlags(fs)
 	}
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
@@ -43,7 +44,7 @@ func runSubscribe(ctx context.Context, args []string, getenv func(string) string
 	if fs.NArg() == 0 {
 		errs = append(errs, errors.New("want at least one CHANNEL"))
 	}
-	base, err := parseServer(*server)
+	bases, err := server.URLs()
 	errs = append(errs, err)
 	if *retry < 0 || *maxRetry <= 0 || *idle <= 0 {
 		errs = append(errs, errors.New("--retry must not be negative, --max-retry and --idle-timeout must be positive"))
@@ -55,18 +56,23 @@ func runSubscribe(ctx context.Context, args []string, getenv func(string) string
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
-	u := base.JoinPath("events")
-	u.RawQuery = url.Values{"channel": fs.Args()}.Encode()
+	query := url.Values{"channel": fs.Args()}.Encode()
+	var urls []string
+	for _, base := range bases {
+		u := base.JoinPath("events")
+		u.RawQuery = query
+		urls = append(urls, u.String())
+	}
 
 	tr := newClientTransport()
 	defer tr.CloseIdleConnections()
 	s := &subscriber{
-		url:      u.String(),
+		urls:     urls,
 		client:   &http.Client{Transport: tr},
 		lastID:   *lastID,
 		maxEvent: int(limit),
 		idle:     *idle,
-		backoff:  reconnectBackoff{initial: *retry, max: *maxRetry, server: -1},
+		backoff:  reconnectBackoff{initial: *retry, max: *maxRetry, server: -1, servers: len(urls)},
 		json:     *asJSON,
 		out:      stdout,
 		notice:   stderr,
@@ -88,7 +94,8 @@ func newClientTransport() *http.Transport {
 // subscriber is one `rumor subscribe`: a loop of connections that resume
 // where the last one ended.
 type subscriber struct {
-	url      string
+	urls     []string // the servers' /events URLs, tried in turn
+	cur      int      // the one connected to, or tried next
 	client   *http.Client
 	lastID   string // resume position, sent as Last-Event-ID
 	maxEvent int
@@ -128,6 +135,11 @@ func (s *subscriber) run(ctx context.Context) error {
 		if s.lastID != "" {
 			resume = " after " + s.lastID
 		}
+		// The node may be gone or draining: resume on the next one.
+		if len(s.urls) > 1 {
+			s.cur = (s.cur + 1) % len(s.urls)
+			resume += " on " + s.urls[s.cur]
+		}
 		if err == nil {
 			fmt.Fprintf(s.notice, "rumor subscribe: stream ended; resuming%s in %v\n", resume, d.Round(time.Millisecond))
 		} else {
@@ -151,7 +163,7 @@ func (s *subscriber) connect(ctx context.Context) error {
 	watchdog := time.AfterFunc(s.idle, func() { cancel(errIdle) })
 	defer watchdog.Stop()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.urls[s.cur], nil)
 	if err != nil {
 		return permanent{err}
 	}
@@ -174,7 +186,7 @@ func (s *subscriber) connect(ctx context.Context) error {
 		return err
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
-		return permanent{fmt.Errorf("%s answered %q, not an event stream", s.url, resp.Header.Get("Content-Type"))}
+		return permanent{fmt.Errorf("%s answered %q, not an event stream", s.urls[s.cur], resp.Header.Get("Content-Type"))}
 	}
 
 	r := newEventReader(idleReader{resp.Body, watchdog, s.idle}, s.maxEvent)
@@ -250,13 +262,15 @@ func (r idleReader) Read(p []byte) (int, error) {
 
 // reconnectBackoff spaces reconnection attempts. It never gives up. The
 // first attempt after a connection waits what the server last asked for
-// with retry: (a draining node asks for a jittered delay); failures in a
-// row double the delay, with jitter, up to max (or the server's retry:
-// when that is longer).
+// with retry: (a draining node asks for a jittered delay), and so does
+// each server's first attempt when there are several; each round of
+// failures over all of them doubles the delay, with jitter, up to max (or
+// the server's retry: when that is longer).
 type reconnectBackoff struct {
 	initial time.Duration // until the server sends retry:
 	max     time.Duration
 	server  time.Duration // the last retry: received; negative until then
+	servers int           // servers tried in turn; 0 means 1
 	attempt int           // attempts since the last event arrived
 }
 
@@ -272,12 +286,13 @@ func (b *reconnectBackoff) next() time.Duration {
 		base = b.server
 	}
 	defer func() { b.attempt++ }()
-	if b.attempt == 0 {
+	rounds := b.attempt / max(b.servers, 1)
+	if rounds == 0 {
 		return base
 	}
 	limit := max(b.max, base)
 	d := max(base, b.initial, time.Millisecond)
-	for i := 0; i < b.attempt && d < limit; i++ {
+	for i := 0; i < rounds && d < limit; i++ {
 		d *= 2
 	}
 	d = min(d, limit)

@@ -373,7 +373,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 func fakeSubscriber(rt http.RoundTripper) (*subscriber, *output, *output) {
 	out, notice := newOutput(), newOutput()
 	return &subscriber{
-		url:      "http://rumor.test/events?channel=demo",
+		urls:     []string{"http://rumor.test/events?channel=demo"},
 		client:   &http.Client{Transport: rt},
 		maxEvent: 1 << 20,
 		idle:     time.Minute,
@@ -434,3 +434,74 @@ func (b *fakeBody) Read(p []byte) (int, error) {
 }
 
 func (b *fakeBody) Close() error { return nil }
+
+// A node that dies mid-stream (its connections cut, then refused): with
+// several servers in $RUMOR_SERVER, subscribe moves to the next and
+// resumes there after the last id it printed.
+func TestSubscribeMovesToAnotherServer(t *testing.T) {
+	dead := newStreamServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			beginStream(w)
+			writeFlush(w, "retry: 1\n\nid: A\ndata: first\n\n")
+		}
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close() // no clean end: a crash
+	})
+	alive := newStreamServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		beginStream(w)
+		writeFlush(w, "id: B\ndata: second\n\n")
+		<-r.Context().Done()
+	})
+	sub := start(t, env(map[string]string{"RUMOR_SERVER": dead.URL + ", " + alive.URL}),
+		"subscribe", "--retry", "1ms", "--max-retry", "4ms", "demo")
+	sub.out.waitContains(t, "data: second")
+	sub.stop(t)
+	if got, want := sub.out.String(), "id: A\ndata: first\n\nid: B\ndata: second\n\n"; got != want {
+		t.Errorf("subscribe printed %q, want %q", got, want)
+	}
+	if lastIDs, _ := alive.requests(); len(lastIDs) == 0 || lastIDs[0] != "A" {
+		t.Errorf("Last-Event-ID on the second server = %q, want \"A\" first", lastIDs)
+	}
+	if want := "resuming after A on " + alive.URL + "/events?channel=demo"; !strings.Contains(sub.errOut.String(), want) {
+		t.Errorf("stderr does not say %q:\n%s", want, sub.errOut)
+	}
+}
+
+// --server may be repeated and replaces $RUMOR_SERVER; every server is
+// tried in turn while none answers, and each bad URL is named.
+func TestSubscribeServerFlag(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close() // a port nobody listens on
+	alive := newStreamServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		beginStream(w)
+		writeFlush(w, "id: 1\ndata: here\n\n")
+		<-r.Context().Done()
+	})
+	sub := start(t, env(map[string]string{"RUMOR_SERVER": "ftp://ignored"}),
+		"subscribe", "--server", closed.URL, "--server", alive.URL, "--retry", "1ms", "demo")
+	sub.out.waitContains(t, "data: here")
+	if err := sub.stop(t); err != nil {
+		t.Errorf("subscribe = %v, want nil", err)
+	}
+
+	err := run(t.Context(), []string{"subscribe", "--server", "http://ok:1,ftp://x", "--server", "nohost", "demo"}, env(nil), io.Discard, io.Discard)
+	for _, want := range []string{`--server "ftp://x"`, `--server "nohost"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("subscribe with bad servers = %v, want it to name %s", err, want)
+		}
+	}
+}
+
+// With several servers, each one's first attempt waits the base delay;
+// only a whole round of failures doubles it.
+func TestBackoffRounds(t *testing.T) {
+	b := reconnectBackoff{initial: time.Second, max: time.Minute, server: -1, servers: 3}
+	for i := range 3 {
+		if d := b.next(); d != time.Second {
+			t.Errorf("attempt %d waits %v, want 1s (first round)", i, d)
+		}
+	}
+	if d := b.next(); d < 1500*time.Millisecond || d > 2*time.Second {
+		t.Errorf("first attempt of the second round waits %v, want 2s less up to a quarter", d)
+	}
+}
