@@ -136,7 +136,9 @@ type subscriber struct {
 	seen   map[string]bool
 	nodes  map[string]bool // nodes it received an event from
 	cancel context.CancelCauseFunc
-	open   int // the node of its open stream (headers received), or -1
+	// arriving is set by MoveAll and cleared once a stream to the node it
+	// was told to move to is open.
+	arriving bool
 }
 
 func startWorkload(cfg workloadConfig) *workload {
@@ -149,7 +151,7 @@ func startWorkload(cfg workloadConfig) *workload {
 	w.subCtx, w.subCancel = context.WithCancel(context.Background())
 	var connected sync.WaitGroup
 	for i := range cfg.Subscribers {
-		s := &subscriber{log: subscriberLog{Name: fmt.Sprintf("s%d", i+1)}, seen: make(map[string]bool), nodes: make(map[string]bool), open: -1}
+		s := &subscriber{log: subscriberLog{Name: fmt.Sprintf("s%d", i+1)}, seen: make(map[string]bool), nodes: make(map[string]bool)}
 		s.moveTo.Store(-1)
 		s.connected = connected.Done
 		connected.Add(1)
@@ -274,9 +276,11 @@ func (w *workload) subscribe(s *subscriber, first int) {
 	q := url.Values{"channel": w.cfg.Channels}.Encode()
 	lastID := ""
 	node := first
+	retries := 0 // of a move whose stream did not open
 	for conn := 1; w.subCtx.Err() == nil; conn++ {
+		moved := false
 		if m := s.moveTo.Swap(-1); m >= 0 {
-			node = int(m)
+			node, moved = int(m), true
 		} else if conn > 1 && !w.frozen.Load() {
 			i, ok := w.readyNode(w.subCtx, node)
 			if !ok {
@@ -287,11 +291,16 @@ func (w *workload) subscribe(s *subscriber, first int) {
 		}
 		stay := w.cfg.Stay[0] + rand.N(w.cfg.Stay[1]-w.cfg.Stay[0]+1)
 		rec := connRecord{N: conn, Node: w.cfg.Nodes[node].Name, Resume: lastID}
-		n, err := w.stream(s, node, conn, q, &lastID, stay)
+		n, err := w.stream(s, node, conn, q, &lastID, stay, moved)
 		rec.Events, rec.End = n, fmt.Sprint(err)
 		s.mu.Lock()
 		s.log.Conns = append(s.log.Conns, rec)
-		s.open = -1
+		if moved && s.arriving && retries < 20 {
+			retries++
+			s.moveTo.CompareAndSwap(-1, int32(node)) // try the same node again
+		} else if moved {
+			retries = 0
+		}
 		s.mu.Unlock()
 		sleep(w.subCtx, time.Duration(20+rand.N(100))*time.Millisecond)
 	}
@@ -309,7 +318,8 @@ var errIdle = errors.New("nothing received for 10s")
 
 // stream runs one connection to node and returns how many events it
 // delivered and why it ended.
-func (w *workload) stream(s *subscriber, node, conn int, query string, lastID *string, stay time.Duration) (int, error) {
+// moved says it is the connection MoveAll asked for.
+func (w *workload) stream(s *subscriber, node, conn int, query string, lastID *string, stay time.Duration, moved bool) (int, error) {
 	ctx, cancel := context.WithCancelCause(w.subCtx)
 	defer cancel(nil)
 	s.mu.Lock()
@@ -347,9 +357,11 @@ func (w *workload) stream(s *subscriber, node, conn int, query string, lastID *s
 		s.connected() // the hub registers the subscription before the headers go out
 		s.connected = nil
 	}
-	s.mu.Lock()
-	s.open = node
-	s.mu.Unlock()
+	if moved {
+		s.mu.Lock()
+		s.arriving = s.arriving && s.moveTo.Load() >= 0 // told to move again meanwhile
+		s.mu.Unlock()
+	}
 	r := newSSEReader(idleReader{resp.Body, idle})
 	count := 0
 	for {
@@ -401,19 +413,24 @@ func (w *workload) Freeze() { w.frozen.Store(true) }
 // Thaw lets subscribers move again.
 func (w *workload) Thaw() { w.frozen.Store(false) }
 
-// MoveAll ends every subscriber's stream and resumes it on node i with its
-// Last-Event-ID, and waits up to timeout until every one has a stream open
-// there. It says whether they all did.
-func (w *workload) MoveAll(i int, timeout time.Duration) bool {
+// MoveAll ends every subscriber's stream and has it resume on node i with
+// its Last-Event-ID. WaitArrived waits for them to get there.
+func (w *workload) MoveAll(i int) {
 	for _, s := range w.subs {
-		s.moveTo.Store(int32(i))
 		s.mu.Lock()
+		s.arriving = true
+		s.moveTo.Store(int32(i))
 		if s.cancel != nil {
 			s.cancel(errMove)
 		}
 		s.mu.Unlock()
 	}
-	return everySubscriber(w.subs, timeout, func(s *subscriber) bool { return s.moveTo.Load() < 0 && s.open == i })
+}
+
+// WaitArrived waits up to timeout until every subscriber has opened the
+// stream the last MoveAll asked for, and says whether they all did.
+func (w *workload) WaitArrived(timeout time.Duration) bool {
+	return everySubscriber(w.subs, timeout, func(s *subscriber) bool { return !s.arriving })
 }
 
 // WaitDelivered waits up to timeout until every subscriber has every event
