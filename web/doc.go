@@ -12,9 +12,13 @@
 // retry: line instead of an error status, because a browser's EventSource
 // never reconnects after a non-200 answer.
 //
-// It keeps no history, orders nothing and never talks to other nodes: that
-// is the broker's and the transport's work; web sees the cluster only
-// through the small Cluster interface. cmd/rumor builds the Handler with
+// It keeps no history, orders nothing and carries no event between nodes:
+// that is the broker's and the transport's work; web sees the membership
+// only through the small Cluster interface. One thing in web does reach
+// other nodes: the UI's cluster view (clusterview.go) asks each live peer
+// for its own counts with the same read-only HTTP views a browser could
+// call (GET /node, GET /channels), server side, cached for a second, so
+// that the browser talks to one origin. cmd/rumor builds the Handler with
 // NewHandler, serves it with an http.Server, and on shutdown calls Drain,
 // then (after the relays are flushed) CloseStreams.
 //
