@@ -31,6 +31,60 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if len(args) > 0 && args[0] == "summarize" {
 		return runSummarize(args[1:], stdout, stderr)
 	}
+	b, err := parseBench(args, getenv, stdout, stderr)
+	if err != nil {
+		return ignoreHelp(err)
+	}
+	return b.run(ctx, stdout, stderr)
+}
+
+const benchUsage = `Usage: rumor bench [flags]
+       rumor bench bare [--http-addr ADDR]
+       rumor bench summarize [--held RATE] FILE
+
+Opens --subscribers streams spread over the servers, publishes --count
+events of --size bytes from --publishers publishers (at --rate, or flat
+out), and reports deliveries and publishes per second, publish→receive
+latency percentiles, and per subscriber the events lost, duplicated and
+out of order; with --pid or /metrics also the server's memory and its CPU
+time per delivery (steadier than rates on a shared machine). Every
+event's data carries its publisher, sequence number and send time, and is
+counted once. It exits 1 when events were lost, duplicated, out of order
+or misrouted, after printing the result.
+
+Subscribers and server share the open-file limit when the server runs in
+this process (--cluster, --bare): for many thousands of streams run the
+server as its own process and point --url at it.
+
+'rumor bench bare' serves the reference bare fan-out loop (the same HTTP
+surface, no features) until interrupted, for runs against it from another
+process. 'rumor bench summarize' prints the medians and ratios of a
+sitting's results file (bench/sitting.sh) as markdown tables.
+
+Flags:
+`
+
+// benchRun is a `rumor bench` run as its flags describe it, checked.
+type benchRun struct {
+	cfg        bench.Config // SubURLs and PubURLs are placeholders with --cluster or --bare
+	cluster    int          // --cluster: nodes to start in this process
+	bare       bool         // --bare: start the bare loop in this process
+	cross      bool         // --cross-node
+	pids       []int        // --pid
+	adminURLs  []string     // --admin-url
+	metrics    bool         // --metrics
+	serverGC   bool         // --server-gc
+	asJSON     bool         // --json
+	quiet      bool         // --quiet
+	cpuProfile string       // --cpuprofile
+}
+
+// inProcess reports whether the servers under test run in this process.
+func (b *benchRun) inProcess() bool { return b.cluster > 0 || b.bare }
+
+// parseBench reads `rumor bench`'s flags and reports every problem with
+// them at once. With --help it prints the usage and returns errHelp.
+func parseBench(args []string, getenv func(string) string, stdout, stderr io.Writer) (*benchRun, error) {
 	fs := flag.NewFlagSet("rumor bench", flag.ContinueOnError)
 	urls := fs.String("url", cmp.Or(getenv("RUMOR_SERVER"), defaultServer), "comma-separated base URLs of the servers to test; subscribers and publishers take them in turn (env RUMOR_SERVER)")
 	subURLs := fs.String("sub-url", "", "comma-separated URLs for subscribers only, instead of --url")
@@ -58,35 +112,11 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	quiet := fs.Bool("quiet", false, "no progress on stderr (a bar redrawn in place on a terminal, else a line a second)")
 	cpuProfile := fs.String("cpuprofile", "", "write the bench's own CPU profile to this file (the server's: /debug/pprof/profile)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: rumor bench [flags]
-       rumor bench bare [--http-addr ADDR]
-       rumor bench summarize [--held RATE] FILE
-
-Opens --subscribers streams spread over the servers, publishes --count
-events of --size bytes from --publishers publishers (at --rate, or flat
-out), and reports deliveries and publishes per second, publish→receive
-latency percentiles, and per subscriber the events lost, duplicated and
-out of order; with --pid or /metrics also the server's memory and its CPU
-time per delivery (steadier than rates on a shared machine). Every
-event's data carries its publisher, sequence number and send time, and is
-counted once. It exits 1 when events were lost, duplicated, out of order
-or misrouted, after printing the result.
-
-Subscribers and server share the open-file limit when the server runs in
-this process (--cluster, --bare): for many thousands of streams run the
-server as its own process and point --url at it.
-
-'rumor bench bare' serves the reference bare fan-out loop (the same HTTP
-surface, no features) until interrupted, for runs against it from another
-process. 'rumor bench summarize' prints the medians and ratios of a
-sitting's results file (bench/sitting.sh) as markdown tables.
-
-Flags:
-`)
+		fmt.Fprint(fs.Output(), benchUsage)
 		printFlags(fs)
 	}
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return ignoreHelp(err)
+		return nil, err
 	}
 
 	var errs []error
@@ -111,53 +141,70 @@ Flags:
 	if *cluster > 0 && *bare {
 		errs = append(errs, errors.New("--cluster and --bare: pick one"))
 	}
-	cfg := bench.Config{
-		Subscribers:    *subs,
-		Channels:       *channels,
-		Publishers:     *pubs,
-		Count:          *count,
-		Size:           int(min(sizeN, bench.MaxSize+1)),
-		Rate:           *rate,
-		Duration:       *duration,
-		ConnectTimeout: *connectTimeout,
-		Drain:          *drain,
-		Hold:           *hold,
-		Ack:            *ack,
-		Prefix:         "bench",
-		MaxEventBytes:  int(max(min(maxEventN, 1<<30), sizeN)),
-		NewReader:      newBenchReader,
+	b := &benchRun{
+		cfg: bench.Config{
+			Subscribers:    *subs,
+			Channels:       *channels,
+			Publishers:     *pubs,
+			Count:          *count,
+			Size:           int(min(sizeN, bench.MaxSize+1)),
+			Rate:           *rate,
+			Duration:       *duration,
+			ConnectTimeout: *connectTimeout,
+			Drain:          *drain,
+			Hold:           *hold,
+			Ack:            *ack,
+			Prefix:         "bench",
+			MaxEventBytes:  int(max(min(maxEventN, 1<<30), sizeN)),
+			NewReader:      newBenchReader,
+		},
+		cluster:    *cluster,
+		bare:       *bare,
+		cross:      *cross,
+		pids:       pidList,
+		adminURLs:  splitList(*adminURLs),
+		metrics:    *metrics,
+		serverGC:   *serverGC,
+		asJSON:     *asJSON,
+		quiet:      *quiet,
+		cpuProfile: *cpuProfile,
 	}
-	if !*quiet {
-		cfg.Progress, cfg.ProgressBar = stderr, isTerminal(stderr)
-	}
-	inProcess := *cluster > 0 || *bare
-	if !inProcess {
+	if !b.inProcess() {
 		all := splitList(*urls)
-		cfg.SubURLs, cfg.PubURLs = all, all
+		b.cfg.SubURLs, b.cfg.PubURLs = all, all
 		if l := splitList(*subURLs); l != nil {
-			cfg.SubURLs = l
+			b.cfg.SubURLs = l
 		}
 		if l := splitList(*pubURLs); l != nil {
-			cfg.PubURLs = l
+			b.cfg.PubURLs = l
 		}
 	} else {
-		cfg.SubURLs, cfg.PubURLs = []string{"http://placeholder"}, []string{"http://placeholder"} // set once started
+		b.cfg.SubURLs, b.cfg.PubURLs = []string{"http://placeholder"}, []string{"http://placeholder"} // set once started
 		if *subURLs != "" || *pubURLs != "" {
 			errs = append(errs, errors.New("--sub-url and --pub-url go with --url, not with --cluster or --bare"))
 		}
 	}
-	errs = append(errs, cfg.Validate())
-	if err := checkOpenFiles(cfg, inProcess, *cluster); err != nil {
+	errs = append(errs, b.cfg.Validate())
+	if err := checkOpenFiles(b.cfg, b.inProcess(), b.cluster); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return nil, fmt.Errorf("bench: %w", err)
 	}
+	return b, nil
+}
 
-	// Start the servers under test, when they run in this process.
+// run starts the servers under test when they run in this process, runs
+// the load and prints the result. It fails when events were lost,
+// duplicated, out of order or misrouted, after printing the result.
+func (b *benchRun) run(ctx context.Context, stdout, stderr io.Writer) error {
+	cfg := b.cfg
+	if !b.quiet {
+		cfg.Progress, cfg.ProgressBar = stderr, isTerminal(stderr)
+	}
 	var target string
 	switch {
-	case *bare:
+	case b.bare:
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
@@ -169,12 +216,12 @@ Flags:
 		u := "http://" + ln.Addr().String()
 		cfg.SubURLs, cfg.PubURLs = []string{u}, []string{u}
 		target = "bare loop in this process"
-	case *cluster > 0:
+	case b.cluster > 0:
 		// As `rumor dev` runs them (one node without gossip), on free
 		// loopback ports, with no per-client stream limit: every
 		// subscriber comes from 127.0.0.1.
 		nodes, stop, err := startLocal(ctx, localCluster{
-			nodes: *cluster, host: "127.0.0.1", label: "rumor-bench", name: "bench", alone: true,
+			nodes: b.cluster, host: "127.0.0.1", label: "rumor-bench", name: "bench", alone: true,
 		}, newLogger(stderr, "text", "warn"))
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
@@ -190,23 +237,23 @@ Flags:
 		target = strings.Join(cfg.SubURLs, ",")
 	}
 	servers := distinct(append(slices.Clone(cfg.SubURLs), cfg.PubURLs...))
-	if *cross {
+	if b.cross {
 		all := cfg.SubURLs
 		if len(all) < 2 {
 			return errors.New("bench: --cross-node needs at least two servers")
 		}
 		cfg.PubURLs, cfg.SubURLs = all[:1], all[1:]
 	}
-	cfg.Servers = probes(servers, splitList(*adminURLs), pidList, *metrics && !inProcess, *serverGC)
-	if inProcess && *count == 0 && len(pidList) == 0 {
+	cfg.Servers = probes(servers, b.adminURLs, b.pids, b.metrics && !b.inProcess(), b.serverGC)
+	if b.inProcess() && cfg.Count == 0 && len(b.pids) == 0 {
 		fmt.Fprintln(stderr, "rumor bench: the server runs in this process, so its memory is not measured; run it as its own process for that")
 	}
-	if !*quiet {
+	if !b.quiet {
 		fmt.Fprintf(stderr, "rumor bench: %s → %s\n", benchShape(cfg), target)
 	}
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if b.cpuProfile != "" {
+		f, err := os.Create(b.cpuProfile)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
@@ -220,7 +267,7 @@ Flags:
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	if *asJSON {
+	if b.asJSON {
 		enc := json.NewEncoder(stdout)
 		if err := enc.Encode(res); err != nil {
 			return err
