@@ -50,6 +50,7 @@ type Options struct {
 	HistoryTTL      time.Duration // how long events are retained; 0 means 5m
 	HistoryBytes    int64         // retained bytes across all channels; 0 means 256 MiB
 	QueueSize       int           // events queued per subscriber before it is cut off as slow; 0 means 8192 (a ring that grows as needed: idle subscribers stay small)
+	QueueBytes      int64         // bytes of events a subscriber holds, queued or drained and not yet released, before it is cut off as slow; 0 means 8 MiB (one event always fits)
 	IdempotencyTTL  time.Duration // how long idempotency keys are remembered; 0 means 10m
 	IdempotencyKeys int           // how many keys are remembered at most; 0 means 100,000
 	GapTimeout      time.Duration // how long a missing event is waited for before it is given up; 0 means 10s
@@ -73,7 +74,8 @@ type Stats struct {
 	HistoryBytes    int64
 	Channels        int
 	Subscribers     int
-	Peers           int // peers the order waits for
+	Peers           int   // peers the order waits for
+	SubscriberBytes int64 // bytes of events subscribers hold against Options.QueueBytes: queued, or drained and not yet released
 }
 
 // ChannelInfo describes an active channel.
@@ -121,6 +123,7 @@ type Hub struct {
 	closed    bool
 
 	published, received, delivered, dropped, slow, dups, late, abandoned atomic.Uint64
+	held                                                                 atomic.Int64 // bytes subscribers hold: Stats.SubscriberBytes
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -137,6 +140,7 @@ func NewHub(opts Options) *Hub {
 	opts.HistoryTTL = cmp.Or(opts.HistoryTTL, 5*time.Minute)
 	opts.HistoryBytes = cmp.Or(opts.HistoryBytes, 256<<20)
 	opts.QueueSize = cmp.Or(opts.QueueSize, 8192)
+	opts.QueueBytes = cmp.Or(opts.QueueBytes, 8<<20)
 	opts.IdempotencyTTL = cmp.Or(opts.IdempotencyTTL, 10*time.Minute)
 	opts.IdempotencyKeys = cmp.Or(opts.IdempotencyKeys, 100_000)
 	opts.GapTimeout = cmp.Or(opts.GapTimeout, 10*time.Second)
@@ -514,6 +518,7 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 		patterns: req.Patterns,
 		wake:     make(chan struct{}, 1),
 		max:      h.opts.QueueSize,
+		maxBytes: h.opts.QueueBytes,
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -650,6 +655,7 @@ func (h *Hub) Stats() Stats {
 	st.Duplicates = h.dups.Load()
 	st.Late = h.late.Load()
 	st.GapsAbandoned = h.abandoned.Load()
+	st.SubscriberBytes = h.held.Load()
 	return st
 }
 

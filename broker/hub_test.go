@@ -336,6 +336,57 @@ func TestSlowSubscriber(t *testing.T) {
 	}
 }
 
+// A subscriber holds at most QueueBytes: events queued, and those its last
+// Drain returned until it releases them (its write may be stuck). One
+// event always fits, however large.
+func TestSubscriberBytes(t *testing.T) {
+	data := strings.Repeat("x", 1000)
+	size := func() int64 { // one event's weight: its data, frame and fields
+		e := &broker.Event{Channel: "a", Data: []byte(data)}
+		e.Frame()
+		return int64(e.Size())
+	}() + 100 // the id is longer than the zero ID's
+	h := newHub(t, broker.Options{QueueBytes: 3 * size})
+	pub := func(n int) {
+		for range n {
+			publish(t, h, "a", data)
+		}
+	}
+	s := subscribe(t, h, broker.ID{}, "a")
+	big := subscribe(t, h, broker.ID{}, "b")
+	publish(t, h, "b", strings.Repeat("y", 10000)) // over the budget, alone
+	if evs, err := big.Drain(nil); len(evs) != 1 || err != nil {
+		t.Errorf("an event over QueueBytes alone: Drain() = %d events, %v; want it", len(evs), err)
+	}
+	pub(2)
+	if evs, err := s.Drain(nil); len(evs) != 2 || err != nil {
+		t.Fatalf("Drain() = %d events, %v; want 2", len(evs), err)
+	}
+	held := h.Stats().SubscriberBytes
+	// Two drained and not released, one queued: the next is one too many.
+	pub(1)
+	if got := h.Stats().SubscriberBytes; got <= held || got > held+size {
+		t.Errorf("SubscriberBytes = %d after one more event, want %d plus one event", got, held)
+	}
+	s.Release()
+	pub(2) // fits once the drained two are released
+	if evs, err := s.Drain(nil); len(evs) != 3 || err != nil {
+		t.Fatalf("after Release: Drain() = %d events, %v; want 3", len(evs), err)
+	}
+	pub(1) // the three drained are held still
+	if _, err := s.Drain(nil); !errors.Is(err, broker.ErrSlow) {
+		t.Errorf("over QueueBytes: Drain() error = %v, want ErrSlow", err)
+	}
+	if st := h.Stats(); st.SlowDisconnects != 1 {
+		t.Errorf("SlowDisconnects = %d, want 1", st.SlowDisconnects)
+	}
+	s.Close()
+	big.Close()
+	if got := h.Stats().SubscriberBytes; got != 0 {
+		t.Errorf("SubscriberBytes = %d once every subscription closed, want 0", got)
+	}
+}
+
 func TestSubscriptionQueueBoundary(t *testing.T) {
 	const q = 20
 	h := newHub(t, broker.Options{QueueSize: q})

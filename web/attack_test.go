@@ -15,6 +15,7 @@ package web
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -734,4 +736,118 @@ func TestAttackTokenlessBodies(t *testing.T) {
 		t.Errorf("rumor_publish_errors_total{reason=unauthorized} = %v, want %d", got, 4*slots)
 	}
 	f.noLeaks(t, "/publish", "/channels/orders")
+}
+
+// dialStream opens path on a raw connection and reads up to the connect
+// comment, so that the stream is subscribed when it returns.
+func dialStream(tb testing.TB, addr, path string, readBuffer int) (net.Conn, *bufio.Reader) {
+	tb.Helper()
+	c, err := net.DialTimeout("tcp", addr, testTimeout)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	if readBuffer > 0 {
+		_ = c.(*net.TCPConn).SetReadBuffer(readBuffer)
+	}
+	_ = c.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: rumor\r\n\r\n"); err != nil {
+		tb.Fatal(err)
+	}
+	br := bufio.NewReaderSize(c, 64)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			tb.Fatalf("GET %s: %v", path, err)
+		}
+		if strings.HasPrefix(line, ": rumor") {
+			return c, br
+		}
+	}
+}
+
+// Streams share the frames of the events they write: many readers of
+// large events cost the node those events once, not once per reader.
+// Before, each stream copied what it drained into a buffer of its own,
+// twice, so memory grew with readers × bytes in flight.
+func TestAttackReadersShareFrames(t *testing.T) {
+	const readers, events, size = 64, 16, 64 << 10
+	ts := newServer(t, broker.Options{}, Options{})
+	done := make(chan struct{})
+	defer close(done)
+	for range readers {
+		c, br := dialStream(t, ts.Listener.Addr().String(), "/channels/big", 0)
+		go func() {
+			buf := make([]byte, 32<<10)
+			for {
+				_ = c.SetReadDeadline(time.Now().Add(testTimeout))
+				if _, err := br.Read(buf); err != nil {
+					return
+				}
+				select {
+				case <-done:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	data := strings.Repeat("b", size)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range events {
+		if a := ts.do(t, http.MethodPost, "/channels/big?ack=local", nil, data); a.status != http.StatusOK {
+			t.Fatalf("publish %d = %d %s", i, a.status, a.body)
+		}
+	}
+	waitUntil(t, "every reader to get every event", func() bool {
+		return ts.metric(t, "rumor_delivery_latency_seconds", nil) == readers*events
+	})
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d readers of %d events of %d KiB: %d KiB allocated", readers, events, size>>10, allocated>>10)
+	if limit := uint64(readers * events * size / 4); allocated > limit {
+		t.Errorf("%d readers of %d events of %d KiB allocated %d KiB, want under %d KiB: streams copy frames", readers, events, size>>10, allocated>>10, limit>>10)
+	}
+}
+
+// A stream holds at most QueueBytes of events, queued or being written:
+// a reader that stalls on large events is cut as slow once it holds more,
+// long before its queue is full by count, and counted.
+func TestAttackStalledReaderBytes(t *testing.T) {
+	const budget, size = 256 << 10, 64 << 10
+	ts := startServer(t, broker.Options{QueueBytes: budget}, Options{WriteTimeout: testTimeout}, func(h http.Handler) *httptest.Server {
+		srv := httptest.NewUnstartedServer(h)
+		srv.Listener = &slowListener{Listener: srv.Listener} // the first stream's socket buffer is small
+		srv.Start()
+		return srv
+	})
+	dialStream(t, ts.Listener.Addr().String(), "/channels/big", 4096) // never read again
+	data := strings.Repeat("s", size)
+	var peak float64
+	for i := 0; ts.metric(t, "rumor_slow_disconnects_total", nil) == 0; i++ {
+		if i == 64 {
+			t.Fatalf("a stalled reader of %d KiB events not cut after %d KiB published, with a %d KiB budget", size>>10, i*size>>10, budget>>10)
+		}
+		if a := ts.do(t, http.MethodPost, "/channels/big?ack=local", nil, data); a.status != http.StatusOK {
+			t.Fatalf("publish %d = %d %s", i, a.status, a.body)
+		}
+		peak = max(peak, ts.metric(t, "rumor_subscriber_bytes", nil))
+	}
+	if peak > budget || peak <= 0 {
+		t.Errorf("rumor_subscriber_bytes peaked at %v, want within the %d budget", peak, budget)
+	}
+	// The stream's write is still stuck on the stalled socket; what it
+	// holds goes once the stream ends.
+	ts.h.CloseStreams(canceled())
+	waitUntil(t, "the stalled stream to end", func() bool { return ts.h.openStreams() == 0 })
+	waitUntil(t, "its bytes to be given back", func() bool { return ts.metric(t, "rumor_subscriber_bytes", nil) == 0 })
+}
+
+// canceled is a context that has ended: CloseStreams with it aborts the
+// streams still writing at once.
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }

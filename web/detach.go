@@ -42,18 +42,18 @@ func (s *stream) detach(r *http.Request) bool {
 	return true
 }
 
-// writeChunk writes p as one chunk of the chunked body, in one write.
-func (s *stream) writeChunk(c net.Conn, p []byte) error {
-	if len(p) == 0 {
+// writeChunk writes b's pieces as one chunk of the chunked body, in one
+// writev on a TCP connection: the pieces are not copied.
+func (s *stream) writeChunk(c net.Conn, b *batch) error {
+	if b.n == 0 {
 		return nil // an empty chunk would end the body
 	}
-	b := s.h.getBatch()
-	defer s.h.putBatch(b)
-	b.buf = strconv.AppendInt(b.buf, int64(len(p)), 16)
-	b.buf = append(b.buf, "\r\n"...)
-	b.buf = append(b.buf, p...)
-	b.buf = append(b.buf, "\r\n"...)
-	_, err := c.Write(b.buf)
+	hdr := append(strconv.AppendInt(b.hdr[:0], int64(b.n), 16), "\r\n"...)
+	b.crlf = [2]byte{'\r', '\n'}
+	b.wire = append(append(append(b.wire[:0], hdr), b.parts...), b.crlf[:])
+	wire := b.wire // WriteTo consumes its receiver
+	_, err := wire.WriteTo(c)
+	clear(b.wire) // the pool must not keep frames alive
 	return err
 }
 

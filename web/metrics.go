@@ -99,6 +99,8 @@ func newMetrics(reg *prometheus.Registry, h *Handler) (*metrics, error) {
 			func(s broker.Stats) int64 { return int64(s.HistoryEvents) }),
 		gauge("history_bytes", "Bytes retained in history.",
 			func(s broker.Stats) int64 { return s.HistoryBytes }),
+		gauge("subscriber_bytes", "Bytes of events streams hold, queued or being written; each stream at most --queue-bytes, over it cut off as slow.",
+			func(s broker.Stats) int64 { return s.SubscriberBytes }),
 		gauge("channels", "Active channels: with retained events or subscribers.",
 			func(s broker.Stats) int64 { return int64(s.Channels) }),
 		gauge("peers", "Peers the delivery order waits for.",

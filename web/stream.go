@@ -15,14 +15,19 @@ import (
 	"github.com/rumorhq/rumor/broker"
 )
 
-// Buffer sizes for the write path. Buffers come from a pool shared by all
-// streams and go back after each write, so an idle stream holds none. A busy
-// node's bursts reuse buffers of a few hundred KiB; larger ones are dropped
-// so the pool does not keep an outlier's memory.
+// Sizes of the write path. A write is a list of pieces (net.Buffers, one
+// writev on a detached stream): the frames the broker encoded once and
+// every stream shares, and small frames copied together into one pooled
+// buffer of copyBytes, so that a burst of small events is not a thousand
+// pieces. Nothing larger is ever copied: a stream's write costs the node
+// its pieces' headers, not its bytes. Buffers go back to a pool shared by
+// all streams after each write, so an idle stream holds none.
 const (
 	replayChunk = 32 << 10 // replayed frames are written in chunks of about this size
-	keepBuf     = 1 << 20  // larger write buffers are not pooled
-	keepEvents  = 1 << 14  // larger event slices are not pooled
+	copyBytes   = 16 << 10 // small frames are copied together into one buffer of this size
+	copyFrame   = 1 << 10  // frames up to this size are copied, larger ones shared
+	keepBuf     = 64 << 10 // larger scratch buffers are not pooled
+	keepEvents  = 1 << 14  // larger event and piece slices are not pooled
 )
 
 // Why streams end, for rumor_streams_ended_total.
@@ -77,10 +82,47 @@ func (s *stream) frame(e *broker.Event) []byte {
 }
 
 // batch is what a stream needs while it writes: the drained events and the
-// bytes of their frames.
+// pieces of the write.
 type batch struct {
-	evs []*broker.Event
-	buf []byte
+	evs    []*broker.Event
+	buf    []byte      // scratch: copied small frames, or a whole small write; never grown while parts refer to it
+	parts  net.Buffers // the write: pieces of buf and shared frames
+	n      int         // bytes in parts
+	copied bool        // the last of parts is a copy at the end of buf
+	wire   net.Buffers // parts framed as one chunk
+	hdr    [18]byte    // a chunk's size line
+	crlf   [2]byte     // a chunk's end
+}
+
+// add appends p to the write: a small p is copied into buf while it has
+// room, a large one is shared.
+func (b *batch) add(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	b.n += len(p)
+	if cap(b.buf) == 0 {
+		b.buf = make([]byte, 0, copyBytes)
+	}
+	if len(p) > copyFrame || len(b.buf)+len(p) > cap(b.buf) {
+		b.parts = append(b.parts, p)
+		b.copied = false
+		return
+	}
+	start := len(b.buf)
+	b.buf = append(b.buf, p...) // within cap: the pieces already in buf stay valid
+	if last := len(b.parts) - 1; b.copied {
+		b.parts[last] = b.buf[start-len(b.parts[last]):] // the last piece was copied just before
+		return
+	}
+	b.parts = append(b.parts, b.buf[start:])
+	b.copied = true
+}
+
+// reset empties the write, keeping its buffers.
+func (b *batch) reset() {
+	clear(b.parts) // the pool must not keep frames alive
+	b.parts, b.buf, b.n, b.copied = b.parts[:0], b.buf[:0], 0, false
 }
 
 // handleStream serves GET /channels/{channel} and GET /events?channel=...:
@@ -169,14 +211,14 @@ func (s *stream) close() {
 func (s *stream) run(sub *broker.Subscription, after broker.ID, badHeader bool) string {
 	s.last = after
 	b := s.h.getBatch()
-	b.buf = s.h.appendPreamble(b.buf)
+	b.add(s.h.appendPreamble(nil))
 	switch {
 	case badHeader:
 		// Answering 400 would stop the browser for good; a reset tells it
 		// to refetch its state, and the stream goes on live.
-		b.buf = append(b.buf, broker.ResetFrame("")...)
+		b.add(broker.ResetFrame(""))
 	case sub.Reset:
-		b.buf = append(b.buf, broker.ResetFrame(after.String())...)
+		b.add(broker.ResetFrame(after.String()))
 	}
 	err := s.replay(b, sub.Replay)
 	sub.Replay = nil // the history keeps the events; the stream needs them no longer
@@ -260,19 +302,18 @@ func (s *stream) coalesce() string {
 	}
 }
 
-// replay writes the preamble already in b.buf and then the replayed events,
-// in chunks.
+// replay writes the preamble already in b and then the replayed events, in
+// writes of about replayChunk bytes.
 func (s *stream) replay(b *batch, events []*broker.Event) error {
 	for _, e := range events {
-		if len(b.buf) >= replayChunk {
-			if err := s.write(b.buf); err != nil {
+		if b.n >= replayChunk {
+			if err := s.writeParts(b); err != nil {
 				return err
 			}
-			b.buf = b.buf[:0]
 		}
-		b.buf = append(b.buf, s.frame(e)...)
+		b.add(s.frame(e))
 	}
-	return s.write(b.buf)
+	return s.writeParts(b)
 }
 
 // deliver drains every queued event and writes their frames in one write.
@@ -302,21 +343,16 @@ func (s *stream) deliver(sub *broker.Subscription, stopping bool) (wrote bool, r
 	case len(b.evs) == 0:
 		return false, "" // a wake for events an earlier Drain took
 	}
-	var p []byte
-	if len(b.evs) == 1 && reason == "" {
-		p = s.frame(b.evs[0]) // shared and complete: no copy needed
-	} else {
-		for _, e := range b.evs {
-			b.buf = append(b.buf, s.frame(e)...)
-		}
-		if reason != "" {
-			b.buf = appendRetry(b.buf, retry)
-			b.buf = appendComment(b.buf, why)
-			b.buf = append(b.buf, '\n')
-		}
-		p = b.buf
+	// Until the write is done the events count against the stream's
+	// QueueBytes; a write stuck on a stalled client holds them, not more.
+	defer sub.Release()
+	for _, e := range b.evs {
+		b.add(s.frame(e))
 	}
-	if err := s.write(p); err != nil {
+	if reason != "" {
+		b.add(append(appendComment(appendRetry(nil, retry), why), '\n'))
+	}
+	if err := s.writeParts(b); err != nil {
 		return false, endWrite
 	}
 	s.wrote = time.Now()
@@ -326,12 +362,29 @@ func (s *stream) deliver(sub *broker.Subscription, stopping bool) (wrote bool, r
 
 // end writes a retry: hint and a comment; the stream ends after it.
 func (s *stream) end(retry time.Duration, why string) {
-	b := s.h.getBatch()
-	b.buf = appendRetry(b.buf, retry)
-	b.buf = appendComment(b.buf, why)
-	b.buf = append(b.buf, '\n')
-	_ = s.write(b.buf)
-	s.h.putBatch(b)
+	_ = s.write(append(appendComment(appendRetry(nil, retry), why), '\n'))
+}
+
+// writeParts sends b's pieces as one write and flushes them, then empties
+// b. Through net/http each piece is a Write (net/http copies through its
+// own fixed buffer); a detached stream sends one chunk with one writev.
+func (s *stream) writeParts(b *batch) error {
+	defer b.reset()
+	if b.n == 0 {
+		return nil
+	}
+	if err := s.deadline(); err != nil {
+		return err
+	}
+	if c := s.conn.Load(); c != nil {
+		return s.writeChunk(*c, b)
+	}
+	for _, p := range b.parts {
+		if _, err := s.w.Write(p); err != nil {
+			return err
+		}
+	}
+	return s.rc.Flush()
 }
 
 // write sends p and flushes it, under a fresh write deadline: the
@@ -341,7 +394,10 @@ func (s *stream) write(p []byte) error {
 		return err
 	}
 	if c := s.conn.Load(); c != nil {
-		return s.writeChunk(*c, p)
+		b := s.h.getBatch()
+		defer s.h.putBatch(b)
+		b.parts, b.n = append(b.parts, p), len(p)
+		return s.writeChunk(*c, b)
 	}
 	if _, err := s.w.Write(p); err != nil {
 		return err
@@ -444,11 +500,12 @@ func appendComment(b []byte, text string) []byte {
 func (h *Handler) getBatch() *batch { return h.batches.Get().(*batch) }
 
 func (h *Handler) putBatch(b *batch) {
-	if cap(b.buf) > keepBuf || cap(b.evs) > keepEvents {
+	if cap(b.buf) > keepBuf || cap(b.evs) > keepEvents || cap(b.parts) > keepEvents {
 		return
 	}
 	clear(b.evs) // the pool must not keep events alive
-	b.buf, b.evs = b.buf[:0], b.evs[:0]
+	b.evs = b.evs[:0]
+	b.reset()
 	h.batches.Put(b)
 }
 

@@ -41,6 +41,7 @@ type Config struct {
 	MaxPatterns    int
 	MaxBatch       int
 	QueueSize      int
+	QueueBytes     int64
 	Ack            string // peer or local
 	DrainTimeout   time.Duration
 	LogFormat      string // text or json
@@ -84,6 +85,7 @@ func serveOptions(getenv func(string) string) []option {
 		{"max-patterns", "int", "64", "channels and patterns per stream", setInt(func(c *Config) *int { return &c.MaxPatterns })},
 		{"max-batch", "int", "1000", "messages per POST /publish", setInt(func(c *Config) *int { return &c.MaxBatch })},
 		{"queue-size", "int", "8192", "events queued per subscriber before it is cut off as slow", setInt(func(c *Config) *int { return &c.QueueSize })},
+		{"queue-bytes", "size", "8MiB", "bytes of events a stream holds (queued or being written) before it is cut off as slow; one event always fits", setSize(func(c *Config) *int64 { return &c.QueueBytes })},
 		{"ack", "peer|local", "peer", "when a publish is answered without ?ack=: peer (stored here and acknowledged by a live peer) or local", setString(func(c *Config) *string { return &c.Ack })},
 		{"drain-timeout", "duration", "10s", "how long a graceful shutdown may take", setDuration(func(c *Config) *time.Duration { return &c.DrainTimeout })},
 		{"log-format", "text|json", "text", "log format, to stdout", setString(func(c *Config) *string { return &c.LogFormat })},
@@ -229,6 +231,7 @@ func (c *Config) Validate() error {
 		{"--max-patterns", int64(c.MaxPatterns)},
 		{"--max-batch", int64(c.MaxBatch)},
 		{"--queue-size", int64(c.QueueSize)},
+		{"--queue-bytes", c.QueueBytes},
 		{"--drain-timeout", int64(c.DrainTimeout)},
 	}
 	for _, p := range positive {

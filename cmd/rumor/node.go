@@ -120,6 +120,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 		HistoryTTL:   cfg.HistoryTTL,
 		HistoryBytes: cfg.HistoryBytes,
 		QueueSize:    cfg.QueueSize,
+		QueueBytes:   cfg.QueueBytes,
 		Relay:        relay,
 		Logger:       log.With("component", "broker"),
 	})
