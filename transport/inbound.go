@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -36,7 +37,15 @@ func (c *Cluster) serveRelay(conn net.Conn) {
 	err = c.readRelay(conn, origin)
 	c.log.Debug("relay inbound closed", "origin", fmt.Sprintf("%016x", origin), "err", err)
 	c.sealFailed(err, fmt.Sprintf("%016x", origin))
+	if errors.Is(err, errForged) {
+		// It holds the key: a member with a bug, or one in hostile hands.
+		c.metrics.forged.Inc()
+		c.log.Warn("relay event with a forged origin: connection closed", "remote", conn.RemoteAddr().String(), "err", err)
+	}
 }
+
+// errForged is an event on a peer's link that names another origin.
+var errForged = fmt.Errorf("%w: forged origin", errFrame)
 
 // maxBatch bounds how many frames the relay reader takes before it acks.
 const maxBatch = 64
@@ -79,7 +88,7 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 				return err
 			}
 			if e.ID.Origin != origin {
-				return fmt.Errorf("%w: event from origin %016x on %016x's link", errFrame, e.ID.Origin, origin)
+				return fmt.Errorf("%w: event from origin %016x on %016x's link", errForged, e.ID.Origin, origin)
 			}
 			c.hub.Deliver(e)
 			received = true

@@ -12,6 +12,7 @@ type metrics struct {
 	reconnects   prometheus.Counter
 	authFailures prometheus.Counter
 	rejected     prometheus.Counter
+	forged       prometheus.Counter
 }
 
 func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
@@ -37,11 +38,15 @@ func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
 			Name: "rumor_relay_records_rejected_total",
 			Help: "Relay connections closed because a sealed record did not authenticate: altered, cut, replayed or reflected on the way.",
 		}),
+		forged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rumor_relay_forged_origins_total",
+			Help: "Relay connections closed because a peer that passed the handshake sent an event of another origin.",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.ackLatency, m.repaired, m.reconnects, m.authFailures, m.rejected)
+	reg.MustRegister(m.ackLatency, m.repaired, m.reconnects, m.authFailures, m.rejected, m.forged)
 	for _, state := range []string{"alive", "suspect", "dead", "left"} {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "rumor_cluster_members",

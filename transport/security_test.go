@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,5 +162,36 @@ func TestProtocolViolationsDisconnectOnlyTheOffender(t *testing.T) {
 		if len(got) != 1 {
 			t.Errorf("subscriber got %d events, want only %v", len(got), id)
 		}
+	}
+}
+
+// A peer that holds the key but sends another node's events on its link is
+// a member gone wrong: the link closes, and the forgery is counted and
+// logged as a warning, naming both origins.
+func TestForgedOriginCounted(t *testing.T) {
+	reg, logs := newRegistry(), newLogRecorder()
+	nodes := startClusterWith(t, 2, func(i int) nodeOpts {
+		if i == 0 {
+			return nodeOpts{timing: fastTiming, reg: reg, log: logs}
+		}
+		return nodeOpts{timing: fastTiming}
+	})
+	a, b := nodes[0], nodes[1]
+	p, err := dialRaw(t, a.c.GossipAddr(), testKey, testLabel, broker.NewOrigin())
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	p.write(t, eventFrame(&broker.Event{ID: broker.ID{Time: hlcNow(), Origin: b.hub.Origin(), Seq: 1 << 40}, Channel: "chat", Data: []byte("forged")}))
+	p.waitClosed(t, 2*time.Second)
+	waitFor(t, "the forgery to be counted", 2*time.Second, func() bool {
+		v, _ := gather(t, reg, "rumor_relay_forged_origins_total")
+		return v == 1
+	})
+	var warned bool
+	for _, r := range logs.records() {
+		warned = warned || r.level == slog.LevelWarn && strings.Contains(r.msg, "forged origin")
+	}
+	if !warned {
+		t.Errorf("no warning logged for a forged origin")
 	}
 }
