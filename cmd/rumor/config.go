@@ -103,8 +103,14 @@ func envName(flagName string) string {
 // else its RUMOR_* variable, else the default. The error lists every
 // problem at once: values that do not parse, then those Validate rejects.
 func parseServe(args []string, getenv func(string) string) (Config, error) {
-	opts := serveOptions(getenv)
-	given, err := resolve(opts, args, getenv)
+	return parseConfig(flag.NewFlagSet("rumor serve", flag.ContinueOnError), serveOptions(getenv), args, getenv, nil)
+}
+
+// parseConfig is parseServe for opts, a subset of serveOptions, parsed
+// with fs, which may hold flags of its own (`rumor dev`'s). An option left
+// out keeps its zero value unless fill, called before Validate, sets it.
+func parseConfig(fs *flag.FlagSet, opts []option, args []string, getenv func(string) string, fill func(*Config)) (Config, error) {
+	given, err := resolve(fs, opts, args, getenv)
 	if err != nil {
 		return Config{}, err
 	}
@@ -127,6 +133,9 @@ func parseServe(args []string, getenv func(string) string) (Config, error) {
 	if c.GossipAddr == "" && len(c.Join) > 0 {
 		c.GossipAddr = ":7946"
 	}
+	if fill != nil {
+		fill(&c)
+	}
 	errs = append(errs, c.Validate())
 	return c, errors.Join(errs...)
 }
@@ -136,10 +145,10 @@ func parseServe(args []string, getenv func(string) string) (Config, error) {
 type setting struct{ text, from string }
 
 // resolve picks each option's text by precedence: its flag, else its
-// variable (when not empty), else its default. It only fails on flags that
-// do not exist or arguments that are not flags.
-func resolve(opts []option, args []string, getenv func(string) string) (map[string]setting, error) {
-	fs := flag.NewFlagSet("rumor serve", flag.ContinueOnError)
+// variable (when not empty), else its default. It parses args with fs,
+// after adding opts to it, and only fails on flags that do not exist or
+// arguments that are not flags.
+func resolve(fs *flag.FlagSet, opts []option, args []string, getenv func(string) string) (map[string]setting, error) {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	raw := make(map[string]*rawValue, len(opts))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/base64"
+	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -65,7 +66,7 @@ func TestResolvePrecedence(t *testing.T) {
 			{nil, map[string]string{envName(o.name): ""}, setting{o.def, ""}},
 			{nil, nil, setting{o.def, ""}},
 		} {
-			got, err := resolve(opts, tt.args, env(tt.vars))
+			got, err := resolve(flag.NewFlagSet("test", flag.ContinueOnError), opts, tt.args, env(tt.vars))
 			if err != nil {
 				t.Fatalf("resolve(%q, %v): %v", tt.args, tt.vars, err)
 			}
@@ -74,7 +75,7 @@ func TestResolvePrecedence(t *testing.T) {
 			}
 		}
 	}
-	if _, err := resolve(opts, []string{"--no-such-flag"}, env(nil)); err == nil {
+	if _, err := resolve(flag.NewFlagSet("test", flag.ContinueOnError), opts, []string{"--no-such-flag"}, env(nil)); err == nil {
 		t.Error("resolve(--no-such-flag) = nil error")
 	}
 }

@@ -11,8 +11,43 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
+
+// devOwned are the serve options `rumor dev` sets itself, per node or for
+// the whole local cluster; every other serve option applies to every node,
+// from its flag or RUMOR_* variable as for `rumor serve`.
+var devOwned = map[string]string{
+	"http-addr":            "use --host and --http-port",
+	"admin-addr":           "rumor dev serves everything on --http-port",
+	"node-name":            "nodes are n1, n2, …",
+	"gossip-addr":          "gossip listens on free ports of --host",
+	"advertise-addr":       "nodes advertise --host",
+	"join":                 "every node joins the first",
+	"cluster-label":        "the label is rumor-dev",
+	"gossip-key":           "a fresh key is made every run",
+	"gossip-key-file":      "a fresh key is made every run",
+	"tls-cert":             "rumor dev serves plain HTTP on loopback",
+	"tls-key":              "rumor dev serves plain HTTP on loopback",
+	"peer-tls-server-name": "rumor dev serves plain HTTP on loopback",
+}
+
+// devOptions are the serve options `rumor dev` takes, with its own
+// defaults where they differ: a shorter drain, for a quick Ctrl-C.
+func devOptions(getenv func(string) string) []option {
+	var opts []option
+	for _, o := range serveOptions(getenv) {
+		if _, owned := devOwned[o.name]; owned {
+			continue
+		}
+		if o.name == "drain-timeout" {
+			o.def = "5s"
+		}
+		opts = append(opts, o)
+	}
+	return opts
+}
 
 // runDev is `rumor dev`: a cluster of --nodes nodes in this process, with
 // real memberlist gossip and relays over loopback, for trying rumor out.
@@ -21,20 +56,29 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	nodes := fs.Int("nodes", 3, "how many nodes to run")
 	httpPort := fs.Int("http-port", 8080, "HTTP port of the first node; node i listens on http-port+i-1 (0 picks free ports)")
 	host := fs.String("host", "127.0.0.1", "address every node listens on, for HTTP and gossip")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "log format, to stdout: text or json")
-	perClient := fs.Int("max-streams-per-client", 100, "concurrent SSE streams per client address on each node; 0 means no limit (load tests from one machine)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: rumor dev [flags]\n\nRuns a local cluster in one process: HTTP on consecutive ports, gossip on\nfree ports, every node joined to the first. Ctrl-C stops it.\n\nFlags:\n")
-		printFlags(fs)
-	}
-	if err := parseFlags(fs, args, stdout, stderr); err != nil {
-		return ignoreHelp(err)
-	}
+	own := []string{"nodes", "http-port", "host"}
+	// The serve options' flags are added by parseConfig; flags it does not
+	// know are checked here first, so that a serve flag rumor dev sets
+	// itself gets a reason instead of "flag provided but not defined".
 	var errs []error
-	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if why, owned := devOwned[name]; owned && strings.HasPrefix(a, "-") {
+			errs = append(errs, fmt.Errorf("--%s is not a rumor dev setting: %s", name, why))
+		}
 	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	base, err := parseConfig(fs, devOptions(getenv), args, getenv, func(c *Config) {
+		// What startLocal sets per node, so that Validate passes.
+		c.HTTPAddr, c.NodeName = "127.0.0.1:0", "n"
+	})
+	if errors.Is(err, flag.ErrHelp) {
+		printDevHelp(stdout, fs, own, getenv)
+		return nil
+	}
+	errs = append(errs, err) // every problem of the serve options at once
 	if *nodes < 1 || *nodes > 64 {
 		errs = append(errs, fmt.Errorf("--nodes %d: want 1 to 64", *nodes))
 	}
@@ -44,22 +88,13 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if ip := net.ParseIP(*host); ip == nil {
 		errs = append(errs, fmt.Errorf("--host %q: want an IP address", *host))
 	}
-	if _, err := parseLevel(*logLevel); err != nil {
-		errs = append(errs, err)
-	}
-	if *logFormat != "text" && *logFormat != "json" {
-		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", *logFormat))
-	}
-	if *perClient < 0 {
-		errs = append(errs, fmt.Errorf("--max-streams-per-client %d: must not be negative (0 means no limit)", *perClient))
-	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
 
-	log := newLogger(stdout, *logFormat, *logLevel)
+	log := newLogger(stdout, base.LogFormat, base.LogLevel)
 	started, stopAll, err := startLocal(ctx, localCluster{
-		nodes: *nodes, host: *host, httpPort: *httpPort, label: "rumor-dev", name: "n", perClient: *perClient,
+		nodes: *nodes, host: *host, httpPort: *httpPort, label: "rumor-dev", name: "n", base: &base,
 	}, log)
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
@@ -72,35 +107,56 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	return err
 }
 
+func printDevHelp(w io.Writer, fs *flag.FlagSet, own []string, getenv func(string) string) {
+	fmt.Fprintf(w, "Usage: rumor dev [flags]\n\nRuns a local cluster in one process: HTTP on consecutive ports, gossip on\nfree ports, every node joined to the first, with a fresh gossip key. Ctrl-C\nstops it.\n\nFlags:\n")
+	for _, name := range own {
+		f := fs.Lookup(name)
+		kind, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  --%s %s\n      %s (default %s)\n", f.Name, kind, usage, f.DefValue)
+	}
+	fmt.Fprintf(w, "\nEvery node also takes these settings of rumor serve (see rumor serve -h),\neach as a flag or as its RUMOR_* variable; a flag wins over the variable:\n\n")
+	for _, o := range devOptions(getenv) {
+		def := ""
+		if o.def != "" {
+			def = ", default " + o.def
+		}
+		fmt.Fprintf(w, "  --%s %s (env %s%s)\n", o.name, o.kind, envName(o.name), def)
+	}
+}
+
 // localCluster is a cluster of nodes in this process, as `rumor dev` and
 // `rumor bench --cluster` run it.
 type localCluster struct {
-	nodes     int
-	host      string // every node listens on it
-	httpPort  int    // the first node's HTTP port, node i's is httpPort+i-1; 0 picks free ports
-	label     string // the cluster label
-	name      string // node names are name1, name2, …
-	perClient int    // --max-streams-per-client
-	alone     bool   // one node runs without gossip
+	nodes    int
+	host     string  // every node listens on it
+	httpPort int     // the first node's HTTP port, node i's is httpPort+i-1; 0 picks free ports
+	label    string  // the cluster label
+	name     string  // node names are name1, name2, …
+	base     *Config // every node's settings; nil means serve's defaults without a per-client stream limit and a 5s drain
+	alone    bool    // one node runs without gossip
 }
 
-// startLocal starts lc's nodes with the serve defaults, a fresh gossip key
+// startLocal starts lc's nodes with lc.base's settings, a fresh gossip key
 // (so that they run encrypted, like production should) and lc's label,
 // every node joined to the first, and waits until they formed. stop shuts
 // them down, newest first: each node still has peers to flush to and to
 // tell that it leaves.
 func startLocal(ctx context.Context, lc localCluster, log *slog.Logger) (nodes []*node, stop func() error, err error) {
-	base, err := parseServe(nil, func(string) string { return "" })
-	if err != nil {
-		return nil, nil, err
+	var base Config
+	if lc.base != nil {
+		base = *lc.base
+	} else {
+		if base, err = parseServe(nil, func(string) string { return "" }); err != nil {
+			return nil, nil, err
+		}
+		base.DrainTimeout = 5 * time.Second
+		base.MaxStreamsPerClient = 0
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	base.GossipKey = base64.StdEncoding.EncodeToString(key)
 	base.ClusterLabel = lc.label
-	base.DrainTimeout = 5 * time.Second
 	base.AdvertiseAddr = ""
-	base.MaxStreamsPerClient = lc.perClient
 	stop = func() error {
 		var errs []error
 		for i := len(nodes) - 1; i >= 0; i-- {
@@ -126,7 +182,9 @@ func startLocal(ctx context.Context, lc localCluster, log *slog.Logger) (nodes [
 				cfg.Join = []string{seed}
 			}
 		}
-		n, err := startNode(ctx, cfg, log.With("node", cfg.NodeName), nodeOptions{local: true})
+		// Not "node": the packages log the member a line is about under
+		// that key, and the member name carries a random suffix.
+		n, err := startNode(ctx, cfg, log.With("dev_node", cfg.NodeName), nodeOptions{local: true})
 		if err != nil {
 			return nil, nil, errors.Join(fmt.Errorf("start %s: %w", cfg.NodeName, err), stop())
 		}

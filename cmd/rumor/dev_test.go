@@ -214,3 +214,90 @@ func TestDevStreamsPerClient(t *testing.T) {
 		t.Errorf("rumor dev: %v", err)
 	}
 }
+
+// `rumor dev` takes the serve settings that make sense for a local
+// cluster, as flags or RUMOR_* variables, refuses with a reason those it
+// sets itself, and its log lines name each key once.
+func TestDevServeSettings(t *testing.T) {
+	err := run(context.Background(), []string{"dev", "--http-addr", ":9000", "--gossip-key=x", "--history-size", "-1"}, env(nil), io.Discard, io.Discard)
+	for _, want := range []string{"--http-addr is not a rumor dev setting: use --host and --http-port", "--gossip-key is not a rumor dev setting"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("rumor dev with serve-only flags: %v, want %q", err, want)
+		}
+	}
+	var help strings.Builder
+	if err := run(context.Background(), []string{"dev", "-h"}, env(nil), &help, io.Discard); err != nil || !strings.Contains(help.String(), "--cors-origins list (env RUMOR_CORS_ORIGINS") || strings.Contains(help.String(), "--http-addr") {
+		t.Errorf("rumor dev -h = %v, want the serve settings it takes, without --http-addr:\n%s", err, help.String())
+	}
+
+	dev := start(t, env(map[string]string{"RUMOR_MAX_STREAMS_PER_CLIENT": "1", "RUMOR_LOG_FORMAT": "json"}),
+		"dev", "--nodes", "2", "--http-port", "0", "--cors-origins", "https://app.example")
+	banner := dev.out.waitContains(t, "Ctrl-C stops the cluster")
+	m := regexp.MustCompile(`(?m)^\s+n2\s+(http://\S+)`).FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("no URL of n2 in:\n%s", banner)
+	}
+	req, _ := http.NewRequest(http.MethodGet, m[1]+"/channels", nil)
+	req.Header.Set("Origin", "https://app.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://app.example" {
+		t.Errorf("--cors-origins on rumor dev: n2 answers Access-Control-Allow-Origin %q, want https://app.example", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, m[1]+"/channels/a", nil)
+	first, err := http.DefaultClient.Do(sreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	if code, body := get(t, m[1]+"/channels/b"); code != http.StatusOK || !strings.Contains(body, "too many streams from your address") {
+		t.Errorf("RUMOR_MAX_STREAMS_PER_CLIENT=1 on rumor dev: second stream = %d %q, want the per-client refusal", code, body)
+	}
+	cancel()
+	if err := dev.stop(t); err != nil {
+		t.Errorf("rumor dev: %v", err)
+	}
+	lines := 0
+	for line := range strings.Lines(dev.out.String()) {
+		if !strings.HasPrefix(line, "{") {
+			continue // the banner
+		}
+		lines++
+		if dup := duplicateKey(line); dup != "" {
+			t.Errorf("log line repeats the key %q: %s", dup, line)
+		}
+	}
+	if lines == 0 {
+		t.Errorf("RUMOR_LOG_FORMAT=json on rumor dev: no JSON log line in:\n%s", dev.out)
+	}
+}
+
+// duplicateKey returns a top-level key that a JSON object names twice.
+func duplicateKey(line string) string {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if _, err := dec.Token(); err != nil {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return key
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
+}
