@@ -851,3 +851,50 @@ func canceled() context.Context {
 	cancel()
 	return ctx
 }
+
+// The UI's redirects stay on this node: a path that cleans to a directory
+// is redirected to that directory's own path, never to a path that a
+// browser reads as another host (//evil.example/), whether the router
+// sends it to the UI's handler or not.
+func TestAttackUIRedirect(t *testing.T) {
+	f := newHS256Fortress(t, Options{})
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	ui := f.h.uiHandler()
+	offSite := func(loc string) bool {
+		u, err := url.Parse(loc)
+		return loc != "" && (err != nil || u.Host != "" || strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, "/\\") || !strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "."))
+	}
+	for _, p := range []string{"/%2Fevil.example%2F..", "/%2F%2Fevil.example%2F..", "//evil.example/..", "/%5Cevil.example%2F..", "/%2Fevil.example", "/.%2F%2Fevil.example%2F.."} {
+		resp, err := c.Get(f.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); offSite(loc) {
+			t.Errorf("GET %s = %d, Location %q: a redirect off this node", p, resp.StatusCode, loc)
+		}
+		w := httptest.NewRecorder()
+		ui(w, httptest.NewRequest(http.MethodGet, p, nil))
+		if loc := w.Header().Get("Location"); offSite(loc) || w.Code == http.StatusMovedPermanently && loc != "/" {
+			t.Errorf("the UI's handler for %s = %d, Location %q; want a redirect to / at most", p, w.Code, loc)
+		}
+	}
+}
+
+// No page of another site can frame the UI: every UI file says so in the
+// headers browsers obey (a <meta> policy cannot carry frame-ancestors).
+func TestAttackUIFraming(t *testing.T) {
+	f := newHS256Fortress(t, Options{})
+	for _, p := range uiPaths() {
+		a := f.do(t, http.MethodGet, p, nil, "")
+		if a.status != http.StatusOK {
+			t.Fatalf("GET %s = %d", p, a.status)
+		}
+		if got := a.header.Get("X-Frame-Options"); got != "DENY" {
+			t.Errorf("GET %s: X-Frame-Options = %q, want DENY", p, got)
+		}
+		if got := a.header.Get("Content-Security-Policy"); !strings.Contains(got, "frame-ancestors 'none'") {
+			t.Errorf("GET %s: Content-Security-Policy = %q, want frame-ancestors 'none'", p, got)
+		}
+	}
+}

@@ -36,7 +36,13 @@ func (h *Handler) uiHandler() http.HandlerFunc {
 		}
 		if info.IsDir() {
 			if !strings.HasSuffix(r.URL.Path, "/") {
-				http.Redirect(w, r, r.URL.Path+"/", http.StatusMovedPermanently)
+				// To the cleaned path, one leading slash: the raw one may
+				// start with "//", which a browser reads as another host.
+				dir := "/"
+				if name != "." {
+					dir = "/" + name + "/"
+				}
+				http.Redirect(w, r, dir, http.StatusMovedPermanently)
 				return
 			}
 			name = path.Join(name, "index.html")
@@ -49,6 +55,12 @@ func (h *Handler) uiHandler() http.HandlerFunc {
 		// browsers revalidate cheaply and never keep an older release's UI.
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("ETag", etags[name])
+		// No other site may frame the UI (clickjacking its console): a
+		// <meta> policy cannot say frame-ancestors, so the header does, with
+		// X-Frame-Options for browsers that predate it.
+		w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		http.ServeFileFS(w, r, root, name)
 	}
 }
