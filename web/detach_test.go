@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"strings"
 	"testing"
 	"time"
@@ -217,5 +218,50 @@ func TestCloseStreamsAbortsStuckWriter(t *testing.T) {
 	waitStreams(t, ts, 0)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("the stuck stream ended %v after CloseStreams gave up", took)
+	}
+}
+
+// TestChunkWriter: a detached stream's writes go out as chunks of the
+// chunked body, byte for byte: the size in hex, CRLF, the bytes, CRLF. An
+// empty write sends nothing (an empty chunk would end the body); hangUp
+// sends the last chunk and closes the connection.
+func TestChunkWriter(t *testing.T) {
+	hub := broker.NewHub(broker.Options{})
+	defer hub.Close()
+	h, err := NewHandler(Options{Hub: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, client := net.Pipe()
+	defer client.Close()
+	s := &stream{h: h}
+	s.conn.Store(&server)
+	gone := make(chan struct{})
+	close(gone) // no reader of the client's bytes: hangUp need not wait for one
+	s.gone = gone
+	wire := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(client) // until hangUp closes the connection
+		wire <- string(b)
+	}()
+
+	long := strings.Repeat("x", 300)
+	for _, p := range []string{"retry: 2000\n\n", "", long} {
+		if err := s.write([]byte(p)); err != nil {
+			t.Fatalf("write(%q): %v", p, err)
+		}
+	}
+	if err := s.writeString(": ping\n"); err != nil {
+		t.Fatalf("writeString: %v", err)
+	}
+	s.hangUp()
+	got := <-wire
+	want := "d\r\nretry: 2000\n\n\r\n" + "12c\r\n" + long + "\r\n" + "7\r\n: ping\n\r\n" + "0\r\n\r\n"
+	if got != want {
+		t.Fatalf("on the wire:\n%q\nwant\n%q", got, want)
+	}
+	body, err := io.ReadAll(httputil.NewChunkedReader(strings.NewReader(got)))
+	if err != nil || string(body) != "retry: 2000\n\n"+long+": ping\n" {
+		t.Errorf("the standard chunked reader read %q, %v", body, err)
 	}
 }
