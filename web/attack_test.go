@@ -522,7 +522,7 @@ func TestAttackNonReader(t *testing.T) {
 	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
 	_, _ = io.WriteString(conn, "GET /channels/feed HTTP/1.1\r\nHost: rumor\r\nAuthorization: Bearer "+tok+"\r\n\r\n")
 	h := http.Header{"Authorization": {"Bearer " + tok}}
-	waitUntil(t, "the non-reader's stream", func() bool { return ts.h.openStreams() == 1 })
+	waitFor(t, "the non-reader's stream", func() bool { return ts.h.openStreams() == 1 })
 	reader := ts.openStream(t, "/channels/feed", h)
 
 	// Publish in rounds, each waiting for the reader, so that a loaded
@@ -546,7 +546,7 @@ func TestAttackNonReader(t *testing.T) {
 	if d := time.Since(start); d > testTimeout/2 {
 		t.Errorf("%d publishes took %v: the non-reader slowed everyone", n, d)
 	}
-	waitUntil(t, "the non-reader to be cut", func() bool { return ts.h.openStreams() == 1 })
+	waitFor(t, "the non-reader to be cut", func() bool { return ts.h.openStreams() == 1 })
 	slow := ts.metric(t, "rumor_streams_ended_total", map[string]string{"reason": endSlow})
 	write := ts.metric(t, "rumor_streams_ended_total", map[string]string{"reason": endWrite})
 	if slow+write != 1 {
@@ -800,7 +800,7 @@ func TestAttackReadersShareFrames(t *testing.T) {
 			t.Fatalf("publish %d = %d %s", i, a.status, a.body)
 		}
 	}
-	waitUntil(t, "every reader to get every event", func() bool {
+	waitFor(t, "every reader to get every event", func() bool {
 		return ts.metric(t, "rumor_delivery_latency_seconds", nil) == readers*events
 	})
 	runtime.ReadMemStats(&after)
@@ -840,8 +840,8 @@ func TestAttackStalledReaderBytes(t *testing.T) {
 	// The stream's write is still stuck on the stalled socket; what it
 	// holds goes once the stream ends.
 	ts.h.CloseStreams(canceled())
-	waitUntil(t, "the stalled stream to end", func() bool { return ts.h.openStreams() == 0 })
-	waitUntil(t, "its bytes to be given back", func() bool { return ts.metric(t, "rumor_subscriber_bytes", nil) == 0 })
+	waitFor(t, "the stalled stream to end", func() bool { return ts.h.openStreams() == 0 })
+	waitFor(t, "its bytes to be given back", func() bool { return ts.metric(t, "rumor_subscriber_bytes", nil) == 0 })
 }
 
 // canceled is a context that has ended: CloseStreams with it aborts the

@@ -56,7 +56,7 @@ func BenchmarkFanout(b *testing.B) {
 				req := httptest.NewRequest(http.MethodGet, "/channels/bench", nil).WithContext(ctx)
 				wg.Go(func() { h.ServeHTTP(ws[i], req) })
 			}
-			waitFor(b, func() bool { return hub.Stats().Subscribers == streams })
+			waitFor(b, "every stream subscribed", func() bool { return hub.Stats().Subscribers == streams })
 			start := make([]int64, streams)
 			for i, w := range ws {
 				start[i] = w.n.Load()
@@ -74,7 +74,7 @@ func BenchmarkFanout(b *testing.B) {
 				frameBytes += int64(len(broker.AppendFrame(nil, ids[0], "", data)))
 			}
 			for i, w := range ws { // the time includes writing every event to every stream
-				waitFor(b, func() bool { return w.n.Load()-start[i] == frameBytes })
+				waitFor(b, "the event written on every stream", func() bool { return w.n.Load()-start[i] == frameBytes })
 			}
 			b.StopTimer()
 			var writes int64
@@ -83,17 +83,5 @@ func BenchmarkFanout(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*streams)/float64(writes), "events/write")
 		})
-	}
-}
-
-// waitFor polls cond for up to testTimeout.
-func waitFor(tb testing.TB, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatal("condition not met in time")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -21,10 +22,7 @@ import (
 // connection and a reader positioned after the response headers.
 func rawStream(tb testing.TB, ts *testServer, request string) (net.Conn, *bufio.Reader, *http.Response) {
 	tb.Helper()
-	c, err := net.DialTimeout("tcp", ts.Listener.Addr().String(), testTimeout)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	c := ts.dial(tb)
 	tb.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(testTimeout))
 	if _, err := io.WriteString(c, request); err != nil {
@@ -41,11 +39,7 @@ func rawStream(tb testing.TB, ts *testServer, request string) (net.Conn, *bufio.
 // waitStreams waits until n streams are open.
 func waitStreams(tb testing.TB, ts *testServer, n int) {
 	tb.Helper()
-	for deadline := time.Now().Add(testTimeout); ts.h.openStreams() != n; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%d streams open, want %d", ts.h.openStreams(), n)
-		}
-	}
+	waitFor(tb, fmt.Sprint(n, " streams open"), func() bool { return ts.h.openStreams() == n })
 }
 
 // TestDetachedWire: an HTTP/1.1 stream, written by the stream itself once

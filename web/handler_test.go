@@ -106,12 +106,7 @@ func TestStreamLimit(t *testing.T) {
 		t.Errorf("rumor_streams_open = %v, want 2", v)
 	}
 	first.resp.Body.Close()
-	for i := 0; ts.h.openStreams() > 1; i++ {
-		if i > 1000 {
-			t.Fatal("a closed stream was never released")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the closed stream to be released", func() bool { return ts.h.openStreams() <= 1 })
 	ts.openStream(t, "/channels/c", nil)
 }
 
@@ -176,12 +171,9 @@ func TestMetrics(t *testing.T) {
 	}
 	// Delivery latency is observed after the write, which may follow the
 	// client's read by a moment.
-	for i := 0; ts.metric(t, "rumor_delivery_latency_seconds", nil) != 2; i++ {
-		if i > 1000 {
-			t.Fatalf("rumor_delivery_latency_seconds count = %v, want 2", ts.metric(t, "rumor_delivery_latency_seconds", nil))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "rumor_delivery_latency_seconds count 2", func() bool {
+		return ts.metric(t, "rumor_delivery_latency_seconds", nil) == 2
+	})
 }
 
 // fakeCluster is a membership the test changes.

@@ -39,7 +39,7 @@ func TestHMACFileRotation(t *testing.T) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "a token of the new secret accepted", func() bool { _, err := a.Verify(newTok); return err == nil })
+	waitFor(t, "a token of the new secret accepted", func() bool { _, err := a.Verify(newTok); return err == nil })
 	if got := ts.metric(t, "rumor_auth_key_reloads_total", map[string]string{"source": "hmac_secret_file", "result": "ok"}); got != 1 {
 		t.Errorf(`rumor_auth_key_reloads_total{source="hmac_secret_file",result="ok"} = %v, want 1`, got)
 	}

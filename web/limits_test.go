@@ -92,24 +92,12 @@ func TestMaxStreamsPerClient(t *testing.T) {
 	}
 	// A stream that ends gives its slot back.
 	a.resp.Body.Close()
-	waitUntil(t, "the closed stream to be released", func() bool {
+	waitFor(t, "the closed stream to be released", func() bool {
 		ts.h.sec.mu.Lock()
 		defer ts.h.sec.mu.Unlock()
 		return ts.h.sec.clients["127.0.0.1"] == 1
 	})
 	ts.openStream(t, "/channels/d", nil)
-}
-
-// waitUntil polls ok for at most testTimeout.
-func waitUntil(tb testing.TB, what string, ok func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestPublishRate(t *testing.T) {
@@ -178,7 +166,7 @@ func TestStreamEndsWhenTokenExpires(t *testing.T) {
 	if !strings.Contains(string(body), ": token expired: reconnect with a fresh token\n") || !strings.Contains(string(body), "\nretry: ") {
 		t.Errorf("stream ended with %q, want a retry: and the token-expired comment", body)
 	}
-	waitUntil(t, "the expired stream to be counted", func() bool {
+	waitFor(t, "the expired stream to be counted", func() bool {
 		return ts.metric(t, "rumor_streams_ended_total", map[string]string{"reason": endExpired}) == 1
 	})
 }

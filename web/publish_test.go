@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rumorhq/rumor/broker"
 )
@@ -233,12 +232,7 @@ func TestPublishConcurrencyLimit(t *testing.T) {
 	if _, err := pw.Write([]byte("first ")); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ts.h.inflight.Load() != 1; i++ {
-		if i > 1000 {
-			t.Fatal("the first publish never got in flight")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the first publish in flight", func() bool { return ts.h.inflight.Load() == 1 })
 	a := ts.do(t, http.MethodPost, "/channels/c", nil, "second")
 	wantError(t, "publish over MaxPublishes", a, http.StatusServiceUnavailable)
 	if ra, err := strconv.Atoi(a.header.Get("Retry-After")); err != nil || ra < 1 {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rumorhq/rumor/broker"
@@ -422,35 +423,39 @@ func TestStreamDeliversInOrder(t *testing.T) {
 // TestKeepAliveAfterStream: a stream's last write deadline must not outlive
 // it on a kept-alive connection and fail the next answer there (net/http
 // clears it after each response; the http.Server has no WriteTimeout).
+// It runs in a synctest bubble, so that the deadline passes exactly.
 func TestKeepAliveAfterStream(t *testing.T) {
-	ts := newServer(t, broker.Options{}, Options{WriteTimeout: 20 * time.Millisecond, MaxStreams: 1})
-	ts.openStream(t, "/channels/a", nil)
-	var reused []bool
-	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = append(reused, i.Reused) }}
-	get := func(path string) answer {
-		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, ts.URL+path, nil)
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		const writeTimeout = 20 * time.Millisecond
+		ts := newPipeServer(t, broker.Options{}, Options{WriteTimeout: writeTimeout, MaxStreams: 1})
+		ts.openStream(t, "/channels/a", nil)
+		var reused []bool
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = append(reused, i.Reused) }}
+		get := func(path string) answer {
+			req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, ts.URL+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+			return answer{resp.StatusCode, resp.Header, string(b)}
 		}
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
+		if a := get("/channels/b"); !strings.Contains(a.body, "retry:") { // over the limit: shed
+			t.Fatalf("GET /channels/b = %d %q, want a retry:", a.status, a.body)
 		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
+		time.Sleep(2 * writeTimeout) // the fake clock: well past the stream's last write deadline
+		if a := get("/healthz"); a.status != http.StatusOK {
+			t.Errorf("GET /healthz after a stream on the same connection = %d %s", a.status, a.body)
 		}
-		return answer{resp.StatusCode, resp.Header, string(b)}
-	}
-	if a := get("/channels/b"); !strings.Contains(a.body, "retry:") { // over the limit: shed
-		t.Fatalf("GET /channels/b = %d %q, want a retry:", a.status, a.body)
-	}
-	time.Sleep(50 * time.Millisecond) // past the stream's last write deadline
-	if a := get("/healthz"); a.status != http.StatusOK {
-		t.Errorf("GET /healthz after a stream on the same connection = %d %s", a.status, a.body)
-	}
-	if len(reused) != 2 || !reused[1] {
-		t.Errorf("connections reused: %v, want the second request on the first one's connection", reused)
-	}
+		if len(reused) != 2 || !reused[1] {
+			t.Errorf("connections reused: %v, want the second request on the first one's connection", reused)
+		}
+	})
 }

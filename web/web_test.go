@@ -22,6 +22,19 @@ func TestMain(m *testing.M) {
 // testTimeout bounds every wait in these tests.
 const testTimeout = 10 * time.Second
 
+// waitFor polls cond until it holds, for at most testTimeout: the one way
+// these tests wait for something the code does on another goroutine.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", testTimeout, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 type testServer struct {
 	*httptest.Server
 	hub *broker.Hub
