@@ -127,8 +127,20 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, e *auth.Error) 
 	case e.Reason == auth.ReasonMissing:
 		code = "invalid_request"
 	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="rumor", error="`+code+`"`)
-	writeError(w, e.Status, e.Msg)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="rumor", error="`+code+`", error_description="`+quotable(e.Msg)+`"`)
+	writeJSON(w, e.Status, errorBody{Error: e.Msg, Reason: e.Reason})
+}
+
+// quotable makes s fit in an RFC 6750 error_description: printable ASCII
+// without '"' and '\'.
+func quotable(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			b[i] = '\''
+		}
+	}
+	return string(b)
 }
 
 // refusePublish is refuse for a publish, which rumor_publish_errors_total

@@ -13,9 +13,10 @@ import (
 // errorBody is every error answer: {"error": "..."}, plus the id of an event
 // that was stored although the request failed (a peer ack that timed out).
 type errorBody struct {
-	Error string   `json:"error"`
-	ID    string   `json:"id,omitempty"`
-	IDs   []string `json:"ids,omitempty"`
+	Error  string   `json:"error"`
+	Reason string   `json:"reason,omitempty"` // why a token was refused: missing, invalid, expired or forbidden
+	ID     string   `json:"id,omitempty"`
+	IDs    []string `json:"ids,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

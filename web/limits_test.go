@@ -147,30 +147,6 @@ func TestPublishRatePerToken(t *testing.T) {
 	wantError(t, "forged", ts.do(t, http.MethodPost, "/channels/a", http.Header{"Authorization": {"Bearer " + forged}}, "x"), http.StatusUnauthorized)
 }
 
-// A stream's token that expires ends it with a retry:, so the browser
-// comes back with a fresh one.
-func TestStreamEndsWhenTokenExpires(t *testing.T) {
-	auth := newAuth(t, auth.Config{HMACSecret: []byte(testSecret)})
-	ts := newServer(t, broker.Options{}, Options{Auth: auth, Retry: 100 * time.Millisecond})
-	c := claims(nil, []string{"a"}, 0)
-	c["exp"] = time.Now().Add(1500 * time.Millisecond).Unix() // whole seconds: 0.5 to 1.5s from now
-	s := ts.openStream(t, "/channels/a", http.Header{"Authorization": {"Bearer " + hs256(t, c)}})
-	start := time.Now()
-	body, err := io.ReadAll(s.resp.Body)
-	if err != nil {
-		t.Fatalf("reading the stream: %v", err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("stream ended %v after it opened, want at its token's exp", d)
-	}
-	if !strings.Contains(string(body), ": token expired: reconnect with a fresh token\n") || !strings.Contains(string(body), "\nretry: ") {
-		t.Errorf("stream ended with %q, want a retry: and the token-expired comment", body)
-	}
-	waitFor(t, "the expired stream to be counted", func() bool {
-		return ts.metric(t, "rumor_streams_ended_total", map[string]string{"reason": endExpired}) == 1
-	})
-}
-
 // rawRequest sends raw bytes on a new connection and returns the status
 // line of the answer.
 func rawRequest(tb testing.TB, addr, req string) string {

@@ -241,8 +241,8 @@ func (s *stream) run(sub *broker.Subscription, after broker.ID, badHeader bool) 
 			return endClient
 		case <-expired:
 			// Events still queued stay in history: the client resumes
-			// with Last-Event-ID once it has a fresh token.
-			s.end(jitter(s.h.opts.Retry, time.Second), "token expired: reconnect with a fresh token")
+			// with Last-Event-ID once it has a fresh token (session.go).
+			s.endSession(endExpired)
 			return endExpired
 		case <-s.stop:
 			_, reason := s.deliver(sub, true)

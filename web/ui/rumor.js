@@ -5,6 +5,7 @@
  *     types: ["message", "order.created"],
  *     onEvent(ev) { console.log(ev.id, ev.type, ev.data); },
  *     onReset(info) { reloadState(); },
+ *     refreshToken(info) { return fetch("/session", {method: "POST"}); },
  *   });
  *   ...
  *   sub.close();
@@ -13,12 +14,17 @@
  * The browser resumes after a dropped connection by sending Last-Event-ID;
  * when the server answers in a way EventSource gives up on (a proxy's 502,
  * say), this helper opens a new one with ?lastEventId= after a jittered
- * backoff. Events are deduplicated by id. Documented in docs/UI.md.
+ * backoff. Events are deduplicated by id. When the stream's token expires
+ * (event rumor.end, or a 401 with reason "expired" on a reconnect), it asks
+ * refreshToken for a fresh one and resumes after the last event it
+ * delivered. Documented in docs/UI.md.
  */
 (function (global) {
   "use strict";
 
   var RESET = "rumor.reset";
+  var END = "rumor.end";
+  var MAX_REFRESHES = 2; // token refreshes in a row without the stream opening
 
   function noop() {}
 
@@ -55,6 +61,9 @@
     this.onOpen = opts.onOpen || noop;
     this.onError = opts.onError || noop;
     this.onReset = opts.onReset || noop;
+    this.refreshToken = opts.refreshToken || null;
+    this._token = opts.token ? String(opts.token) : null;
+    this._refreshes = 0; // since the stream last opened
     this._withCredentials = !!opts.withCredentials;
     this._remember = opts.dedupe == null ? 1000 : Math.max(0, opts.dedupe | 0);
     this._seen = new Set();
@@ -68,6 +77,7 @@
     this.duplicates = 0;
     this._onMessage = this._onMessage.bind(this);
     this._onReset = this._onReset.bind(this);
+    this._onEnd = this._onEnd.bind(this);
     var types = list(opts.types);
     (types.length ? types : ["message"]).forEach(this.listen, this);
     this._connect();
@@ -85,7 +95,7 @@
   /** Dispatch events of one more type from now on. */
   Subscription.prototype.listen = function (type) {
     type = String(type);
-    if (!type || type === RESET || this.types.indexOf(type) >= 0) return;
+    if (!type || type === RESET || type === END || this.types.indexOf(type) >= 0) return;
     this.types.push(type);
     if (this._es) this._es.addEventListener(type, this._onMessage);
   };
@@ -102,16 +112,20 @@
     // A new EventSource cannot set Last-Event-ID; rumor takes the query
     // parameter instead. The browser's own reconnects send the header.
     if (this.lastEventId) q.push("lastEventId=" + encodeURIComponent(this.lastEventId));
+    // A token in the URL needs --auth-query-token; a cookie travels by itself.
+    if (this._token) q.push("token=" + encodeURIComponent(this._token));
     var es = new EventSource(this.url + "/events?" + q.join("&"), { withCredentials: this._withCredentials });
     this._es = es;
     var self = this;
     this.types.forEach(function (t) { es.addEventListener(t, self._onMessage); });
     es.addEventListener(RESET, this._onReset);
+    es.addEventListener(END, this._onEnd);
     es.onopen = function () {
       if (self._es !== es || self._closed) return;
       var info = { reconnected: self._opened, lastEventId: self.lastEventId };
       self._opened = true;
       self._backoff = 0;
+      self._refreshes = 0;
       safely(self.onOpen, info);
     };
     es.onerror = function (event) {
@@ -119,14 +133,17 @@
       if (es.readyState !== 2) {
         // A network error: the browser reconnects by itself, with
         // Last-Event-ID.
-        safely(self.onError, { state: "connecting", event: event, status: 0, message: "", retryIn: null });
+        safely(self.onError, { state: "connecting", event: event, status: 0, message: "", reason: "", retryIn: null });
         return;
       }
       // EventSource gave up: the answer was not a 200 event stream. Ask
       // once more with fetch to learn why, since EventSource cannot tell.
-      self._why(function (status, message) {
+      self._why(function (status, message, reason) {
         if (self._es !== es || self._closed) return;
-        var info = { state: "closed", event: event, status: status, message: message, retryIn: null };
+        var info = { state: "closed", event: event, status: status, message: message, reason: reason, retryIn: null };
+        // The token expired while no stream was open (a laptop asleep, a
+        // cookie older than the page): fetch a fresh one and resume.
+        if (status === 401 && reason === "expired" && self._refresh(info)) return;
         // A refusal (bad token, forbidden pattern, bad request) will not
         // change by asking again; anything else (a proxy's 502, a restart)
         // may, after a jittered backoff.
@@ -143,25 +160,64 @@
     };
   };
 
-  // _why fetches the stream's URL and reports the answer's status and
-  // error message (0 and "" when the node cannot be reached).
+  // _why fetches the stream's URL and reports the answer's status, error
+  // message and reason (0, "" and "" when the node cannot be reached).
   Subscription.prototype._why = function (done) {
-    if (typeof fetch !== "function") return done(0, "");
+    if (typeof fetch !== "function") return done(0, "", "");
     var ctl = typeof AbortController === "function" ? new AbortController() : null;
     var url = this._es.url;
     fetch(url, { credentials: this._withCredentials ? "include" : "same-origin", signal: ctl && ctl.signal })
       .then(function (resp) {
         if (resp.ok) { // a stream after all: do not read it
           if (ctl) ctl.abort();
-          return done(resp.status, "");
+          return done(resp.status, "", "");
         }
         return resp.text().then(function (text) {
-          var msg = resp.statusText;
-          try { msg = JSON.parse(text).error || msg; } catch (err) { /* not JSON */ }
-          done(resp.status, msg);
+          var msg = resp.statusText, reason = "";
+          try {
+            var body = JSON.parse(text);
+            msg = body.error || msg;
+            reason = body.reason || "";
+          } catch (err) { /* not JSON */ }
+          done(resp.status, msg, reason);
         });
       })
-      .catch(function () { done(0, ""); });
+      .catch(function () { done(0, "", ""); });
+  };
+
+  // _onEnd handles rumor.end: the node ends the stream because of its
+  // token. The browser would reconnect with the same token and be refused,
+  // so the stream is closed here, and resumed with a fresh token.
+  Subscription.prototype._onEnd = function (e) {
+    if (e.target !== this._es || this._closed) return;
+    var data = {};
+    try { data = JSON.parse(e.data) || {}; } catch (err) { /* still an end */ }
+    this._es.close();
+    var info = { state: "closed", event: e, status: 0, message: String(data.message || ""),
+      reason: String(data.reason || ""), retryIn: null };
+    if (!this._refresh(info)) safely(this.onError, info);
+  };
+
+  // _refresh asks refreshToken for a fresh token and reconnects after the
+  // last event delivered. It reports false, doing nothing, without a
+  // refreshToken or after MAX_REFRESHES refreshes in a row that did not
+  // open a stream (a token server handing out tokens rumor refuses).
+  Subscription.prototype._refresh = function (info) {
+    if (!this.refreshToken || this._refreshes >= MAX_REFRESHES) return false;
+    this._refreshes++;
+    var self = this, es = this._es;
+    new Promise(function (resolve) {
+      resolve(self.refreshToken({ reason: info.reason, message: info.message }));
+    }).then(function (token) {
+      if (self._es !== es || self._closed) return;
+      if (typeof token === "string" && token) self._token = token;
+      self._connect();
+    }, function (err) {
+      if (self._es !== es || self._closed) return;
+      info.message = "refreshToken failed: " + (err && err.message ? err.message : String(err));
+      safely(self.onError, info);
+    });
+    return true;
   };
 
   Subscription.prototype._onMessage = function (e) {
@@ -206,13 +262,20 @@
    *   lastEventId  resume after this id on the first connect
    *   dedupe       how many recent ids to remember; default 1000, 0 for none
    *   withCredentials  send cookies to another origin
+ *   token        a token sent as ?token= (the node needs --auth-query-token);
+ *                without it the browser sends the cookie, if any
+ *   refreshToken({reason, message})  called when the stream's token has
+ *                expired: return (or resolve to) a fresh token for ?token=,
+ *                or nothing once the cookie is renewed; rumor.js then
+ *                resumes after lastEventId. Without it the stream closes.
    *   onEvent({id, type, data, time, event})
    *   onOpen({reconnected, lastEventId})   reconnected: resumed after lastEventId
-   *   onError({state, status, message, retryIn, event})
+   *   onError({state, status, message, reason, retryIn, event})
    *                state "connecting": the browser retries by itself;
    *                state "closed": status and message say why; rumor.js
    *                retries in retryIn ms, or never (retryIn null) after a
-   *                4xx refusal such as 401, 403 or 400
+   *                4xx refusal such as 401, 403 or 400; reason is the
+ *                node's (expired, missing, invalid, forbidden) or ""
    *   onReset({lastEventId, time})         history after lastEventId is gone
    */
   function subscribe(channels, opts) {
@@ -252,7 +315,7 @@
     });
   }
 
-  var rumor = { subscribe: subscribe, publish: publish, Subscription: Subscription, RESET: RESET };
+  var rumor = { subscribe: subscribe, publish: publish, Subscription: Subscription, RESET: RESET, END: END };
   if (typeof module === "object" && module.exports) module.exports = rumor;
   else global.rumor = rumor;
 })(typeof self !== "undefined" ? self : this);
