@@ -34,8 +34,8 @@ def net: if .result.published > 0 and .relay.idleSeconds > 0
 | (if ($lbls | length) > 1 then "## Binary: \($lbl)\n" else empty end),
   (if ($f | length) > 0 then
 	"### A slow peer (three `rumor serve` processes; 300 events/s on s1, 100 subscribers on s2)\n",
-	"| run | rounds | p50 ms | p99 ms | max ms | p99 / same round no fault | load (1 min) |",
-	"|---|---:|---|---|---|---|---|",
+	"| run | rounds | p50 ms | p90 ms | p99 ms | max ms | p99 / same round no fault | load (1 min) |",
+	"|---|---:|---|---|---|---|---|---|",
 	( [ {n: "bare loop, one process (same load)", point: "", target: "bare"},
 	    {n: "no fault", point: "none", target: "rumor-3"},
 	    {n: "s3 frozen \($f | map(select(.point == "frozen") | .fault.seconds) | median | r(1)) s", point: "frozen", target: "rumor-3"},
@@ -43,7 +43,7 @@ def net: if .result.published > 0 and .relay.idleSeconds > 0
 	  | ($f | map(select(.point == $p.point and .target == $p.target))) as $runs
 	  | select($runs | length > 0)
 	  | ($runs | map(select(ok))) as $okr
-	  | "| \($p.n) | \($okr | length) | \($okr | map(.result.latency.p50) | stat(2)) | \($okr | map(p99) | stat(2)) | \($okr | map(.result.latency.max) | stat(1)) | \(if $p.point == "frozen" or $p.point == "throttled" then ($f | ratios(.point == $p.point; .point == "none"; p99) | stat(2)) else "—" end) | \($runs | loads) |"),
+	  | "| \($p.n) | \($okr | length) | \($okr | map(.result.latency.p50) | stat(2)) | \($okr | map(.result.latency.p90) | stat(2)) | \($okr | map(p99) | stat(2)) | \($okr | map(.result.latency.max) | stat(1)) | \(if $p.point == "frozen" or $p.point == "throttled" then ($f | ratios(.point == $p.point; .point == "none"; p99) | stat(2)) else "—" end) | \($runs | loads) |"),
 	"",
 	"Cross-node p99 (no fault, three processes) / bare loop p99, per round: **\($f | ratios(.point == "none"; .target == "bare"; p99) | stat(2))**",
 	"",
@@ -52,12 +52,12 @@ def net: if .result.published > 0 and .relay.idleSeconds > 0
   else empty end),
   (if ($s | length) > 0 then
 	"### Cluster size (`rumor dev --nodes N`; subscribers and publishers on every node, 300 events/s)\n",
-	"| nodes | rounds | p50 ms | p99 ms | p99 / same round 3 nodes | CPU µs per event | relay writes per event | of which not idle | relay bytes per event | idle relay writes/s | load (1 min) |",
-	"|---:|---:|---|---|---|---|---|---|---|---|---|",
+	"| nodes | rounds | p50 ms | p90 ms | p99 ms | p99 / same round 3 nodes | CPU µs per event | relay writes per event | of which not idle | relay bytes per event | idle relay writes/s | load (1 min) |",
+	"|---:|---:|---|---|---|---|---|---|---|---|---|---|",
 	( $s | map(.point) | unique | sort_by(tonumber)[] as $n
 	  | ($s | map(select(.point == $n))) as $runs
 	  | ($runs | map(select(ok))) as $okr
-	  | "| \($n) | \($okr | length) | \($okr | map(.result.latency.p50) | stat(2)) | \($okr | map(p99) | stat(2)) | \($s | ratios(.point == $n; .point == "3"; p99) | stat(2)) | \($okr | map(if .result.serverCPU and .result.published > 0 then .result.serverCPU / .result.published * 1e6 else null end) | stat(0)) | \($okr | map(if .result.published > 0 then .relay.segments / .result.published else null end) | stat(2)) | \($okr | map(net) | stat(2)) | \($okr | map(if .result.published > 0 then .relay.bytes / .result.published else null end) | stat(0)) | \($okr | map(if .relay.idleSeconds > 0 then .relay.idleSegments / .relay.idleSeconds else null end) | stat(0)) | \($runs | loads) |"),
+	  | "| \($n) | \($okr | length) | \($okr | map(.result.latency.p50) | stat(2)) | \($okr | map(.result.latency.p90) | stat(2)) | \($okr | map(p99) | stat(2)) | \($s | ratios(.point == $n; .point == "3"; p99) | stat(2)) | \($okr | map(if .result.serverCPU and .result.published > 0 then .result.serverCPU / .result.published * 1e6 else null end) | stat(0)) | \($okr | map(if .result.published > 0 then .relay.segments / .result.published else null end) | stat(2)) | \($okr | map(net) | stat(2)) | \($okr | map(if .result.published > 0 then .relay.bytes / .result.published else null end) | stat(0)) | \($okr | map(if .relay.idleSeconds > 0 then .relay.idleSegments / .relay.idleSeconds else null end) | stat(0)) | \($runs | loads) |"),
 	"",
 	"\($s | length) runs; events lost + duplicated + out of order + misrouted: \($s | bad); failed runs: \($s | map(select(.exit != 0)) | length).",
 	""
