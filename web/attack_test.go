@@ -278,6 +278,12 @@ func TestAttackCookieCSRF(t *testing.T) {
 	wantAuthError(t, "batch from a foreign origin", f.do(t, http.MethodPost, "/publish", cookie("https://evil.example"), `[{"channel":"orders.eu","data":"csrf"}]`), http.StatusForbidden, "cookie")
 	wantAuthError(t, "POST without Origin", f.do(t, http.MethodPost, "/channels/orders.eu", cookie(""), "csrf"), http.StatusForbidden, "cookie")
 	wantAuthError(t, "POST from Origin null", f.do(t, http.MethodPost, "/channels/orders.eu", cookie("null"), "csrf"), http.StatusForbidden, "cookie")
+	// This node's host with another scheme, port or a user is another origin.
+	host := strings.TrimPrefix(f.URL, "http://")
+	hostname, _, _ := net.SplitHostPort(host)
+	for _, origin := range []string{"https://" + host, "ftp://" + host, "http://u@" + host, "http://" + hostname + ":1", "http://" + hostname, "http://" + host + "/path", "http://" + host + ".evil.example"} {
+		wantAuthError(t, "POST from "+origin, f.do(t, http.MethodPost, "/channels/orders.eu", cookie(origin), "csrf"), http.StatusForbidden, "cookie")
+	}
 	for _, origin := range []string{f.URL, "https://app.example.com"} {
 		if a := f.do(t, http.MethodPost, "/channels/orders.eu", cookie(origin), "from "+origin); a.status != http.StatusOK {
 			t.Errorf("POST with the cookie from %s = %d %s, want 200", origin, a.status, a.body)
@@ -638,7 +644,7 @@ func FuzzBatch(f *testing.F) {
 			if len(m.Data) > fortressEventBytes {
 				t.Errorf("message %d: %d bytes of data accepted", i, len(m.Data))
 			}
-			if m.Key != "k#"+strconv.Itoa(i) {
+			if m.Key != "k"+batchKeySep+strconv.Itoa(i) {
 				t.Errorf("message %d: key %q", i, m.Key)
 			}
 			items[i] = batchItem{Channel: m.Channel, Event: m.Type, Data: string(m.Data)}
@@ -897,4 +903,52 @@ func TestAttackUIFraming(t *testing.T) {
 			t.Errorf("GET %s: Content-Security-Policy = %q, want frame-ancestors 'none'", p, got)
 		}
 	}
+}
+
+// Behind a trusted proxy that terminates TLS, this node's pages are
+// https: the proxy's X-Forwarded-Proto says so, and only a trusted proxy's.
+func TestAttackCookieOriginBehindProxy(t *testing.T) {
+	for _, trusted := range []bool{true, false} {
+		var o Options
+		if trusted {
+			o.TrustedProxies = []string{"127.0.0.1/32"}
+		}
+		f := newHS256Fortress(t, o)
+		tok := f.token(t, []string{"orders.>"}, nil)
+		h := http.Header{"Cookie": {auth.DefaultCookie + "=" + tok}, "X-Forwarded-Proto": {"https"}}
+		h.Set("Origin", "https://"+strings.TrimPrefix(f.URL, "http://"))
+		a := f.do(t, http.MethodPost, "/channels/orders.eu", h, "via the proxy")
+		switch {
+		case trusted && a.status != http.StatusOK:
+			t.Errorf("cookie publish from this node's https origin through a trusted proxy = %d %s, want 200", a.status, a.body)
+		case !trusted:
+			wantAuthError(t, "X-Forwarded-Proto from an untrusted peer", a, http.StatusForbidden, "cookie")
+		}
+	}
+}
+
+// A batch's keys and single publishes' keys never meet: a single publish
+// with the key of a batch's item (k#0, as they once were made) does not
+// make that batch a replay, nor the other way round.
+func TestAttackIdempotencyKeysSingleAndBatch(t *testing.T) {
+	f := newHS256Fortress(t, Options{})
+	with := func(key string) http.Header {
+		h := f.bearer(f.admin)
+		h.Set("Idempotency-Key", key)
+		return h
+	}
+	for _, k := range []string{"k#0", "k 0", "k/0"} {
+		if a := f.do(t, http.MethodPost, "/channels/orders", with(k), "single "+k); a.status != http.StatusOK {
+			t.Fatalf("single publish with key %q = %d %s", k, a.status, a.body)
+		}
+	}
+	batch := f.do(t, http.MethodPost, "/publish", with("k"), `[{"channel":"orders","data":"batch k"}]`)
+	if batch.status != http.StatusOK || batch.header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("batch with key k after singles with k#0 = %d %s (replayed %q), want published", batch.status, batch.body, batch.header.Get("Idempotent-Replayed"))
+	}
+	single := f.do(t, http.MethodPost, "/channels/orders", with("k"), "single k")
+	if single.status != http.StatusOK || single.header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("single with key k after a batch with k = %d %s (replayed %q), want published", single.status, single.body, single.header.Get("Idempotent-Replayed"))
+	}
+	f.noLeaks(t, "single k#0", "single k 0", "single k/0", "batch k", "single k")
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -155,16 +154,33 @@ func (h *Handler) refusePublish(w http.ResponseWriter, r *http.Request, e *auth.
 	h.refuse(w, r, e)
 }
 
-// trustedOrigin reports whether a request's Origin is this server itself or
-// a CORS origin allowed with credentials. A request without Origin is not
-// trusted: every current browser sends one on a POST.
+// trustedOrigin reports whether a request's Origin is this server itself
+// (scheme, host and port) or a CORS origin allowed with credentials. A
+// request without Origin is not trusted: every current browser sends one on
+// a POST.
 func (h *Handler) trustedOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return false
 	}
-	if u, err := url.Parse(origin); err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
+	if o, err := CanonicalOrigin(origin); err == nil && o == origin && o == h.selfOrigin(r) {
 		return true
 	}
 	return h.cors.withCredentials(origin)
+}
+
+// selfOrigin is the origin of this node's own pages as the client reached
+// it: https when the connection is TLS or a trusted proxy says it served
+// https (X-Forwarded-Proto), the Host header's host and port. Empty if the
+// Host header is not one.
+func (h *Handler) selfOrigin(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || h.viaTrustedProxy(r) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	o, err := CanonicalOrigin(scheme + "://" + r.Host)
+	if err != nil {
+		return ""
+	}
+	return o
 }

@@ -81,6 +81,13 @@ func (h *Handler) clientAddr(r *http.Request) string {
 	return canonicalAddr(client, r.RemoteAddr)
 }
 
+// viaTrustedProxy reports whether the request's TCP peer is one of
+// Options.TrustedProxies.
+func (h *Handler) viaTrustedProxy(r *http.Request) bool {
+	peer := peerAddr(r.RemoteAddr)
+	return len(h.proxies) > 0 && peer.IsValid() && inPrefixes(peer, h.proxies)
+}
+
 func peerAddr(remote string) netip.Addr {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {

@@ -21,6 +21,11 @@ import (
 // maxKeyLen bounds an Idempotency-Key header.
 const maxKeyLen = 200
 
+// batchKeySep joins a batch's Idempotency-Key and an item's index into the
+// item's key. It is a control byte, which no Idempotency-Key may hold, so
+// that no single publish's key is ever a batch item's.
+const batchKeySep = "\x1f"
+
 // batchBodyFactor bounds a POST /publish body at this many times
 // MaxEventBytes; each item's data is still bounded by MaxEventBytes.
 const batchBodyFactor = 4
@@ -199,7 +204,7 @@ func (h *Handler) readBatch(w http.ResponseWriter, r *http.Request) ([]broker.Me
 			return nil, 0, err
 		}
 		if key != "" {
-			m.Key = key + "#" + strconv.Itoa(n)
+			m.Key = key + batchKeySep + strconv.Itoa(n)
 		}
 		msgs = append(msgs, m)
 	}
