@@ -271,6 +271,9 @@ func newLFReader(r io.Reader, _ int) EventReader { return &lfReader{r: bufio.New
 
 func (l *lfReader) LastID() string { return l.lastID }
 
+func (l *lfReader) Retry() time.Duration { return 0 }
+func (l *lfReader) Comment() string      { return "" }
+
 func (l *lfReader) Next() (Event, error) {
 	var ev Event
 	var data []string

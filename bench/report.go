@@ -40,6 +40,12 @@ func (r *Result) Summary() string {
 	if r.Reconnects > 0 {
 		fmt.Fprintf(&b, ", %d reconnects", r.Reconnects)
 	}
+	if r.Refused > 0 {
+		fmt.Fprintf(&b, ", %s streams refused by the server (%q)", count(r.Refused), r.FirstRefusal)
+		if r.SubscribersRefused > 0 {
+			fmt.Fprintf(&b, ": %d subscribers never served, their %s events not counted as lost", r.SubscribersRefused, count(r.Unserved))
+		}
+	}
 	if r.LateSends > 0 {
 		fmt.Fprintf(&b, ", %s sends behind schedule (max %s)", count(r.LateSends), ms(r.MaxScheduleLag))
 	}

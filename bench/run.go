@@ -45,6 +45,11 @@ type EventReader interface {
 	Next() (Event, error)
 	// LastID is the resume position: the last id field dispatched.
 	LastID() string
+	// Retry is the stream's last retry: field, 0 when it sent none.
+	Retry() time.Duration
+	// Comment is the stream's last comment line, without the colon: where
+	// rumor says why it ends a stream.
+	Comment() string
 }
 
 // Config says what a Run does. cmd/rumor fills every field from its flags;
@@ -68,6 +73,10 @@ type Config struct {
 	Ack            string        // ?ack= on every publish; empty means the server's default
 	Prefix         string        // channels are PREFIX.RUN.INDEX
 	MaxEventBytes  int           // largest event data a reader accepts
+	// MaxRetry caps how long a subscriber waits before reopening a stream
+	// the server ended with a retry: field (a browser waits all of it);
+	// 0 reopens at once, as without retry:.
+	MaxRetry time.Duration
 	// NewReader wraps a stream's body (the bytes after the headers, chunked
 	// encoding removed).
 	NewReader func(body io.Reader, maxData int) EventReader
@@ -151,6 +160,16 @@ type Result struct {
 	MaxLostPerSubscriber  uint64 `json:"maxLostPerSubscriber"`
 	Reconnects            uint64 `json:"reconnects"`    // streams that ended during the run and were reopened
 	ConnectErrors         uint64 `json:"connectErrors"` // failed attempts to open a stream
+	// Refused counts streams the server refused: answered 200 and ended
+	// cleanly before any event, as rumor does over a stream limit (with a
+	// retry: and a comment saying why, kept in FirstRefusal).
+	Refused      uint64 `json:"refused"`
+	FirstRefusal string `json:"firstRefusal,omitempty"`
+	// SubscribersRefused were refused every time they tried: nothing was
+	// lost on the way to them, they were never served. Unserved counts the
+	// confirmed events they did not get, which Lost leaves out.
+	SubscribersRefused int    `json:"subscribersRefused"`
+	Unserved           uint64 `json:"unserved"`
 
 	// ServerCPU is the CPU time the server used from the first publish to
 	// the end of the drain, when the probe can read it, and per delivery
@@ -190,7 +209,8 @@ type MemoryReport struct {
 // OK reports whether nothing went wrong: nothing lost, duplicated, out of
 // order or misrouted, and every publish confirmed.
 func (r *Result) OK() bool {
-	return r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0 && r.Misrouted == 0 && r.PublishErrors == 0 && r.Connected == r.Subscribers
+	return r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0 && r.Misrouted == 0 && r.PublishErrors == 0 &&
+		r.Connected == r.Subscribers && r.SubscribersRefused == 0
 }
 
 // run is one Run in progress.
@@ -207,9 +227,10 @@ type run struct {
 	published, pubErrors, attempted  atomic.Uint64
 	delivered, dups, ooo, foreign    atomic.Uint64
 	misrouted, reconnects, connErrs  atomic.Uint64
+	refused                          atomic.Uint64
 	lastDelivery, lastAnswer, maxLag atomic.Int64 // Unix nanoseconds; maxLag in ns
 	lateSends                        atomic.Uint64
-	firstErr                         atomic.Pointer[string]
+	firstErr, firstRefusal           atomic.Pointer[string]
 }
 
 // histShards is how many histograms the subscribers share.
@@ -459,6 +480,10 @@ func (r *run) account(res *Result) {
 	res.Duplicated, res.OutOfOrder = r.dups.Load(), r.ooo.Load()
 	res.Foreign, res.Misrouted = r.foreign.Load(), r.misrouted.Load()
 	res.Reconnects, res.ConnectErrors = r.reconnects.Load(), r.connErrs.Load()
+	res.Refused = r.refused.Load()
+	if p := r.firstRefusal.Load(); p != nil {
+		res.FirstRefusal = *p
+	}
 
 	// Loss is exact: per subscriber and publisher, the confirmed sequence
 	// numbers of its channel that it does not hold.
@@ -479,6 +504,11 @@ func (r *run) account(res *Result) {
 			want := n - uint64(len(failed))
 			res.Expected += want
 			lost += want - got
+		}
+		if s.refused > 0 && !s.served {
+			res.SubscribersRefused++
+			res.Unserved += lost
+			continue
 		}
 		res.Lost += lost
 		res.MaxLostPerSubscriber = max(res.MaxLostPerSubscriber, lost)
@@ -508,10 +538,12 @@ type subscriber struct {
 	path string // request target
 	hist *Histogram
 
-	seqs   []seqs // by publisher
-	lastID string
-	dups   uint64
-	ooo    uint64
+	seqs    []seqs // by publisher
+	lastID  string
+	dups    uint64
+	ooo     uint64
+	refused uint64 // streams the server refused
+	served  bool   // a stream delivered events, or was open when the run ended
 }
 
 // Buffer sizes of a subscriber's connection: small, since a run may hold
@@ -553,16 +585,40 @@ func (s *subscriber) run(ctx context.Context, dialing, connected chan struct{}) 
 			s.r.reconnects.Add(1)
 		}
 		stop := context.AfterFunc(ctx, func() { conn.Close() })
+		events := 0
 		for {
-			ev, err := er.Next()
-			if err != nil {
+			var ev Event
+			if ev, err = er.Next(); err != nil {
 				break
 			}
 			s.receive(ev)
+			events++
 		}
 		stop()
 		conn.Close()
 		s.lastID = er.LastID()
+		switch {
+		case ctx.Err() != nil:
+			s.served = true // the stream was open when the run ended
+			return
+		case events > 0:
+			s.served = true
+		case errors.Is(err, io.EOF):
+			// 200 and a clean end before any event: rumor over a limit.
+			s.refused++
+			s.r.refused.Add(1)
+			why := strings.TrimSpace(er.Comment())
+			s.r.firstRefusal.CompareAndSwap(nil, &why)
+		}
+		// Come back when the server asked to, within the cap: reopening
+		// at once would hammer a server that refuses.
+		if d := min(er.Retry(), s.r.cfg.MaxRetry); d > 0 {
+			select {
+			case <-time.After(d/2 + rand.N(d/2+1)):
+			case <-ctx.Done():
+				return
+			}
+		}
 	}
 }
 

@@ -265,7 +265,7 @@ bench() {
 	fi
 	local t1=$EPOCHREALTIME
 	set +e
-	"$B" bench --json --url "$(join "${SERVER_URLS[@]}")" --pid "$(join "${SERVER_PIDS[@]}")" "$@" \
+	"$B" bench --json --server "$(join "${SERVER_URLS[@]}")" --pid "$(join "${SERVER_PIDS[@]}")" "$@" \
 		>"$TMP/out.json" 2>"$OUT/logs/$name.bench"
 	code=$?
 	set -e

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,7 +53,7 @@ or misrouted, after printing the result.
 
 Subscribers and server share the open-file limit when the server runs in
 this process (--cluster, --bare): for many thousands of streams run the
-server as its own process and point --url at it.
+server as its own process and point --server at it.
 
 'rumor bench bare' serves the reference bare fan-out loop (the same HTTP
 surface, no features) until interrupted, for runs against it from another
@@ -86,10 +85,17 @@ func (b *benchRun) inProcess() bool { return b.cluster > 0 || b.bare }
 // them at once. With --help it prints the usage and returns errHelp.
 func parseBench(args []string, getenv func(string) string, stdout, stderr io.Writer) (*benchRun, error) {
 	fs := flag.NewFlagSet("rumor bench", flag.ContinueOnError)
-	urls := fs.String("url", cmp.Or(getenv("RUMOR_SERVER"), defaultServer), "comma-separated base URLs of the servers to test; subscribers and publishers take them in turn (env RUMOR_SERVER)")
-	subURLs := fs.String("sub-url", "", "comma-separated URLs for subscribers only, instead of --url")
-	pubURLs := fs.String("pub-url", "", "comma-separated URLs for publishers only, instead of --url")
-	cluster := fs.Int("cluster", 0, "start this many rumor nodes in this process (like rumor dev; 1 is a single node) and test them instead of --url")
+	server := newServerFlag(getenv)
+	fs.Var(server, "server", "base `URL` of a server to test; repeat it or give a comma-separated list, and subscribers and publishers take them in turn (env RUMOR_SERVER)")
+	var deprecatedURL bool
+	fs.Func("url", "deprecated: the old name of --server, which it adds to", func(v string) error {
+		deprecatedURL = true
+		return server.Set(v)
+	})
+	subURLs := fs.String("sub-url", "", "comma-separated URLs for subscribers only, instead of --server")
+	pubURLs := fs.String("pub-url", "", "comma-separated URLs for publishers only, instead of --server")
+	maxRetry := fs.Duration("max-retry", time.Second, "the longest a subscriber waits to reopen a stream the server ended with a longer retry: (a browser waits all of it); 0 reopens at once")
+	cluster := fs.Int("cluster", 0, "start this many rumor nodes in this process (like rumor dev; 1 is a single node) and test them instead of --server")
 	bare := fs.Bool("bare", false, "start the reference bare fan-out loop in this process and test it instead of --url")
 	cross := fs.Bool("cross-node", false, "publish to the first server only and subscribe on the others, so every event crosses nodes")
 	subs := fs.Int("subscribers", 100, fmt.Sprintf("streams to open (at most %d)", bench.MaxSubscribers))
@@ -103,9 +109,9 @@ func parseBench(args []string, getenv func(string) string, stdout, stderr io.Wri
 	drain := fs.Duration("drain", 5*time.Second, "after publishing, how long events in flight are waited for; ends early when every subscriber has every event or nothing arrives for 2s")
 	hold := fs.Duration("hold", 3*time.Second, "with --count 0: how long the streams stay open before the memory is read")
 	ack := fs.String("ack", "", "?ack= on every publish: peer or local; empty means the server's default")
-	pids := fs.String("pid", "", "comma-separated PIDs of the server processes, in the order of --url: read their memory and CPU time from /proc/PID/status and /proc/PID/stat (this wins over /metrics); readings of several are summed")
-	metrics := fs.Bool("metrics", true, "read the servers' memory and CPU time from /metrics on every --url, when it answers; readings of several are summed")
-	adminURLs := fs.String("admin-url", "", "comma-separated admin URLs of the servers (rumor serve --admin-addr), in the order of --url: /metrics and --server-gc go there instead")
+	pids := fs.String("pid", "", "comma-separated PIDs of the server processes, in the order of --server: read their memory and CPU time from /proc/PID/status and /proc/PID/stat (this wins over /metrics); readings of several are summed")
+	metrics := fs.Bool("metrics", true, "read the servers' memory and CPU time from /metrics on every --server, when it answers; readings of several are summed")
+	adminURLs := fs.String("admin-url", "", "comma-separated admin URLs of the servers (rumor serve --admin-addr), in the order of --server: /metrics and --server-gc go there instead")
 	serverGC := fs.Bool("server-gc", false, "fetch /debug/pprof/heap?gc=1 before each memory reading, so the Go heap counts live memory only (rumor serve --pprof)")
 	maxEvent := fs.String("max-event-bytes", "1MiB", "largest event a subscriber accepts, a `size`")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object instead of the summary line")
@@ -119,9 +125,15 @@ func parseBench(args []string, getenv func(string) string, stdout, stderr io.Wri
 		return nil, err
 	}
 
+	if deprecatedURL {
+		fmt.Fprintln(stderr, "rumor bench: --url is deprecated and will go: use --server, the name publish and subscribe use too")
+	}
 	var errs []error
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	}
+	if *maxRetry < 0 {
+		errs = append(errs, fmt.Errorf("--max-retry %v: must not be negative", *maxRetry))
 	}
 	sizeN, err := parseSize(*size)
 	if err != nil {
@@ -156,6 +168,7 @@ func parseBench(args []string, getenv func(string) string, stdout, stderr io.Wri
 			Ack:            *ack,
 			Prefix:         "bench",
 			MaxEventBytes:  int(max(min(maxEventN, 1<<30), sizeN)),
+			MaxRetry:       *maxRetry,
 			NewReader:      newBenchReader,
 		},
 		cluster:    *cluster,
@@ -170,7 +183,7 @@ func parseBench(args []string, getenv func(string) string, stdout, stderr io.Wri
 		cpuProfile: *cpuProfile,
 	}
 	if !b.inProcess() {
-		all := splitList(*urls)
+		all := server.list
 		b.cfg.SubURLs, b.cfg.PubURLs = all, all
 		if l := splitList(*subURLs); l != nil {
 			b.cfg.SubURLs = l
@@ -181,7 +194,7 @@ func parseBench(args []string, getenv func(string) string, stdout, stderr io.Wri
 	} else {
 		b.cfg.SubURLs, b.cfg.PubURLs = []string{"http://placeholder"}, []string{"http://placeholder"} // set once started
 		if *subURLs != "" || *pubURLs != "" {
-			errs = append(errs, errors.New("--sub-url and --pub-url go with --url, not with --cluster or --bare"))
+			errs = append(errs, errors.New("--sub-url and --pub-url go with --server, not with --cluster or --bare"))
 		}
 	}
 	errs = append(errs, b.cfg.Validate())
@@ -275,8 +288,18 @@ func (b *benchRun) run(ctx context.Context, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintln(stdout, res.Summary())
 	}
+	var errs []error
 	if res.Lost+res.Duplicated+res.OutOfOrder+res.Misrouted > 0 {
-		return fmt.Errorf("bench: %d events lost, %d duplicated, %d out of order, %d misrouted", res.Lost, res.Duplicated, res.OutOfOrder, res.Misrouted)
+		errs = append(errs, fmt.Errorf("%d events lost, %d duplicated, %d out of order, %d misrouted", res.Lost, res.Duplicated, res.OutOfOrder, res.Misrouted))
+	}
+	if res.SubscribersRefused > 0 {
+		errs = append(errs, fmt.Errorf("%d of %d subscribers were refused every time (%d streams refused: %q), so %d events were not delivered to them; "+
+			"rumor limits streams per client address (--max-streams-per-client, 100 by default) and every subscriber of a bench comes from one: "+
+			"run the server with --max-streams-per-client 0 (rumor serve or rumor dev, or RUMOR_MAX_STREAMS_PER_CLIENT=0)",
+			res.SubscribersRefused, res.Subscribers, res.Refused, res.FirstRefusal, res.Unserved))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
 }
@@ -310,7 +333,7 @@ func checkOpenFiles(c bench.Config, inProcess bool, nodes int) error {
 		return nil
 	}
 	if inProcess {
-		return fmt.Errorf("%d subscribers need about %d open files with the server in this process, and the limit is %d: run the server as its own process (rumor serve, rumor bench bare) and point --url at it", c.Subscribers, need, limit)
+		return fmt.Errorf("%d subscribers need about %d open files with the server in this process, and the limit is %d: run the server as its own process (rumor serve, rumor bench bare) and point --server at it", c.Subscribers, need, limit)
 	}
 	return fmt.Errorf("%d subscribers need about %d open files, and the limit is %d", c.Subscribers, need, limit)
 }
@@ -390,18 +413,27 @@ func splitList(s string) []string {
 }
 
 // benchReader adapts the SSE reader of `rumor subscribe` to the bench.
-type benchReader struct{ er *eventReader }
-
-func newBenchReader(body io.Reader, maxData int) bench.EventReader {
-	return benchReader{newEventReader(body, maxData)}
+type benchReader struct {
+	er      *eventReader
+	retry   time.Duration
+	comment string
 }
 
-func (b benchReader) Next() (bench.Event, error) {
+func newBenchReader(body io.Reader, maxData int) bench.EventReader {
+	b := &benchReader{er: newEventReader(body, maxData)}
+	b.er.OnRetry = func(d time.Duration) { b.retry = d }
+	b.er.OnComment = func(c string) { b.comment = c }
+	return b
+}
+
+func (b *benchReader) Next() (bench.Event, error) {
 	ev, err := b.er.Next()
 	return bench.Event{ID: ev.ID, Data: ev.Data}, err
 }
 
-func (b benchReader) LastID() string { return b.er.LastID }
+func (b *benchReader) LastID() string       { return b.er.LastID }
+func (b *benchReader) Retry() time.Duration { return b.retry }
+func (b *benchReader) Comment() string      { return b.comment }
 
 // runBare is `rumor bench bare`: the reference fan-out loop as a process.
 func runBare(ctx context.Context, args []string, stdout, stderr io.Writer) error {

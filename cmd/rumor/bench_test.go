@@ -175,7 +175,7 @@ func TestBenchNotFooled(t *testing.T) {
 	s := newSSEServer()
 	srv := httptest.NewServer(s)
 	defer srv.Close()
-	res, err := runBenchJSON(t, "--url", srv.URL, "--metrics=false", "--subscribers", "5", "--publishers", "2", "--count", "60", "--rate", "600")
+	res, err := runBenchJSON(t, "--server", srv.URL, "--metrics=false", "--subscribers", "5", "--publishers", "2", "--count", "60", "--rate", "600")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestBenchLossExits(t *testing.T) {
 		<-r.Context().Done() // delivers nothing
 	}))
 	defer srv.Close()
-	res, err := runBenchJSON(t, "--url", srv.URL, "--metrics=false", "--subscribers", "2", "--count", "10", "--drain", "100ms")
+	res, err := runBenchJSON(t, "--server", srv.URL, "--metrics=false", "--subscribers", "2", "--count", "10", "--drain", "100ms")
 	if err == nil || !strings.Contains(err.Error(), "20 events lost") {
 		t.Errorf("bench against a server that delivers nothing: %v, want an error counting 20 lost", err)
 	}
@@ -219,7 +219,7 @@ func TestBenchIdleMemory(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- bench.ServeBare(ctx, ln) }()
 	defer func() { cancel(); <-served }()
-	res, err := runBenchJSON(t, "--url", "http://"+ln.Addr().String(), "--subscribers", "30", "--count", "0", "--hold", "0s",
+	res, err := runBenchJSON(t, "--server", "http://"+ln.Addr().String(), "--subscribers", "30", "--count", "0", "--hold", "0s",
 		"--pid", strconv.Itoa(os.Getpid()), "--server-gc")
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +302,7 @@ func TestBenchStops(t *testing.T) {
 		mu.Unlock()
 	}()
 	start := time.Now()
-	err = run(t.Context(), []string{"bench", "--quiet", "--url", "http://" + ln.Addr().String(), "--metrics=false", "--subscribers", "3", "--connect-timeout", "300ms"}, env(nil), io.Discard, io.Discard)
+	err = run(t.Context(), []string{"bench", "--quiet", "--server", "http://" + ln.Addr().String(), "--metrics=false", "--subscribers", "3", "--connect-timeout", "300ms"}, env(nil), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "0 of 3 subscribers connected within 300ms") {
 		t.Errorf("bench against a silent server = %v", err)
 	}
@@ -377,5 +377,39 @@ func TestBenchProbes(t *testing.T) {
 	defer f.Close()
 	if isTerminal(f) {
 		t.Error("a regular file is not a terminal")
+	}
+}
+
+// TestBenchRefused: against `rumor serve` with its per-client stream limit
+// (2 here, 100 by default) the streams over it are refused. The bench
+// counts them apart from lost events, waits for the retry: (capped by
+// --max-retry) instead of hammering, and names the fix.
+func TestBenchRefused(t *testing.T) {
+	_, url := startServe(t, "--max-streams-per-client", "2")
+	began := time.Now()
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"bench", "--json", "--quiet", "--url", url, "--metrics=false",
+		"--subscribers", "5", "--count", "100", "--rate", "200", "--max-retry", "200ms", "--drain", "200ms"}, env(nil), &out, &errOut)
+	took := time.Since(began)
+	if err == nil || !strings.Contains(err.Error(), "--max-streams-per-client 0") || !strings.Contains(err.Error(), "3 of 5 subscribers were refused") {
+		t.Errorf("bench over the per-client limit: %v, want the refused subscribers and the fix named", err)
+	}
+	if !strings.Contains(errOut.String(), "--url is deprecated") {
+		t.Errorf("bench --url: stderr %q, want a deprecation note", errOut.String())
+	}
+	var res bench.Result
+	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil {
+		t.Fatalf("bench --json printed %q: %v", out.String(), jerr)
+	}
+	if res.Lost != 0 || res.SubscribersRefused != 3 || res.Unserved != 300 || res.Delivered != 200 {
+		t.Errorf("result: lost %d, refused subscribers %d, unserved %d, delivered %d; want 0 lost, 3 refused with 300 unserved, 200 delivered",
+			res.Lost, res.SubscribersRefused, res.Unserved, res.Delivered)
+	}
+	if !strings.Contains(res.FirstRefusal, "too many streams from your address") {
+		t.Errorf("first refusal %q, want rumor's reason", res.FirstRefusal)
+	}
+	// Each refused subscriber waits at least half of the 200ms cap.
+	if limit := uint64(3 * (took/(100*time.Millisecond) + 2)); res.Refused < 3 || res.Refused > limit {
+		t.Errorf("%d streams refused in %v, want 3 to %d: the bench must wait for retry:", res.Refused, took, limit)
 	}
 }

@@ -40,6 +40,8 @@ type eventReader struct {
 	LastID string
 	// OnRetry is called with every valid retry: field.
 	OnRetry func(time.Duration)
+	// OnComment, when set, is called with every comment line's text.
+	OnComment func(string)
 
 	id, typ string
 	hasID   bool
@@ -99,6 +101,9 @@ func (r *eventReader) Next() (streamEvent, error) {
 			continue
 		}
 		if line[0] == ':' {
+			if r.OnComment != nil {
+				r.OnComment(string(bytes.TrimPrefix(line[1:], []byte(" "))))
+			}
 			continue
 		}
 		field, value := line, []byte(nil)
