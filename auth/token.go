@@ -6,6 +6,7 @@ package auth
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -196,6 +197,44 @@ type Claims struct {
 	Rumor Grants `json:"rumor"`
 }
 
+// UnmarshalJSON reads the claims, refusing exp, nbf and iat that are not
+// RFC 7519 NumericDates (JSON numbers): the jwt library would take a
+// number in a string too, which no conforming issuer writes.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	var dates struct {
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+	}
+	if err := json.Unmarshal(b, &dates); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		name string
+		v    json.RawMessage
+	}{{"exp", dates.Exp}, {"nbf", dates.Nbf}, {"iat", dates.Iat}} {
+		if len(d.v) > 0 && !isJSONNumber(d.v) {
+			return claimTypeError(d.name)
+		}
+	}
+	type plain Claims // without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
+// isJSONNumber reports whether v, a valid JSON value, is a number (null
+// counts as absent).
+func isJSONNumber(v json.RawMessage) bool {
+	c := v[0]
+	return c == '-' || c >= '0' && c <= '9' || string(v) == "null"
+}
+
+// claimTypeError is a registered claim of the wrong JSON type.
+type claimTypeError string
+
+func (e claimTypeError) Error() string {
+	return "token " + string(e) + " must be a NumericDate (a JSON number of seconds)"
+}
+
 // Principal is who a request proved to be: the checked claims of its token.
 type Principal struct {
 	Subject   string           // the token's sub; "" when it has none
@@ -311,7 +350,10 @@ func (a *Authenticator) Verify(raw string) (*Principal, *Error) {
 // are the algorithms the keys allow.
 func tokenError(t *jwt.Token, err error, methods []string) *Error {
 	var kerr keyError
+	var cerr claimTypeError
 	switch {
+	case errors.As(err, &cerr):
+		return unauthorized(ReasonInvalid, "%s", cerr.Error())
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return unauthorized(ReasonInvalid, "malformed token")
 	case t != nil && len(methods) == 0:

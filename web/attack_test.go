@@ -145,6 +145,11 @@ func TestAttackTokens(t *testing.T) {
 		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims([]string{">"}, []string{">"}, time.Hour), nil), `"none" not accepted`},
 		{"alg none, no signature part", strings.Join(strings.Split(sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims([]string{">"}, []string{">"}, time.Hour), nil), ".")[:2], "."), "malformed"},
 		{"garbage", "garbage", "malformed"},
+		// RFC 7519: exp, nbf and iat are NumericDates, JSON numbers.
+		{"exp as a string", hs256(t, claimsWith("exp", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))), "exp must be a NumericDate"},
+		{"nbf as a string", hs256(t, claimsWith("nbf", strconv.FormatInt(now.Add(-time.Hour).Unix(), 10))), "nbf must be a NumericDate"},
+		{"iat as a string", hs256(t, claimsWith("iat", strconv.FormatInt(now.Unix(), 10))), "iat must be a NumericDate"},
+		{"exp as an object", hs256(t, claimsWith("exp", map[string]int{"n": 1})), "exp must be a NumericDate"},
 	} {
 		h := f.bearer(tt.token)
 		wantAuthError(t, tt.name+": publish", f.do(t, http.MethodPost, "/channels/orders.eu", h, "x"), http.StatusUnauthorized, tt.msg)
