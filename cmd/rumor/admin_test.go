@@ -28,6 +28,7 @@ func adminURL(tb testing.TB, r *running) string {
 // channels, members or metrics; the admin port serves those (and pprof),
 // and its cluster view reaches the peer through the peer's admin port.
 func TestServeAdminListener(t *testing.T) {
+	clusterScenario(t)
 	key := "--gossip-key=" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	var nodes []*running
 	var urls, admins []string

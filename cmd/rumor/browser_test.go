@@ -4,8 +4,9 @@ package main
 // wired by startNode, as `rumor dev` does, in this process, and headless
 // Chromium driven over the DevTools protocol by chromedp.
 //
-// The tests skip when no browser is installed; RUMOR_REQUIRE_BROWSER=1
-// (set by CI) turns that skip into a failure. RUMOR_BROWSER names the
+// The tests skip with -short, and when no browser is installed;
+// RUMOR_REQUIRE_BROWSER=1 (set by CI, which runs without -short) turns the
+// second skip into a failure. RUMOR_BROWSER names the
 // browser binary when it is not on PATH as chromium, chromium-browser,
 // google-chrome or google-chrome-stable.
 
@@ -535,6 +536,9 @@ func (p *cutProxy) close() {
 // RUMOR_REQUIRE_BROWSER=1 a missing browser fails it instead.
 func browserPath(tb testing.TB) string {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("drives a real browser: not with -short")
+	}
 	candidates := []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}
 	if p := os.Getenv("RUMOR_BROWSER"); p != "" {
 		candidates = []string{p}

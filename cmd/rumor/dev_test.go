@@ -19,6 +19,7 @@ import (
 // subscriber on node 3, and every node lists the others with their HTTP
 // addresses.
 func TestDevCluster(t *testing.T) {
+	clusterScenario(t)
 	dev := start(t, env(nil), "dev", "--nodes", "3", "--http-port", "0", "--log-level", "warn")
 	banner := dev.out.waitContains(t, "Ctrl-C stops the cluster")
 	var urls []string
@@ -98,7 +99,7 @@ func waitForCluster(tb testing.TB, urls []string) {
 // waitForSubscriber waits until channel has a subscriber on the node.
 func waitForSubscriber(tb testing.TB, url, channel string) {
 	tb.Helper()
-	for range 300 {
+	waitFor(tb, "a subscriber on "+channel+" at "+url, func() bool {
 		_, body := get(tb, url+"/channels")
 		var c struct {
 			Channels []struct {
@@ -109,16 +110,16 @@ func waitForSubscriber(tb testing.TB, url, channel string) {
 		_ = json.Unmarshal([]byte(body), &c)
 		for _, ch := range c.Channels {
 			if ch.Name == channel && ch.Subscribers > 0 {
-				return
+				return true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tb.Fatalf("no subscriber on %s at %s within 15s", channel, url)
+		return false
+	})
 }
 
 // Node i of `rumor dev --http-port P` serves HTTP on P+i-1.
 func TestDevPorts(t *testing.T) {
+	clusterScenario(t)
 	for attempt := 0; ; attempt++ {
 		base := freePorts(t, 2)
 		dev := start(t, env(nil), "dev", "--nodes", "2", "--http-port", strconv.Itoa(base), "--log-level", "error")

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,8 +21,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The binary builds while the in-process tests run.
-	go binary.build()
+	flag.Parse() // for testing.Short
+	if !testing.Short() {
+		// The binary builds while the in-process tests run; with -short
+		// the tests that run it skip.
+		go binary.build()
+	}
 	goleak.VerifyTestMain(runThenWait{m}, goleak.Cleanup(func(code int) {
 		binary.cleanup()
 		os.Exit(code) // goleak.Cleanup replaces its own exit: without this, a leak would not fail the run
@@ -38,7 +43,9 @@ type runThenWait struct{ m *testing.M }
 
 func (r runThenWait) Run() int {
 	code := r.m.Run()
-	binary.build()
+	if !testing.Short() {
+		binary.build()
+	}
 	settleMemberlist(5 * time.Second)
 	return code
 }
@@ -54,6 +61,28 @@ func settleMemberlist(limit time.Duration) {
 		if !bytes.Contains(buf[:n], []byte("github.com/hashicorp/memberlist.")) {
 			return
 		}
+	}
+}
+
+// clusterScenario skips a test that forms a cluster of several nodes with
+// -short: gossip takes a second or two to form one. go test ./... runs it.
+func clusterScenario(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("forms a multi-node cluster: not with -short")
+	}
+}
+
+// waitFor polls cond until it holds, for at most 15 s: the one way these
+// tests wait for something that happens on another goroutine or process.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after 15s waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -194,9 +223,13 @@ type builtBinary struct {
 // Dockerfile sets the version the same way.
 const testVersion = "v0.0.0-rumortest"
 
-// get returns the binary's path, waiting for its build.
+// get returns the binary's path, waiting for its build. With -short the
+// test skips: building and running processes is for the full run.
 func (b *builtBinary) get(tb testing.TB) string {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("builds and runs the rumor binary as a process: not with -short")
+	}
 	b.build()
 	if b.err != nil {
 		tb.Fatalf("build rumor: %v", b.err)

@@ -80,13 +80,16 @@ func TestR3labsTraps(t *testing.T) {
 			beginStream(w)
 			writeFlush(w, "retry: 10\nid: A\ndata: before the drain\n\n")
 		})
+		before := goroutinesIn(r3labsSubscription)
 		c := sse.NewClient(srv.URL)
 		ch := make(chan *sse.Event, 16)
 		if err := c.SubscribeChanRaw(ch); err != nil {
 			t.Fatal(err)
 		}
 		defer c.Unsubscribe(ch)
-		time.Sleep(time.Second)
+		// The subscription's goroutine ends when r3labs decides not to
+		// connect again: from then on nothing will.
+		waitFor(t, "r3labs to give the subscription up", func() bool { return goroutinesIn(r3labsSubscription) == before })
 		if lastIDs, _ := srv.requests(); len(lastIDs) != 1 {
 			t.Errorf("r3labs connected %d times after a clean end, want once (no reconnect)", len(lastIDs))
 		}
@@ -105,20 +108,17 @@ func TestR3labsTraps(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Unsubscribe(ch)
-		deadline := time.After(2 * time.Second)
-	wait:
-		for {
-			select {
-			case e := <-ch:
-				if len(e.Data) > 0 {
-					t.Errorf("r3labs delivered %d bytes of %q, want nothing: its scanner stops at 64 KiB", len(e.Data), e.ID)
-				}
-			case <-deadline:
-				break wait
-			}
+		// Stuck: it fails on the large event and connects again, for the
+		// same event, again and again.
+		waitFor(t, "r3labs to connect a third time", func() bool { lastIDs, _ := srv.requests(); return len(lastIDs) >= 3 })
+		if goroutinesIn(r3labsSubscription) == 0 {
+			// The other cases wait for this goroutine to end.
+			t.Errorf("no goroutine in %s while r3labs reconnects: it was renamed, update the name", r3labsSubscription)
 		}
-		if lastIDs, _ := srv.requests(); len(lastIDs) < 2 {
-			t.Errorf("r3labs connected %d times, want it stuck reconnecting to the same event", len(lastIDs))
+		for len(ch) > 0 {
+			if e := <-ch; len(e.Data) > 0 {
+				t.Errorf("r3labs delivered %d bytes of %q, want nothing: its scanner stops at 64 KiB", len(e.Data), e.ID)
+			}
 		}
 	})
 
@@ -134,7 +134,7 @@ func TestR3labsTraps(t *testing.T) {
 			writeFlush(w, "id: A\ndata: one\n\n")
 			<-r.Context().Done()
 		})
-		before := readLoops()
+		before, loops := goroutinesIn(r3labsSubscription), goroutinesIn(r3labsReadLoop)
 		c := sse.NewClient(srv.URL)
 		ch := make(chan *sse.Event, 16)
 		if err := c.SubscribeChanRaw(ch); err != nil {
@@ -143,15 +143,35 @@ func TestR3labsTraps(t *testing.T) {
 		<-ch
 		c.Unsubscribe(ch)
 		srv.CloseClientConnections()
-		time.Sleep(500 * time.Millisecond)
-		if readLoops() <= before {
+		// Once the subscription's goroutine has ended, nobody reads what
+		// the read loop sends when the connection closes: if one is left
+		// then, it is left for good.
+		waitFor(t, "r3labs to end the subscription", func() bool { return goroutinesIn(r3labsSubscription) == before })
+		if goroutinesIn(r3labsReadLoop) <= loops {
 			t.Error("no r3labs read loop left after Unsubscribe; the leak is fixed: drop the goleak exception in main_test.go")
 		}
 	})
 }
 
-// readLoops counts the goroutines in r3labs' read loop.
-func readLoops() int {
+// r3labs' goroutines: the one a subscription runs its reconnect loop on,
+// and the read loop of each connection.
+const (
+	r3labsSubscription = "github.com/r3labs/sse/v2.(*Client).SubscribeChanWithContext.func"
+	r3labsReadLoop     = "github.com/r3labs/sse/v2.(*Client).readLoop"
+)
+
+// goroutinesIn counts the goroutines with a function whose name starts
+// with fn on their stack (not as their creator).
+func goroutinesIn(fn string) int {
 	buf := make([]byte, 1<<20)
-	return strings.Count(string(buf[:goruntime.Stack(buf, true)]), "r3labs/sse/v2.(*Client).readLoop")
+	n := 0
+	for _, g := range strings.Split(string(buf[:goruntime.Stack(buf, true)]), "\n\n") {
+		for _, line := range strings.Split(g, "\n") {
+			if strings.HasPrefix(line, fn) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }

@@ -704,14 +704,6 @@ func TestCertificateRotation(t *testing.T) {
 		t.Cleanup(tr.CloseIdleConnections)
 		return &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	}
-	eventually := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not after 10s", what)
-			}
-		}
-	}
 	counted := func(result string) float64 {
 		var m dto.Metric
 		if err := cert.reloads.WithLabelValues(result).Write(&m); err != nil {
@@ -726,7 +718,7 @@ func TestCertificateRotation(t *testing.T) {
 	}
 	replaceFile(t, certFile, c2)
 	replaceFile(t, keyFile, k2)
-	eventually("a new connection gets the renewed certificate", func() bool { return serial(newClient()) == 2 })
+	waitFor(t, "a new connection gets the renewed certificate", func() bool { return serial(newClient()) == 2 })
 	if got := serial(open); got != 1 {
 		t.Errorf("the connection opened before the renewal: serial %d, want 1 (it keeps going)", got)
 	}
@@ -734,12 +726,12 @@ func TestCertificateRotation(t *testing.T) {
 	// The certificate arrives before its key: the pair does not load, the
 	// renewed one stays; once the key follows, the new pair is served.
 	replaceFile(t, certFile, c3)
-	eventually("the mismatched pair counted", func() bool { serial(newClient()); return counted("error") == 1 })
+	waitFor(t, "the mismatched pair counted", func() bool { serial(newClient()); return counted("error") == 1 })
 	if got := serial(newClient()); got != 2 {
 		t.Errorf("served serial %d with a mismatched pair, want 2", got)
 	}
 	replaceFile(t, keyFile, k3)
-	eventually("the complete new pair", func() bool { return serial(newClient()) == 3 })
+	waitFor(t, "the complete new pair", func() bool { return serial(newClient()) == 3 })
 	if ok, failed := counted("ok"), counted("error"); ok != 2 || failed != 1 {
 		t.Errorf("rumor_tls_cert_reloads_total ok=%v error=%v, want 2 and 1", ok, failed)
 	}

@@ -154,6 +154,7 @@ func TestServeListenError(t *testing.T) {
 // README's local cluster runs them (on ports the system picks): an event
 // published on the first reaches a subscriber on the third.
 func TestServeCluster(t *testing.T) {
+	clusterScenario(t)
 	key := "--gossip-key=" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
 	var nodes []*running
 	var urls []string

@@ -16,6 +16,7 @@ import (
 // With --tls-cert, a node reaches its peers' HTTP APIs over HTTPS (the UI's
 // cluster view): both nodes answer, none shows an error.
 func TestServeTLSClusterView(t *testing.T) {
+	clusterScenario(t)
 	cert, key := selfSigned(t)
 	url, client := startTLSPair(t, cert, key, "localhost", "tls")
 	waitTLSView(t, client, url, "")
@@ -26,6 +27,7 @@ func TestServeTLSClusterView(t *testing.T) {
 // view cannot verify the peer at its address; with --peer-tls-server-name
 // it verifies that name instead, and both nodes answer.
 func TestServePeerTLSServerName(t *testing.T) {
+	clusterScenario(t)
 	cert, key := selfSignedFor(t, []string{"rumor.streams.svc"}, nil)
 	url, client := startTLSPair(t, cert, key, "rumor.streams.svc", "tls-noname")
 	waitTLSView(t, client, url, "doesn't contain any IP SANs") // x509: the peer's address is not in it
