@@ -174,7 +174,7 @@ func waitConverged(tb testing.TB, nodes ...*node) {
 	tb.Helper()
 	for _, nd := range nodes {
 		waitFor(tb, nd.name+" ready with every peer", 10*time.Second, func() bool {
-			return nd.c.Ready() == nil && alive(nd.c) == len(nodes) && nd.hub.Stats().Peers == len(nodes)-1 && upLinks(nd.c) == len(nodes)-1
+			return nd.c.Ready() == nil && alive(nd.c) == len(nodes) && nd.hub.Stats().Peers == len(nodes)-1 && nd.c.connectedPeers() == len(nodes)-1
 		})
 	}
 }
@@ -184,19 +184,6 @@ func alive(c *Cluster) int {
 	n := 0
 	for _, m := range c.Members() {
 		if m.State == "alive" {
-			n++
-		}
-	}
-	return n
-}
-
-// upLinks counts c's relay links that are connected.
-func upLinks(c *Cluster) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, l := range c.links {
-		if l.up.Load() {
 			n++
 		}
 	}

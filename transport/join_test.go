@@ -70,7 +70,7 @@ func TestJoinRetriesAndRejoins(t *testing.T) {
 	waitFor(t, "a and the new b to find each other", 10*time.Second, func() bool {
 		return memberState(a.c, b2.c.Self()) == "alive" && memberState(b2.c, a.c.Self()) == "alive"
 	})
-	waitFor(t, "a relay link to the new b", 5*time.Second, func() bool { return upLinks(a.c) >= 1 && upLinks(b2.c) == 1 })
+	waitFor(t, "a relay link to the new b", 5*time.Second, func() bool { return a.c.connectedPeers() >= 1 && b2.c.connectedPeers() == 1 })
 	id = publish(t, b2.hub, broker.AckPeer, "x", "rejoined")
 	waitFor(t, "a to hold the new b's event", 2*time.Second, func() bool { return holds(a.hub, b2.hub.Origin(), id.Seq) })
 

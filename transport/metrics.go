@@ -76,18 +76,21 @@ func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "rumor_relay_connected_peers",
 		Help: "Peers with a live relay link.",
-	}, func() float64 {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		n := 0
-		for _, l := range c.links {
-			if l.up.Load() {
-				n++
-			}
-		}
-		return float64(n)
-	}))
+	}, func() float64 { return float64(c.connectedPeers()) }))
 	return m
+}
+
+// connectedPeers counts the peers with a live relay link.
+func (c *Cluster) connectedPeers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, l := range c.links {
+		if l.up.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *Cluster) pending() (queued, unacked int) {

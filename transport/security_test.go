@@ -153,8 +153,8 @@ func TestProtocolViolationsDisconnectOnlyTheOffender(t *testing.T) {
 		t.Errorf("node a received %d events from offenders, want 0", st.Received)
 	}
 	// The real peers did not notice.
-	if upLinks(a.c) != 1 || upLinks(b.c) != 1 {
-		t.Errorf("relay links up: a %d, b %d; want 1 each", upLinks(a.c), upLinks(b.c))
+	if a.c.connectedPeers() != 1 || b.c.connectedPeers() != 1 {
+		t.Errorf("relay links up: a %d, b %d; want 1 each", a.c.connectedPeers(), b.c.connectedPeers())
 	}
 	id := publish(t, b.hub, broker.AckPeer, "chat", "still fine")
 	for _, s := range []*broker.Subscription{subA, subB} {
