@@ -221,6 +221,29 @@ swaps renewed files in and rumor loads them.
 Seconds between SIGTERM and SIGKILL: long enough for the preStop sleep and
 rumor's whole drain.
 */}}
+{{/*
+Whether every client reaches the pods through a proxy the chart knows of: the Ingress or
+the HTTPRoute. Then rumor sees the proxy's address, not the client's, unless
+clients.trustedProxies lets it read X-Forwarded-For.
+*/}}
+{{- define "rumor.behindProxy" -}}
+{{- if or .Values.ingress.enabled .Values.httpRoute.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+--max-streams-per-client: clients.maxStreamsPerClient, or when null 100 where rumor can
+tell clients apart and 0 (no per-client limit) behind the Ingress or HTTPRoute without
+trusted proxies, where all clients would share one address.
+*/}}
+{{- define "rumor.maxStreamsPerClient" -}}
+{{- $c := .Values.clients }}
+{{- if not (kindIs "invalid" $c.maxStreamsPerClient) }}
+{{- $c.maxStreamsPerClient | int64 }}
+{{- else if and (include "rumor.behindProxy" .) (not $c.trustedProxies) }}0
+{{- else }}100
+{{- end }}
+{{- end }}
+
 {{- define "rumor.terminationGracePeriodSeconds" -}}
 {{- $min := add (int .Values.preStopSleepSeconds) (int .Values.config.drainTimeoutSeconds) }}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
@@ -369,6 +392,23 @@ variable name; extraEnvFrom cannot be, as its variables are only known in the po
 {{- end }}
 {{- if eq $admin (int .Values.gossip.port) }}
 {{- $errs = append $errs (printf "admin.port (%d) is gossip.port, where rumor's gossip and relay listen over TCP: the two listeners would clash and rumor would not start; give admin.port another port" $admin) }}
+{{- end }}
+{{- end }}
+
+{{- /* Per-client limits behind a proxy that hides the clients' addresses. */}}
+{{- $c := .Values.clients }}
+{{- $via := ternary "ingress.enabled" "httpRoute.enabled" (.Values.ingress.enabled | default false) }}
+{{- if and (include "rumor.behindProxy" .) (not $c.trustedProxies) }}
+{{- if and (not (kindIs "invalid" $c.maxStreamsPerClient)) (gt (int64 $c.maxStreamsPerClient) 0) }}
+{{- $errs = append $errs (printf "clients.maxStreamsPerClient is %d with %s and no clients.trustedProxies: every client reaches rumor from the proxy's address, so all of them would share those %d streams per pod and the rest would be refused; set clients.trustedProxies to the proxy pods' CIDR (see KUBERNETES.md), or clients.maxStreamsPerClient to 0 or null" (int64 $c.maxStreamsPerClient) $via (int64 $c.maxStreamsPerClient)) }}
+{{- end }}
+{{- if and $c.publishRate (not .Values.auth.enabled) }}
+{{- $errs = append $errs (printf "clients.publishRate is %s with %s, auth off and no clients.trustedProxies: without a token rumor counts publishes per client address, and every publisher would share the proxy's one budget; set clients.trustedProxies to the proxy pods' CIDR, or turn auth on (the rate is then per token)" $c.publishRate $via) }}
+{{- end }}
+{{- end }}
+{{- range $name, $value := dict "RUMOR_MAX_STREAMS_PER_CLIENT" "clients.maxStreamsPerClient" "RUMOR_TRUSTED_PROXIES" "clients.trustedProxies" "RUMOR_PUBLISH_RATE" "clients.publishRate" }}
+{{- if hasKey $extra $name }}
+{{- $errs = append $errs (printf "extraEnv sets %s, which the chart sets from %s (the variable would be set twice): use %s instead" $name $value $value) }}
 {{- end }}
 {{- end }}
 
