@@ -48,6 +48,8 @@ func (r *memRelay) Watermark(w uint64) { r.n.queue(r.from, netMsg{w: w}) }
 
 func (r *memRelay) Acked(ctx context.Context, e *broker.Event) error { return ctx.Err() }
 
+func (r *memRelay) AckedAll(ctx context.Context, e *broker.Event) error { return ctx.Err() }
+
 func (n *memNet) queue(from int, m netMsg) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -27,18 +27,10 @@ type Relay interface {
 	// Acked returns once a live peer has acknowledged e (or every event
 	// after it), or at once when no peer is live.
 	Acked(ctx context.Context, e *Event) error
+	// AckedAll returns once every live member holds e, or at once when no
+	// peer is live. It may give up with an error; e stays published.
+	AckedAll(ctx context.Context, e *Event) error
 }
-
-// Ack says when Publish returns.
-type Ack int
-
-const (
-	// AckPeer returns once the event is stored here and a live peer has
-	// acknowledged it; alone, it is the same as AckLocal.
-	AckPeer Ack = iota
-	// AckLocal returns once the event is stored on this node.
-	AckLocal
-)
 
 // ErrBadData reports a payload that is not UTF-8 or is empty.
 var ErrBadData = errors.New("invalid event data")
@@ -259,6 +251,11 @@ func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, r
 	if ack == AckPeer && h.opts.Relay != nil && last != nil {
 		if err := h.opts.Relay.Acked(ctx, last); err != nil {
 			return ids, replayed, fmt.Errorf("no peer acknowledged %v: %w", last.ID, err)
+		}
+	}
+	if ack == AckAll && h.opts.Relay != nil && last != nil {
+		if err := h.opts.Relay.AckedAll(ctx, last); err != nil {
+			return ids, replayed, fmt.Errorf("not every member acknowledged %v: %w", last.ID, err)
 		}
 	}
 	return ids, replayed, nil

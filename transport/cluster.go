@@ -92,6 +92,8 @@ type Cluster struct {
 	timing   timing
 	metrics  *metrics
 
+	gossipInterval time.Duration // memberlist's, set by Start
+
 	hub     Hub
 	ml      *memberlist.Memberlist
 	streams chan net.Conn // memberlist's own streams, after the relay's are taken out
@@ -177,7 +179,14 @@ func New(cfg Config) (*Cluster, error) {
 
 // Start listens on the bind address, joins the seeds in the background
 // (retrying with backoff while none answers) and starts relaying with hub.
+// ctx bounds the start only: if it ends before the cluster is up, Start
+// undoes what it did and returns ctx's error. Once started, the cluster
+// runs until Shutdown whatever becomes of ctx (a stopping node still needs
+// it to flush and leave).
 func (c *Cluster) Start(ctx context.Context, hub Hub) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
 	c.hub = hub
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	host, portText, _ := net.SplitHostPort(c.cfg.BindAddr)
@@ -202,6 +211,7 @@ func (c *Cluster) Start(ctx context.Context, hub Hub) error {
 		conf = memberlist.DefaultLocalConfig()
 	}
 	conf.Name = c.name
+	c.gossipInterval = conf.GossipInterval
 	conf.Transport = &demux{NetTransport: nt, c: c}
 	conf.Logger = mlog
 	conf.Label = c.cfg.Label
@@ -242,6 +252,10 @@ func (c *Cluster) Start(ctx context.Context, hub Hub) error {
 	c.mu.Lock()
 	c.ml = ml
 	c.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		c.Shutdown()
+		return fmt.Errorf("start: %w", err)
+	}
 	c.log.Info("cluster started", "node", c.name, "gossip", c.GossipAddr(), "label", c.cfg.Label, "encrypted", len(c.cfg.Key) > 0)
 	c.wg.Add(2)
 	go c.joinLoop()
@@ -458,18 +472,41 @@ func (c *Cluster) Flush(ctx context.Context) error {
 	}
 }
 
-// Leave tells the cluster this node is leaving, waiting up to timeout, so
-// peers see a leave rather than a death. Call Shutdown after it; Leave
-// after Shutdown returns an error.
-func (c *Cluster) Leave(timeout time.Duration) error {
+// Leave tells the cluster this node is leaving, so that peers see a leave
+// rather than a death. It waits until the peers have heard, or ctx ends,
+// or no live member is left to hear it: the whole cluster stopping at once
+// is not an error. Without a deadline on ctx it waits at most 5s. Call
+// Shutdown after it; Leave after Shutdown returns an error.
+func (c *Cluster) Leave(ctx context.Context) error {
 	c.mu.Lock()
 	running := c.ml != nil && !c.shutdown
 	c.mu.Unlock()
 	if !running {
 		return errors.New("leave: cluster not running")
 	}
-	c.announceLeave(timeout / 2)
-	if err := c.ml.Leave(timeout - timeout/2); err != nil {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second)
+	}
+	// Half the time for our own notice, the rest for memberlist's.
+	notice, cancel := context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
+	c.announceLeave(notice)
+	cancel()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("leave: %w", err)
+	}
+	// memberlist's Leave takes no ctx (a timeout of 0 would wait forever).
+	// Its broadcast goes out within a few gossip rounds while any peer is
+	// alive; past ten, it waits for nobody: every peer left meanwhile.
+	wait := min(time.Until(deadline), 10*c.gossipInterval)
+	err := c.ml.Leave(max(wait, time.Millisecond))
+	if err != nil && c.ml.NumMembers() == 0 {
+		// Every peer left or died while our leave waited for one to
+		// gossip it to: nobody is left to tell.
+		c.log.Info("left: no member left to hear it")
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}
 	return nil
@@ -481,9 +518,10 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 // always StateAlive: hashicorp/memberlist#293), so peers learn it here.
 const leaveNotice = "rumor.leave\x00"
 
-// announceLeave tells every member this node is leaving, waiting up to
-// timeout. A send that is still dialling then is waited for by Shutdown.
-func (c *Cluster) announceLeave(timeout time.Duration) {
+// announceLeave tells every member this node is leaving, waiting until
+// ctx ends at most. A send that is still dialling then is waited for by
+// Shutdown.
+func (c *Cluster) announceLeave(ctx context.Context) {
 	msg := append([]byte(leaveNotice), c.name...)
 	var sends sync.WaitGroup
 	c.mu.Lock()
@@ -512,11 +550,9 @@ func (c *Cluster) announceLeave(timeout time.Duration) {
 		sends.Wait()
 		close(done)
 	}()
-	t := time.NewTimer(timeout)
-	defer t.Stop()
 	select {
 	case <-done:
-	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 

@@ -36,7 +36,9 @@ func ExampleCluster() {
 	two, hubTwo := start("two", one.GossipAddr())
 	defer func() {
 		// Leave, then Shutdown; the hub last.
-		_ = two.Leave(time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = two.Leave(ctx)
 		_ = two.Shutdown()
 		_ = one.Shutdown()
 		hubTwo.Close()

@@ -192,7 +192,9 @@ func TestLeaveIsSeenAsLeft(t *testing.T) {
 	})
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	start := time.Now()
-	if err := c.c.Leave(2 * time.Second); err != nil {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if err := c.c.Leave(ctx); err != nil {
 		t.Fatalf("Leave: %v", err)
 	}
 	if err := c.c.Shutdown(); err != nil {
@@ -217,7 +219,7 @@ func TestLeaveIsSeenAsLeft(t *testing.T) {
 	if err := c.c.Shutdown(); err != nil {
 		t.Errorf("second Shutdown: %v", err)
 	}
-	if err := c.c.Leave(time.Second); err == nil {
+	if err := c.c.Leave(ctx); err == nil {
 		t.Errorf("Leave after Shutdown = nil, want an error")
 	}
 	id := publish(t, a.hub, broker.AckPeer, "chat", "still here")

@@ -60,6 +60,12 @@ type link struct {
 	stop  chan struct{}
 	done  chan struct{}
 	acked atomic.Uint64 // highest of our sequence numbers the peer has
+	// first is the sequence of the first event queued on this link (0
+	// until one is): the link carries every event from there on, in
+	// order, so an ack at or above a later event's sequence means the peer
+	// holds that event. Events before it reach the peer by resend or
+	// repair, which no ack speaks for.
+	first atomic.Uint64
 	up    atomic.Bool
 	down  atomic.Int64 // when the link last went down (or was made), in Unix nanoseconds; 0 while up
 
@@ -106,6 +112,7 @@ func (l *link) signal() {
 
 // send queues e; called with the hub's lock held, so it only appends.
 func (l *link) send(e *broker.Event) {
+	l.first.CompareAndSwap(0, e.ID.Seq)
 	l.mu.Lock()
 	if len(l.unacked) == 0 {
 		l.lastSend = time.Now()

@@ -402,7 +402,7 @@ func (h *Handler) publishError(w http.ResponseWriter, err error, ids []broker.ID
 	}
 }
 
-// ack reads ?ack=local|peer.
+// ack reads ?ack=local|peer|all.
 func (h *Handler) ack(q url.Values) (broker.Ack, error) {
 	switch v := q.Get("ack"); v {
 	case "":
@@ -411,8 +411,10 @@ func (h *Handler) ack(q url.Values) (broker.Ack, error) {
 		return broker.AckLocal, nil
 	case "peer":
 		return broker.AckPeer, nil
+	case "all":
+		return broker.AckAll, nil
 	default:
-		return 0, badRequest("ack %q: want local or peer", clip(v))
+		return 0, badRequest("ack %q: want local, peer or all", clip(v))
 	}
 }
 

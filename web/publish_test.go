@@ -254,6 +254,9 @@ type failingRelay struct{}
 func (failingRelay) Send(*broker.Event)                         {}
 func (failingRelay) Watermark(uint64)                           {}
 func (failingRelay) Acked(context.Context, *broker.Event) error { return errors.New("peer timed out") }
+func (failingRelay) AckedAll(context.Context, *broker.Event) error {
+	return errors.New("peer timed out")
+}
 
 // TestPeerAckFailure: the event is stored and will spread; the client gets
 // 503 with the id, and a retry with the key gets the same id.
@@ -280,6 +283,11 @@ func TestPeerAckFailure(t *testing.T) {
 	decode(t, b.body, &e)
 	if b.status != 503 || len(e.IDs) != 2 {
 		t.Errorf("batch without peer ack = %d %s, want 503 with both ids", b.status, b.body)
+	}
+	all := ts.do(t, http.MethodPost, "/channels/c?ack=all", nil, "z")
+	decode(t, all.body, &e)
+	if all.status != 503 || e.ID == "" || !strings.Contains(e.Error, "not every member acknowledged") {
+		t.Errorf("publish with ack=all, a member never acknowledging = %d %s, want 503 with the id", all.status, all.body)
 	}
 }
 

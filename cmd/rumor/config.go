@@ -42,7 +42,7 @@ type Config struct {
 	MaxBatch       int
 	QueueSize      int
 	QueueBytes     int64
-	Ack            string // peer or local
+	Ack            string // peer, local or all
 	DrainTimeout   time.Duration
 	LogFormat      string // text or json
 	LogLevel       string // debug, info, warn or error
@@ -86,7 +86,7 @@ func serveOptions(getenv func(string) string) []option {
 		{"max-batch", "int", "1000", "messages per POST /publish", setInt(func(c *Config) *int { return &c.MaxBatch })},
 		{"queue-size", "int", "8192", "events queued per subscriber before it is cut off as slow", setInt(func(c *Config) *int { return &c.QueueSize })},
 		{"queue-bytes", "size", "8MiB", "bytes of events a stream holds (queued or being written) before it is cut off as slow; one event always fits", setSize(func(c *Config) *int64 { return &c.QueueBytes })},
-		{"ack", "peer|local", "peer", "when a publish is answered without ?ack=: peer (stored here and acknowledged by a live peer) or local", setString(func(c *Config) *string { return &c.Ack })},
+		{"ack", "peer|local|all", "peer", "when a publish is answered without ?ack=: peer (stored here and acknowledged by a live peer), local, or all (every live member holds it)", setString(func(c *Config) *string { return &c.Ack })},
 		{"drain-timeout", "duration", "10s", "how long a graceful shutdown may take", setDuration(func(c *Config) *time.Duration { return &c.DrainTimeout })},
 		{"log-format", "text|json", "text", "log format, to stdout", setString(func(c *Config) *string { return &c.LogFormat })},
 		{"log-level", "level", "info", "log level: debug, info, warn or error", setString(func(c *Config) *string { return &c.LogLevel })},
@@ -304,8 +304,10 @@ func parseAck(s string) (broker.Ack, error) {
 		return broker.AckPeer, nil
 	case "local":
 		return broker.AckLocal, nil
+	case "all":
+		return broker.AckAll, nil
 	}
-	return 0, fmt.Errorf("--ack %q: want peer or local", s)
+	return 0, fmt.Errorf("--ack %q: want peer, local or all", s)
 }
 
 func parseLevel(s string) (slog.Level, error) {

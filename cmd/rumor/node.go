@@ -279,9 +279,11 @@ func (n *node) shutdown(ctx context.Context) error {
 	// Leave, so peers see a leave rather than a death, then stop gossip and
 	// the relays.
 	if n.cluster != nil {
-		if err := n.cluster.Leave(leaveTimeout(ctx)); err != nil {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout(ctx))
+		if err := n.cluster.Leave(lctx); err != nil {
 			errs = append(errs, err)
 		}
+		cancel()
 		if err := n.cluster.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("cluster shutdown: %w", err))
 		}

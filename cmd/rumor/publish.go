@@ -25,6 +25,7 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	event := fs.String("event", "", "SSE event type; empty means the default \"message\"")
 	key := fs.String("idempotency-key", "", "Idempotency-Key: a retry with the same key returns the first publish's id")
 	keepNewline := fs.Bool("keep-newline", false, "publish standard input as is; without it one trailing newline (\\n or \\r\\n, as echo adds) is removed")
+	ack := fs.String("ack", "", "when the server answers: peer (a live peer holds the event), local, or all (every live member holds it: events published after the answer reach every subscriber after this one); empty means the server's default")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: rumor publish [flags] CHANNEL [DATA]\n\nPublishes DATA (or standard input when DATA is absent, without its one\ntrailing newline) to CHANNEL and prints the server's answer.\n\nFlags:\n")
@@ -41,6 +42,18 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	bases, err := server.URLs()
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
+	}
+	switch *ack {
+	case "", "peer", "local", "all":
+	default:
+		return fmt.Errorf("publish: --ack %q: want peer, local or all", *ack)
+	}
+	query := url.Values{}
+	if *event != "" {
+		query.Set("event", *event)
+	}
+	if *ack != "" {
+		query.Set("ack", *ack)
 	}
 	var data []byte
 	if fs.NArg() == 2 {
@@ -60,9 +73,7 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	var resp *http.Response
 	for i, base := range bases {
 		u := base.JoinPath("channels", fs.Arg(0))
-		if *event != "" {
-			u.RawQuery = url.Values{"event": {*event}}.Encode()
-		}
+		u.RawQuery = query.Encode()
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(data))
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)

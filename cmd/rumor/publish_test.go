@@ -23,13 +23,13 @@ func TestPublish(t *testing.T) {
 	defer srv.Close()
 
 	var out bytes.Buffer
-	args := []string{"publish", "--event", "order.paid", "--idempotency-key", "k-1", "orders.eu", "line 1\nline 2"}
+	args := []string{"publish", "--event", "order.paid", "--ack", "all", "--idempotency-key", "k-1", "orders.eu", "line 1\nline 2"}
 	// RUMOR_SERVER stands in for --server.
 	if err := run(t.Context(), args, env(map[string]string{"RUMOR_SERVER": srv.URL}), &out, io.Discard); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	if got.method != "POST" || got.uri != "/channels/orders.eu?event=order.paid" || got.key != "k-1" || got.body != "line 1\nline 2" {
-		t.Errorf("publish sent %s %s, Idempotency-Key %q, body %q; want POST /channels/orders.eu?event=order.paid, k-1, the data", got.method, got.uri, got.key, got.body)
+	if got.method != "POST" || got.uri != "/channels/orders.eu?ack=all&event=order.paid" || got.key != "k-1" || got.body != "line 1\nline 2" {
+		t.Errorf("publish sent %s %s, Idempotency-Key %q, body %q; want POST /channels/orders.eu?ack=all&event=order.paid, k-1, the data", got.method, got.uri, got.key, got.body)
 	}
 	if want := `{"id":"X","channel":"orders.eu"}` + "\n"; out.String() != want {
 		t.Errorf("publish printed %q, want %q", out.String(), want)
@@ -58,6 +58,7 @@ func TestPublishUsage(t *testing.T) {
 		{"publish"},
 		{"publish", "a", "b", "c"},
 		{"publish", "--server", "ftp://x", "a", "b"},
+		{"publish", "--ack", "every", "a", "b"},
 	} {
 		if err := run(t.Context(), args, env(nil), io.Discard, io.Discard); err == nil {
 			t.Errorf("run(%q) = nil, want a usage error", args)
