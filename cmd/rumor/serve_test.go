@@ -126,8 +126,8 @@ func TestServePprof(t *testing.T) {
 // A bad configuration stops serve before it listens, with every problem.
 func TestServeRejectsBadConfig(t *testing.T) {
 	var out bytes.Buffer
-	err := run(t.Context(), []string{"serve", "--http-addr", "127.0.0.1:0", "--heartbeat", "soon"}, env(map[string]string{"RUMOR_ACK": "all"}), &out, &out)
-	if err == nil || !strings.Contains(err.Error(), `--heartbeat="soon"`) || !strings.Contains(err.Error(), `--ack "all"`) {
+	err := run(t.Context(), []string{"serve", "--http-addr", "127.0.0.1:0", "--heartbeat", "soon"}, env(map[string]string{"RUMOR_ACK": "every"}), &out, &out)
+	if err == nil || !strings.Contains(err.Error(), `--heartbeat="soon"`) || !strings.Contains(err.Error(), `--ack "every"`) {
 		t.Errorf("serve with a bad --heartbeat and RUMOR_ACK = %v, want both named", err)
 	}
 	if err != nil && strings.Contains(err.Error(), "--heartbeat must be positive") {
