@@ -60,8 +60,13 @@ type Config struct {
 	Key            []byte        // gossip and relay key, 16, 24 or 32 bytes; nil means unencrypted
 	Origin         uint64        // the hub's origin, advertised to peers (required)
 	Local          bool          // memberlist's loopback timings (faster failure detection), for dev and tests
-	Registerer     prometheus.Registerer
-	Logger         *slog.Logger
+
+	// The gossip port's budget for connections not yet proved to be peers
+	// (guard.go): how many at once, and how many bytes each may send first.
+	MaxStrangers  int   // 0 means 32
+	StrangerBytes int64 // 0 means 1 MiB
+	Registerer    prometheus.Registerer
+	Logger        *slog.Logger
 }
 
 // Member is one node as this node sees it.
@@ -91,6 +96,7 @@ type Cluster struct {
 	relayKey []byte
 	timing   timing
 	metrics  *metrics
+	guard    *guard // the gossip port's strangers: guard.go
 
 	gossipInterval time.Duration // memberlist's, set by Start
 
@@ -174,6 +180,7 @@ func New(cfg Config) (*Cluster, error) {
 		changes:  make(chan struct{}, 1),
 	}
 	c.metrics = newMetrics(c, cfg.Registerer)
+	c.guard = newGuard(cfg.MaxStrangers, cfg.StrangerBytes, cfg.Registerer)
 	return c, nil
 }
 

@@ -55,6 +55,9 @@ func (c *Cluster) demuxStreams(nt *memberlist.NetTransport) {
 		case <-c.ctx.Done():
 			return
 		case conn := <-nt.StreamCh():
+			if conn = c.guard.admit(conn); conn == nil {
+				continue // over the strangers' budget: closed
+			}
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()

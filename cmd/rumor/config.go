@@ -31,6 +31,8 @@ type Config struct {
 	ClusterLabel   string
 	GossipKey      string // base64
 	GossipKeyFile  string // a file holding the base64 key
+	MaxStrangers   int    // gossip-port connections not yet proved to be peers
+	StrangerBytes  int64  // bytes each may send before it proves to be a peer
 	HistorySize    int    // 0 keeps no history
 	HistoryTTL     time.Duration
 	HistoryBytes   int64
@@ -75,6 +77,8 @@ func serveOptions(getenv func(string) string) []option {
 		{"cluster-label", "string", "", "cluster label: nodes with another label never talk to this one", setString(func(c *Config) *string { return &c.ClusterLabel })},
 		{"gossip-key", "base64", "", "AES key for gossip and relay, base64 of 16, 24 or 32 bytes", setString(func(c *Config) *string { return &c.GossipKey })},
 		{"gossip-key-file", "path", "", "file holding the base64 gossip key (instead of --gossip-key)", setString(func(c *Config) *string { return &c.GossipKeyFile })},
+		{"gossip-max-strangers", "int", "32", "TCP connections on the gossip port not yet proved to be peers (8 per address at most); more are closed at once", setInt(func(c *Config) *int { return &c.MaxStrangers })},
+		{"gossip-stranger-bytes", "size", "1MiB", "bytes a gossip-port connection may send before it proves to be a peer; over it, closed", setSize(func(c *Config) *int64 { return &c.StrangerBytes })},
 		{"history-size", "int", "1000", "events retained per channel; 0 keeps none", setInt(func(c *Config) *int { return &c.HistorySize })},
 		{"history-ttl", "duration", "5m", "how long events are retained", setDuration(func(c *Config) *time.Duration { return &c.HistoryTTL })},
 		{"history-bytes", "size", "256MiB", "retained bytes across all channels (bytes, KiB, MiB or GiB)", setSize(func(c *Config) *int64 { return &c.HistoryBytes })},
@@ -232,6 +236,8 @@ func (c *Config) Validate() error {
 		v    int64
 	}{
 		{"--rejoin-interval", int64(c.RejoinInterval)},
+		{"--gossip-max-strangers", int64(c.MaxStrangers)},
+		{"--gossip-stranger-bytes", c.StrangerBytes},
 		{"--history-ttl", int64(c.HistoryTTL)},
 		{"--history-bytes", c.HistoryBytes},
 		{"--heartbeat", int64(c.Heartbeat)},

@@ -35,6 +35,8 @@ func TestParseServeDefaults(t *testing.T) {
 		MaxBatch:       1000,
 		QueueSize:      8192,
 		QueueBytes:     8 << 20,
+		MaxStrangers:   32,
+		StrangerBytes:  1 << 20,
 		Ack:            "peer",
 		DrainTimeout:   10 * time.Second,
 		LogFormat:      "text",

@@ -106,6 +106,8 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 			Key:            key,
 			Origin:         origin,
 			Local:          o.local,
+			MaxStrangers:   cfg.MaxStrangers,
+			StrangerBytes:  cfg.StrangerBytes,
 			Registerer:     reg,
 			Logger:         log,
 		})
