@@ -20,6 +20,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/rumorhq/rumor/watch/watchtest"
 )
 
 // testClock is a clock the test moves: key checks are scheduled on it.
@@ -269,62 +270,6 @@ func TestJWKSURLConfig(t *testing.T) {
 	}
 }
 
-// replaceFile writes content next to path and renames it over path, as
-// tools that update files atomically do.
-func replaceFile(tb testing.TB, path, content string) {
-	tb.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-// k8sVolume lays out files like a Kubernetes Secret volume: dir/NAME is a
-// symlink to ..data/NAME, ..data a symlink to a timestamped directory.
-// update writes a new directory and swaps ..data, atomically.
-type k8sVolume struct {
-	dir string
-	gen int
-}
-
-func newK8sVolume(tb testing.TB, files map[string]string) *k8sVolume {
-	tb.Helper()
-	v := &k8sVolume{dir: tb.TempDir()}
-	v.update(tb, files)
-	for name := range files {
-		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(v.dir, name)); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return v
-}
-
-func (v *k8sVolume) path(name string) string { return filepath.Join(v.dir, name) }
-
-func (v *k8sVolume) update(tb testing.TB, files map[string]string) {
-	tb.Helper()
-	v.gen++
-	gen := fmt.Sprintf("..2026_01_01_00_00_%02d.%d", v.gen, v.gen)
-	if err := os.Mkdir(filepath.Join(v.dir, gen), 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(v.dir, gen, name), []byte(content), 0o600); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	tmp := filepath.Join(v.dir, "..data_tmp")
-	if err := os.Symlink(gen, tmp); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(v.dir, "..data")); err != nil {
-		tb.Fatal(err)
-	}
-}
-
 // eventually retries cond until it holds or the test's patience ends.
 func eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
@@ -339,16 +284,20 @@ func eventually(tb testing.TB, what string, cond func() bool) {
 
 const otherSecret = "rumor-test-secret-rotated-abcdef0123456789"
 
-// An HMAC secret file replaced by a rename: the new secret is taken within
-// a check interval, the old one refused; a file that does not parse keeps
-// the secret in use. (web's TestHMACFileRotation shows that streams opened
-// with the old secret keep running until their token expires.)
+// An HMAC secret file replaced by a rename: the new secret is taken at the
+// next check, the old one refused; a file that does not parse keeps the
+// secret in use. The checks run on a clock the test moves, so each one
+// happens exactly where the test says. (web's TestHMACFileRotation shows
+// that streams opened with the old secret keep running until their token
+// expires.)
 func TestHMACFileRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(path, []byte(testSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := newAuth(t, Config{HMACSecretFile: path, FileCheck: 20 * time.Millisecond})
+	const check = 20 * time.Millisecond
+	clock := newTestClock()
+	a := newAuth(t, Config{HMACSecretFile: path, FileCheck: check, Now: clock.Now})
 	all := claims([]string{">"}, []string{">"}, time.Hour)
 	oldTok := hs256(t, all)
 	newTok := sign(t, jwt.SigningMethodHS256, []byte(otherSecret), all, nil)
@@ -356,33 +305,44 @@ func TestHMACFileRotation(t *testing.T) {
 	accepted(t, a, "the first secret", oldTok)
 	refused(t, a, "the next secret before the rotation", newTok, "signature invalid")
 
-	replaceFile(t, path, otherSecret+"\n")
-	eventually(t, "a token of the new secret accepted", func() bool { _, err := a.Verify(newTok); return err == nil })
+	watchtest.Replace(t, path, otherSecret+"\n")
+	refused(t, a, "the next secret before a check is due", newTok, "signature invalid")
+	clock.Add(check)
+	accepted(t, a, "the new secret at the next check", newTok)
 	refused(t, a, "the old secret after the rotation", oldTok, "signature invalid")
 	if got := reloads(a, reloadOK); got != 1 {
 		t.Errorf(`rumor_auth_key_reloads_total{source="hmac_secret_file",result="ok"} = %v, want 1`, got)
 	}
 
 	// A secret that is too short, then a file that is gone: the secret in
-	// use stays, each failure is counted once.
-	replaceFile(t, path, "short\n")
-	eventually(t, "the short secret counted as a failed reload", func() bool { a.Verify(newTok); return reloads(a, reloadError) == 1 })
+	// use stays, each failure is counted once however many checks see it.
+	watchtest.Replace(t, path, "short\n")
+	clock.Add(check)
 	accepted(t, a, "the secret in use after a bad file", newTok)
+	if got := reloads(a, reloadError); got != 1 {
+		t.Errorf("after a check of the short secret, %v failed reloads, want 1", got)
+	}
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the missing file counted as a failed reload", func() bool { a.Verify(newTok); return reloads(a, reloadError) == 2 })
+	clock.Add(check)
 	accepted(t, a, "the secret in use without the file", newTok)
-	time.Sleep(60 * time.Millisecond) // a few more checks
-	a.Verify(newTok)
+	if got := reloads(a, reloadError); got != 2 {
+		t.Errorf("after a check of the missing file, %v failed reloads, want 2", got)
+	}
+	for range 3 {
+		clock.Add(check)
+		accepted(t, a, "the secret in use, checks later", newTok)
+	}
 	if got := reloads(a, reloadError); got != 2 {
 		t.Errorf("the same failure counted %v times in all, want once each (2)", got)
 	}
 	if err := a.Reload(t.Context()); err == nil {
 		t.Error("Reload without the file = nil error")
 	}
-	replaceFile(t, path, testSecret)
-	eventually(t, "the first secret back", func() bool { _, err := a.Verify(oldTok); return err == nil })
+	watchtest.Replace(t, path, testSecret)
+	clock.Add(check)
+	accepted(t, a, "the first secret back at the next check", oldTok)
 }
 
 // A public key and a JWKS in a Kubernetes Secret volume: the update swaps
@@ -396,21 +356,21 @@ func TestKeyFileRotationKubernetes(t *testing.T) {
 		}
 		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	}
-	vol := newK8sVolume(t, map[string]string{"key.pem": pemOf(k1), "jwks.json": jwksOf(jwkOf(t, "k1", k1))})
-	pub := newAuth(t, Config{PublicKeyFile: vol.path("key.pem"), FileCheck: 10 * time.Millisecond})
-	set := newAuth(t, Config{JWKSFile: vol.path("jwks.json"), FileCheck: 10 * time.Millisecond})
+	vol := watchtest.NewVolume(t, map[string]string{"key.pem": pemOf(k1), "jwks.json": jwksOf(jwkOf(t, "k1", k1))})
+	pub := newAuth(t, Config{PublicKeyFile: vol.Path("key.pem"), FileCheck: 10 * time.Millisecond})
+	set := newAuth(t, Config{JWKSFile: vol.Path("jwks.json"), FileCheck: 10 * time.Millisecond})
 	accepted(t, pub, "the first public key", es256(t, k1, ""))
 	accepted(t, set, "the first JWKS", es256(t, k1, "k1"))
 
 	// The JWKS gets a second key first (both valid), the PEM moves on.
-	vol.update(t, map[string]string{"key.pem": pemOf(k2), "jwks.json": jwksOf(jwkOf(t, "k1", k1), jwkOf(t, "k2", k2))})
+	vol.Update(t, map[string]string{"key.pem": pemOf(k2), "jwks.json": jwksOf(jwkOf(t, "k1", k1), jwkOf(t, "k2", k2))})
 	eventually(t, "the new public key", func() bool { _, err := pub.Verify(es256(t, k2, "")); return err == nil })
 	refused(t, pub, "the old public key", es256(t, k1, ""), "signature invalid")
 	eventually(t, "the new JWKS key", func() bool { _, err := set.Verify(es256(t, k2, "k2")); return err == nil })
 	accepted(t, set, "the old JWKS key, still in the set", es256(t, k1, "k1"))
 
 	// A broken update keeps what works.
-	vol.update(t, map[string]string{"key.pem": "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", "jwks.json": "{"})
+	vol.Update(t, map[string]string{"key.pem": "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", "jwks.json": "{"})
 	eventually(t, "the broken files counted", func() bool {
 		pub.Verify(es256(t, k2, ""))
 		set.Verify(es256(t, k2, "k2"))
@@ -431,7 +391,9 @@ func TestKeyFileReload(t *testing.T) {
 	if err := os.Chtimes(path, old, old); err != nil {
 		t.Fatal(err)
 	}
-	a := newAuth(t, Config{HMACSecretFile: path, FileCheck: 10 * time.Millisecond})
+	const check = 10 * time.Millisecond
+	clock := newTestClock()
+	a := newAuth(t, Config{HMACSecretFile: path, FileCheck: check, Now: clock.Now})
 	other := otherSecret[:len(testSecret)]
 	if err := os.WriteFile(path, []byte(other), 0o600); err != nil { // same size
 		t.Fatal(err)
@@ -440,8 +402,10 @@ func TestKeyFileReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	newTok := sign(t, jwt.SigningMethodHS256, []byte(other), claims([]string{">"}, nil, time.Hour), nil)
-	time.Sleep(30 * time.Millisecond) // checks are due: they see the same stat and read nothing
-	refused(t, a, "the new secret before Reload", newTok, "signature invalid")
+	for range 3 { // checks are due: they see the same stat and read nothing
+		clock.Add(check)
+		refused(t, a, "the new secret before Reload", newTok, "signature invalid")
+	}
 	if err := a.Reload(t.Context()); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
@@ -465,7 +429,7 @@ func TestKeyFileSameSizeAndTime(t *testing.T) {
 	accepted(t, a, "the first secret", hs256(t, all))
 
 	next := testSecret[:len(testSecret)-1] + "!"
-	replaceFile(t, path, next)
+	watchtest.Replace(t, path, next)
 	if err := os.Chtimes(path, before.ModTime(), before.ModTime()); err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/rumorhq/rumor/watch/watchtest"
 )
 
 func TestSecurityDefaults(t *testing.T) {
@@ -642,19 +643,6 @@ func certPair(tb testing.TB, serial int64) (certPEM, keyPEM string) {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), ecPrivatePEM(tb, key)
 }
 
-// replaceFile writes content next to path and renames it over path, the
-// way Kubernetes and cert-manager update a file atomically.
-func replaceFile(tb testing.TB, path, content string) {
-	tb.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		tb.Fatal(err)
-	}
-}
-
 // A renewed certificate is served on new connections without a restart,
 // while a connection opened before keeps going; a pair that does not match
 // (the certificate replaced before its key) keeps the good one.
@@ -664,8 +652,8 @@ func TestCertificateRotation(t *testing.T) {
 	c1, k1 := certPair(t, 1)
 	c2, k2 := certPair(t, 2)
 	c3, k3 := certPair(t, 3)
-	replaceFile(t, certFile, c1)
-	replaceFile(t, keyFile, k1)
+	watchtest.Replace(t, certFile, c1)
+	watchtest.Replace(t, keyFile, k1)
 	cert, err := loadCertificate(certFile, keyFile, 10*time.Millisecond, time.Now, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -716,8 +704,8 @@ func TestCertificateRotation(t *testing.T) {
 	if got := serial(open); got != 1 {
 		t.Fatalf("served serial %d, want 1", got)
 	}
-	replaceFile(t, certFile, c2)
-	replaceFile(t, keyFile, k2)
+	watchtest.Replace(t, certFile, c2)
+	watchtest.Replace(t, keyFile, k2)
 	waitFor(t, "a new connection gets the renewed certificate", func() bool { return serial(newClient()) == 2 })
 	if got := serial(open); got != 1 {
 		t.Errorf("the connection opened before the renewal: serial %d, want 1 (it keeps going)", got)
@@ -725,12 +713,12 @@ func TestCertificateRotation(t *testing.T) {
 
 	// The certificate arrives before its key: the pair does not load, the
 	// renewed one stays; once the key follows, the new pair is served.
-	replaceFile(t, certFile, c3)
+	watchtest.Replace(t, certFile, c3)
 	waitFor(t, "the mismatched pair counted", func() bool { serial(newClient()); return counted("error") == 1 })
 	if got := serial(newClient()); got != 2 {
 		t.Errorf("served serial %d with a mismatched pair, want 2", got)
 	}
-	replaceFile(t, keyFile, k3)
+	watchtest.Replace(t, keyFile, k3)
 	waitFor(t, "the complete new pair", func() bool { return serial(newClient()) == 3 })
 	if ok, failed := counted("ok"), counted("error"); ok != 2 || failed != 1 {
 		t.Errorf("rumor_tls_cert_reloads_total ok=%v error=%v, want 2 and 1", ok, failed)
@@ -755,7 +743,7 @@ func TestCertificateRotation(t *testing.T) {
 // another kind is what the authenticator verifies with after a reload.
 func TestAuthKeyFileFollowsRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "key.pem")
-	replaceFile(t, path, ecPublicPEM(t, newECKey(t)))
+	watchtest.Replace(t, path, ecPublicPEM(t, newECKey(t)))
 	c, err := parseServe([]string{"--auth-public-key", path}, env(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -775,7 +763,7 @@ func TestAuthKeyFileFollowsRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replaceFile(t, path, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	watchtest.Replace(t, path, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
 	if err := a.Reload(t.Context()); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
