@@ -302,3 +302,31 @@ func duplicateKey(line string) string {
 	}
 	return ""
 }
+
+// TestCheck: `rumor check` against a 2-node `rumor dev` finds both members
+// ready and an event crossing from one to the other; against a node that
+// is not there it fails naming what it asked.
+func TestCheck(t *testing.T) {
+	dev := start(t, env(nil), "dev", "--nodes", "2", "--http-port", "0", "--log-level", "warn")
+	banner := dev.out.waitContains(t, "Ctrl-C stops the cluster")
+	m := regexp.MustCompile(`(?m)^\s+n1\s+(http://\S+)`).FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("no URL of n1 in:\n%s", banner)
+	}
+	var out strings.Builder
+	if err := run(t.Context(), []string{"check", "--server", m[1], "--min-members", "2"}, env(nil), &out, io.Discard); err != nil {
+		t.Fatalf("rumor check: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"2 of 2 members alive", "every live member is ready", "received on"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("rumor check printed %q, want %q", out.String(), want)
+		}
+	}
+	if err := run(t.Context(), []string{"check", "--server", m[1], "--min-members", "3"}, env(nil), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "2 members alive, want at least 3") {
+		t.Errorf("rumor check --min-members 3 on 2 nodes: %v", err)
+	}
+	dev.stop(t)
+	if err := run(t.Context(), []string{"check", "--server", m[1], "--timeout", "2s"}, env(nil), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "check: members:") {
+		t.Errorf("rumor check on a stopped cluster: %v, want a failure to get the members", err)
+	}
+}

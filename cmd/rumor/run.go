@@ -24,6 +24,7 @@ func commands() []command {
 		{"dev", "run a local cluster of N nodes in one process, for trying rumor out", runDev},
 		{"publish", "publish one event to a channel", runPublish},
 		{"subscribe", "print the events of channels and patterns, reconnecting forever", runSubscribe},
+		{"check", "check a running cluster: members ready, an event published on one received on another", runCheck},
 		{"bench", "load-test servers: deliveries/s, latency percentiles, lost and duplicated events", runBench},
 		{"version", "print the version", runVersion},
 		{"help", "show the help of rumor or of a command", runHelp},

@@ -157,6 +157,7 @@ var kinds = map[string]func() any{
 	"v1/Service":                              func() any { return new(corev1.Service) },
 	"v1/Secret":                               func() any { return new(corev1.Secret) },
 	"v1/ServiceAccount":                       func() any { return new(corev1.ServiceAccount) },
+	"v1/Pod":                                  func() any { return new(corev1.Pod) },
 	"policy/v1/PodDisruptionBudget":           func() any { return new(policyv1.PodDisruptionBudget) },
 	"autoscaling/v2/HorizontalPodAutoscaler":  func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
 	"networking.k8s.io/v1/Ingress":            func() any { return new(networkingv1.Ingress) },
