@@ -11,6 +11,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -271,4 +273,31 @@ func childOf(tb testing.TB, parent int, exe string) int {
 	}
 	tb.Fatalf("no child of %d runs %s", parent, exe)
 	return 0
+}
+
+// /debug/pprof/cmdline never shows a secret given as a flag: the real
+// process's command line, redacted, in both flag forms.
+func TestBinaryPprofHidesSecrets(t *testing.T) {
+	t.Parallel()
+	const secret, key = "a-secret-of-thirty-two-bytes-or-more!", "MDEyMzQ1Njc4OWFiY2RlZg=="
+	cmd := exec.Command(binary.get(t), "serve", "--pprof", "--auth-hmac-secret", secret, "--gossip-key="+key)
+	cmd.Env = containerEnv()
+	p := startProc(t, cmd)
+	url, _ := p.waitLog(t, "listening")["url"].(string)
+	resp, err := http.Get(url + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	got := string(b)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(got, "--pprof") {
+		t.Fatalf("GET /debug/pprof/cmdline = %d %q, want the command line", resp.StatusCode, got)
+	}
+	if strings.Contains(got, secret) || strings.Contains(got, key) {
+		t.Errorf("GET /debug/pprof/cmdline = %q: it shows a secret", got)
+	}
+	if !strings.Contains(got, "--auth-hmac-secret\x00REDACTED") || !strings.Contains(got, "--gossip-key=REDACTED") {
+		t.Errorf("GET /debug/pprof/cmdline = %q, want the secrets' flags with REDACTED values", got)
+	}
 }

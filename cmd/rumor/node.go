@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -169,9 +170,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 		admin = n.web.Admin()
 	}
 	if cfg.Pprof && n.admin != nil {
-		admin = withPprof(admin)
+		admin = withPprof(admin, os.Args)
 	} else if cfg.Pprof {
-		public = withPprof(public)
+		public = withPprof(public, os.Args)
 	}
 	n.public.serve(public, cfg, log, n.failed)
 	attrs := []any{"addr", ln.Addr().String(), "url", n.public.url, "node", wo.NodeName}
@@ -346,11 +347,12 @@ func (m members) Members() []web.Member {
 	return out
 }
 
-// withPprof serves net/http/pprof at /debug/pprof/ in front of h.
-func withPprof(h http.Handler) http.Handler {
+// withPprof serves net/http/pprof at /debug/pprof/ in front of h; the
+// command line, args, with secrets redacted (pprof.go).
+func withPprof(h http.Handler, args []string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/cmdline", cmdline(args))
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

@@ -433,12 +433,25 @@ func (c *Config) logSecurity(log *slog.Logger) {
 		log.Warn("AUTH IS OFF: anyone who reaches the HTTP port can publish to and subscribe to every channel; set --auth-hmac-secret-file, --auth-public-key or --auth-jwks",
 			"http", c.HTTPAddr)
 	}
+	if c.authOn() && c.AdminAddr == "" && !loopback(c.HTTPAddr) {
+		log.Warn("the read-only views are public: channel names (this node's and, through /cluster/channels, every node's), members, /metrics and the UI answer on the HTTP port without a token; set --admin-addr to move them to a port only operators and peers reach",
+			"http", c.HTTPAddr)
+	}
+	if c.pprofPublic() {
+		log.Warn("--pprof serves /debug/pprof/ (profiles, goroutine stacks) on the HTTP port: set --admin-addr to move it off the public port")
+	}
 	if c.AuthQueryToken {
 		log.Warn("tokens are accepted in URLs (--auth-query-token): they end up in proxy and access logs")
 	}
 	if c.authOn() && c.TLSCert == "" {
 		log.Info("tokens travel in clear text unless a proxy in front terminates TLS; set --tls-cert and --tls-key to serve HTTPS")
 	}
+}
+
+// pprofPublic reports whether /debug/pprof is served on a port that is not
+// loopback-only and not the admin listener.
+func (c *Config) pprofPublic() bool {
+	return c.Pprof && c.AdminAddr == "" && !loopback(c.HTTPAddr)
 }
 
 // loopback reports whether a listen address only takes local connections.

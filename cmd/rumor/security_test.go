@@ -18,6 +18,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -838,5 +839,29 @@ func TestServeJWKSURL(t *testing.T) {
 	err := run(t.Context(), []string{"serve", "--http-addr", "127.0.0.1:0", "--auth-jwks-url", dead.URL + "/jwks"}, env(nil), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--auth-jwks-url") {
 		t.Errorf("serve with an unreachable JWKS URL = %v, want an error naming --auth-jwks-url", err)
+	}
+}
+
+// What is left open is said at start: with auth on but no --admin-addr,
+// the views (channel names of every node through /cluster/channels) and
+// pprof answer on the public port, and the log warns about both; on a
+// loopback address or with --admin-addr it stays quiet.
+func TestLogSecurityWarnsPublicViews(t *testing.T) {
+	for _, tt := range []struct {
+		http, admin string
+		warns       int
+	}{
+		{"0.0.0.0:8080", "", 2},
+		{"127.0.0.1:8080", "", 0},
+		{"0.0.0.0:8080", "0.0.0.0:9090", 0},
+	} {
+		var buf strings.Builder
+		c := Config{HTTPAddr: tt.http, AdminAddr: tt.admin, Pprof: true}
+		c.AuthHMACSecret = testSecret
+		c.logSecurity(slog.New(slog.NewTextHandler(&buf, nil)))
+		got := strings.Count(buf.String(), "level=WARN")
+		if got != tt.warns || tt.warns > 0 && (!strings.Contains(buf.String(), "/cluster/channels") || !strings.Contains(buf.String(), "pprof")) {
+			t.Errorf("http %s admin %q: %d warnings, want %d:\n%s", tt.http, tt.admin, got, tt.warns, buf.String())
+		}
 	}
 }
