@@ -32,6 +32,8 @@
 #   RUMORS  "label=binary label=binary": every run once with each binary,
 #           alternating (the order rotates each round), records labelled;
 #           a before/after comparison in one sitting
+#   BENCH   the binary whose `rumor bench` (and bare loop) drives every run;
+#           the first binary under test
 #   IDLE    seconds the started cluster is watched, no client connected, for
 #           the idle relay rate; 2
 #
@@ -131,12 +133,22 @@ else
 	go build -o "${BPATHS[0]}" ./cmd/rumor
 fi
 B=${BPATHS[0]}
+# BENCH runs the load (`rumor bench`) and the bare loop for every binary, so
+# that an A/B sitting changes the servers only.
+BENCH_FROM=${BENCH:-the first binary}
+if [[ -n ${BENCH:-} ]]; then
+	[[ -x $BENCH ]] || { echo "fault: BENCH=$BENCH: not an executable" >&2; exit 2; }
+	cp "$BENCH" "$TMP/bench"
+	BENCH=$TMP/bench
+else
+	BENCH=${BPATHS[0]}
+fi
 
 load() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || uptime; }
 
 {
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "binaries: ${RUMORS:-${RUMOR:-built from the tree}}"
+	echo "binaries: ${RUMORS:-${RUMOR:-built from the tree}}; load generator: $BENCH_FROM"
 	echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(git status --porcelain 2>/dev/null | wc -l) files changed"
 	echo "go: $(go version)"
 	echo "kernel: $(uname -srm)"
@@ -210,7 +222,7 @@ start_once() {
 	case $target in
 	bare)
 		port=$(free_port)
-		"$B" bench bare --http-addr "127.0.0.1:$port" >"$log.bare" 2>&1 &
+		"$BENCH" bench bare --http-addr "127.0.0.1:$port" >"$log.bare" 2>&1 &
 		pid=$!
 		STARTED+=("$pid") SERVER_PIDS+=("$pid") SERVER_URLS+=("http://127.0.0.1:$port")
 		wait_up "http://127.0.0.1:$port" /metrics "$pid"
@@ -377,7 +389,7 @@ run() {
 	sleep "$IDLE"
 	ri=$(relay_counters)
 	set +e
-	"$B" bench --json --metrics=false --url "$urls" --pid "$(join "${SERVER_PIDS[@]}")" "$@" >"$TMP/out.json" 2>"$blog" &
+	"$BENCH" bench --json --metrics=false --url "$urls" --pid "$(join "${SERVER_PIDS[@]}")" "$@" >"$TMP/out.json" 2>"$blog" &
 	bpid=$!
 	set -e
 	if phase_started "$blog" publish "$bpid"; then
