@@ -290,6 +290,9 @@ func startCluster(tb testing.TB, ctx context.Context, count int) *testCluster {
 // tune after the test's settings.
 func startClusterWith(tb testing.TB, ctx context.Context, count int, tune func(*Config)) *testCluster {
 	tb.Helper()
+	if count > 1 {
+		clusterScenario(tb)
+	}
 	base, err := parseServe(nil, env(nil))
 	if err != nil {
 		tb.Fatal(err)

@@ -231,6 +231,7 @@ func TestDevServeSettings(t *testing.T) {
 		t.Errorf("rumor dev -h = %v, want the serve settings it takes, without --http-addr:\n%s", err, help.String())
 	}
 
+	clusterScenario(t)
 	dev := start(t, env(map[string]string{"RUMOR_MAX_STREAMS_PER_CLIENT": "1", "RUMOR_LOG_FORMAT": "json"}),
 		"dev", "--nodes", "2", "--http-port", "0", "--cors-origins", "https://app.example")
 	banner := dev.out.waitContains(t, "Ctrl-C stops the cluster")
@@ -307,6 +308,7 @@ func duplicateKey(line string) string {
 // ready and an event crossing from one to the other; against a node that
 // is not there it fails naming what it asked.
 func TestCheck(t *testing.T) {
+	clusterScenario(t)
 	dev := start(t, env(nil), "dev", "--nodes", "2", "--http-port", "0", "--log-level", "warn")
 	banner := dev.out.waitContains(t, "Ctrl-C stops the cluster")
 	m := regexp.MustCompile(`(?m)^\s+n1\s+(http://\S+)`).FindStringSubmatch(banner)
