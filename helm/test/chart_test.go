@@ -93,8 +93,10 @@ serviceMonitor:
   relabelings:
     - sourceLabels: [__meta_kubernetes_pod_node_name]
       targetLabel: node
+grafanaDashboard: {enabled: true, namespace: monitoring}
+prometheusRule: {enabled: true, labels: {release: kube-prometheus-stack}}
 `},
-		kinds: []string{"ServiceMonitor"},
+		kinds: []string{"ServiceMonitor", "ConfigMap", "PrometheusRule"},
 	},
 	{
 		name: "httproute",

@@ -70,7 +70,7 @@ func loadChart(tb testing.TB) *chart.Chart {
 func capabilities() *chartutil.Capabilities {
 	caps := *chartutil.DefaultCapabilities
 	caps.APIVersions = append(slices.Clone(caps.APIVersions),
-		"monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor",
+		"monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule",
 		"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1/HTTPRoute")
 	return &caps
 }
@@ -153,11 +153,13 @@ func stripComments(doc string) string {
 // kinds maps every apiVersion/kind the chart may render to the Go type it must
 // decode into. Anything else fails the test.
 var kinds = map[string]func() any{
-	"apps/v1/Deployment":                      func() any { return new(appsv1.Deployment) },
-	"v1/Service":                              func() any { return new(corev1.Service) },
-	"v1/Secret":                               func() any { return new(corev1.Secret) },
-	"v1/ServiceAccount":                       func() any { return new(corev1.ServiceAccount) },
-	"v1/Pod":                                  func() any { return new(corev1.Pod) },
+	"apps/v1/Deployment": func() any { return new(appsv1.Deployment) },
+	"v1/Service":         func() any { return new(corev1.Service) },
+	"v1/Secret":          func() any { return new(corev1.Secret) },
+	"v1/ServiceAccount":  func() any { return new(corev1.ServiceAccount) },
+	"v1/Pod":             func() any { return new(corev1.Pod) },
+	"v1/ConfigMap":       func() any { return new(corev1.ConfigMap) },
+	"monitoring.coreos.com/v1/PrometheusRule": func() any { return new(monitoringv1.PrometheusRule) },
 	"policy/v1/PodDisruptionBudget":           func() any { return new(policyv1.PodDisruptionBudget) },
 	"autoscaling/v2/HorizontalPodAutoscaler":  func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
 	"networking.k8s.io/v1/Ingress":            func() any { return new(networkingv1.Ingress) },
