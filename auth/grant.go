@@ -15,6 +15,7 @@ import (
 type Grants struct {
 	Publish   []string `json:"publish,omitempty"`
 	Subscribe []string `json:"subscribe,omitempty"`
+	Admin     bool     `json:"admin,omitempty"` // the admin API: revocations and kicks
 }
 
 // parseGrants parses a grant list; a token whose issuer wrote an invalid
@@ -103,4 +104,24 @@ func covers(grant, requested broker.Pattern) bool {
 		}
 	}
 	return len(r) == len(g)
+}
+
+// overlaps reports whether some channel matches both a and b.
+func overlaps(a, b broker.Pattern) bool {
+	return overlapTokens(strings.Split(a.String(), "."), strings.Split(b.String(), "."))
+}
+
+func overlapTokens(a, b []string) bool {
+	switch {
+	case len(a) == 0 || len(b) == 0:
+		return len(a) == len(b)
+	case a[0] == ">" || b[0] == ">":
+		// '>' is last and matches one token or more; the other side
+		// has a token here, and whatever follows it matches something.
+		return true
+	case a[0] == "*" || b[0] == "*" || a[0] == b[0]:
+		return overlapTokens(a[1:], b[1:])
+	default:
+		return false
+	}
 }

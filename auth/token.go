@@ -58,6 +58,8 @@ type Config struct {
 	QueryToken bool     // also accept ?token=; off by default because URLs end up in logs
 	Public     []string // channel patterns anyone may subscribe to without a token
 
+	Revocations *Revocations // tokens refused before their exp; nil means none
+
 	Now func() time.Time // nil means time.Now; tests move the clock with it (it also schedules key checks)
 }
 
@@ -73,6 +75,7 @@ type Authenticator struct {
 	query      bool
 	leeway     time.Duration
 	public     []broker.Pattern
+	revoked    *Revocations
 	now        func() time.Time
 }
 
@@ -90,7 +93,7 @@ func (a *Authenticator) Close() {
 // fetched (call Reload to fetch it at start).
 func New(c Config) (*Authenticator, error) {
 	var errs []error
-	a := &Authenticator{cookie: c.Cookie, query: c.QueryToken, leeway: c.Leeway, now: c.Now}
+	a := &Authenticator{cookie: c.Cookie, query: c.QueryToken, leeway: c.Leeway, revoked: c.Revocations, now: c.Now}
 	if a.cookie == "" {
 		a.cookie = DefaultCookie
 	}
@@ -184,6 +187,9 @@ func (a *Authenticator) keyState(allowed []string, keyfunc jwt.Keyfunc, set *JWK
 	return &keyState{parser: jwt.NewParser(opts...), keyfunc: keyfunc, methods: allowed, jwks: set}
 }
 
+// Leeway returns the clock skew tolerated on exp and nbf.
+func (a *Authenticator) Leeway() time.Duration { return a.leeway }
+
 // Methods returns the signing algorithms tokens may use: HS256, RS256,
 // ES256 or EdDSA, as the configured keys allow.
 // They change when the keys are rotated.
@@ -238,6 +244,9 @@ func (e claimTypeError) Error() string {
 // Principal is who a request proved to be: the checked claims of its token.
 type Principal struct {
 	Subject   string           // the token's sub; "" when it has none
+	ID        string           // the token's jti; "" when it has none
+	IssuedAt  time.Time        // the token's iat; zero when it has none
+	Admin     bool             // the token may use the admin API (grant "admin": true)
 	Expires   time.Time        // the token's exp plus the leeway: it is good until then, not after
 	Publish   []broker.Pattern // channels it may publish to
 	Subscribe []broker.Pattern // channels it may subscribe to
@@ -263,6 +272,7 @@ const (
 	ReasonInvalid   = "invalid"   // malformed, bad signature, wrong algorithm, audience or issuer, bad grants
 	ReasonExpired   = "expired"   // expired or not yet valid
 	ReasonForbidden = "forbidden" // a good token without the grant, or a cookie from a foreign origin
+	ReasonRevoked   = "revoked"   // a good token revoked by an admin (Revocations)
 )
 
 func unauthorized(reason, format string, args ...any) *Error {
@@ -329,13 +339,19 @@ func (a *Authenticator) Verify(raw string) (*Principal, *Error) {
 	}
 	// The token is good until exp plus the leeway: a stream ends then, not
 	// earlier, or its client would come back with the same token and be let in.
-	p := &Principal{Subject: c.Subject, Expires: c.ExpiresAt.Add(a.leeway)}
+	p := &Principal{Subject: c.Subject, ID: c.ID, Expires: c.ExpiresAt.Add(a.leeway), Admin: c.Rumor.Admin}
+	if c.IssuedAt != nil {
+		p.IssuedAt = c.IssuedAt.Time
+	}
 	var err error
 	if p.Publish, err = parseGrants("publish", c.Rumor.Publish); err != nil {
 		return nil, unauthorized(ReasonInvalid, "token: %v", err)
 	}
 	if p.Subscribe, err = parseGrants("subscribe", c.Rumor.Subscribe); err != nil {
 		return nil, unauthorized(ReasonInvalid, "token: %v", err)
+	}
+	if err := a.revoked.Check(p); err != nil {
+		return nil, err
 	}
 	if p.Subject != "" {
 		p.LimitKey = "sub:" + p.Subject

@@ -60,6 +60,7 @@ type Config struct {
 	Key            []byte        // gossip and relay key, 16, 24 or 32 bytes; nil means unencrypted
 	Origin         uint64        // the hub's origin, advertised to peers (required)
 	Local          bool          // memberlist's loopback timings (faster failure detection), for dev and tests
+	State          State         // state every node holds whole, carried by push/pull and Spread (state.go); nil means none
 
 	// The gossip port's budget for connections not yet proved to be peers
 	// (guard.go): how many at once, and how many bytes each may send first.

@@ -11,8 +11,9 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// delegate gives memberlist this node's metadata. The cluster's state
-// exchange runs on the relay, not on memberlist's push/pull.
+// delegate gives memberlist this node's metadata. The cluster's event
+// state runs on the relay, not on memberlist's push/pull, which carries
+// only Config.State (state.go).
 type delegate struct{ c *Cluster }
 
 func (d delegate) NodeMeta(limit int) []byte {
@@ -26,10 +27,20 @@ func (d delegate) NotifyMsg(b []byte) {
 	if name, ok := bytes.CutPrefix(b, []byte(leaveNotice)); ok {
 		d.c.memberLeaving(string(name))
 	}
+	if change, ok := stateMessage(b); ok {
+		d.c.mergeState(change, "a peer's change")
+	}
 }
 func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (delegate) LocalState(join bool) []byte                { return nil }
-func (delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// LocalState and MergeRemoteState carry Config.State (state.go).
+func (d delegate) LocalState(join bool) []byte {
+	if d.c.cfg.State == nil {
+		return nil
+	}
+	return d.c.cfg.State.Snapshot()
+}
+func (d delegate) MergeRemoteState(buf []byte, join bool) { d.c.mergeState(buf, "push/pull") }
 
 // events turns memberlist's membership events into relay links.
 type events struct{ c *Cluster }

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/rumorhq/rumor/auth"
 	"github.com/rumorhq/rumor/broker"
@@ -94,25 +93,22 @@ func (h *Handler) scopedKey(r *http.Request, key string) string {
 }
 
 // authorizeStream checks the request's token, if any, and that it may
-// subscribe to every pattern; it returns when the token expires (zero
-// without a token or auth). A cross-site GET can only open a stream whose
-// answer its page cannot read unless CORS allows it, so cookies count here
-// whatever the origin.
-func (h *Handler) authorizeStream(r *http.Request, patterns []broker.Pattern) (expires time.Time, err *auth.Error) {
+// subscribe to every pattern; it returns the token (nil without one or
+// without auth), whose Expires ends the stream. A cross-site GET can only
+// open a stream whose answer its page cannot read unless CORS allows it, so
+// cookies count here whatever the origin.
+func (h *Handler) authorizeStream(r *http.Request, patterns []broker.Pattern) (*auth.Principal, *auth.Error) {
 	if h.opts.Auth == nil {
-		return time.Time{}, nil
+		return nil, nil
 	}
 	p, err := h.opts.Auth.Authenticate(r)
 	if err != nil {
-		return time.Time{}, err
+		return nil, err
 	}
 	if err := h.opts.Auth.CanSubscribe(p, patterns); err != nil {
-		return time.Time{}, err
+		return nil, err
 	}
-	if p == nil {
-		return time.Time{}, nil
-	}
-	return p.Expires, nil
+	return p, nil
 }
 
 // refuse answers 401 or 403 with a JSON error and the WWW-Authenticate

@@ -61,13 +61,15 @@ type Options struct {
 	Version       string
 
 	// Security: auth.go, cors.go and limits.go.
-	Auth                *auth.Authenticator // JWT for publishers and subscribers; nil means none (anyone may publish and subscribe)
-	CORSOrigins         []string            // origins browsers may call from ("https://app.example.com", or "*" without credentials); nil means none
-	MaxStreamsPerClient int                 // concurrent streams per client address; 0 means no limit (cmd's default is 100)
-	PublishRate         int                 // publishes per PublishWindow per token (or client address without one); 0 means no limit
-	PublishWindow       time.Duration       // the window of PublishRate; 0 means 1s
-	TrustedProxies      []string            // CIDR prefixes of proxies whose X-Forwarded-For names the client; nil means the TCP peer is the client
-	ReadBodyTimeout     time.Duration       // time a publisher has to send its body; 0 means 30s
+	Auth                *auth.Authenticator           // JWT for publishers and subscribers; nil means none (anyone may publish and subscribe)
+	Revocations         *auth.Revocations             // revoked tokens and kicks, which end streams (revoke.go); nil means none, and no admin API
+	Spread              func(context.Context, []byte) // sends an encoded revocation to every other node now; nil on a single node
+	CORSOrigins         []string                      // origins browsers may call from ("https://app.example.com", or "*" without credentials); nil means none
+	MaxStreamsPerClient int                           // concurrent streams per client address; 0 means no limit (cmd's default is 100)
+	PublishRate         int                           // publishes per PublishWindow per token (or client address without one); 0 means no limit
+	PublishWindow       time.Duration                 // the window of PublishRate; 0 means 1s
+	TrustedProxies      []string                      // CIDR prefixes of proxies whose X-Forwarded-For names the client; nil means the TCP peer is the client
+	ReadBodyTimeout     time.Duration                 // time a publisher has to send its body; 0 means 30s
 }
 
 // Handler serves rumor's HTTP API. Create it with NewHandler.
@@ -92,6 +94,7 @@ type Handler struct {
 
 	mu      sync.Mutex
 	streams map[*stream]struct{}
+	unwatch func()        // stops applyRevocations; nil without Revocations
 	closing bool          // CloseStreams was called: no new streams
 	idle    chan struct{} // closed once closing and no stream is left
 }
@@ -156,6 +159,12 @@ func NewHandler(o Options) (*Handler, error) {
 	if o.Cluster != nil {
 		h.members = &membership{cluster: o.Cluster}
 	}
+	if o.Revocations != nil {
+		if err := registerRevocations(o.Registry, o.Revocations); err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+		h.unwatch = o.Revocations.Watch(h.applyRevocations)
+	}
 	ui := h.uiHandler() // hashes the UI's files once, for both faces
 	h.admin = h.routes(true, ui)
 	h.mux = h.admin
@@ -201,6 +210,8 @@ func (h *Handler) routes(views bool, ui http.HandlerFunc) http.Handler {
 	}
 	r.Get("/channels", h.handleChannels)
 	r.Get("/cluster", h.handleCluster)
+	r.Get("/revocations", h.handleRevocations) // the admin API: revoke.go
+	r.Post("/revocations", h.handleRevoke)
 	h.mountClusterView(r) // the UI's cluster-wide views: clusterview.go
 	r.Method(http.MethodGet, "/metrics", h.metrics.handler)
 	// One route per file of the UI rather than a catch-all, so that an
@@ -268,6 +279,9 @@ const (
 // that the events clients resume from elsewhere have reached the other
 // nodes. It is safe to call more than once.
 func (h *Handler) CloseStreams(ctx context.Context) error {
+	if h.unwatch != nil {
+		h.unwatch()
+	}
 	h.mu.Lock()
 	h.closing = true
 	open := make([]*stream, 0, len(h.streams))

@@ -28,11 +28,11 @@ func newSecurity(reg prometheus.Registerer, m *metrics) (*security, error) {
 	s := &security{
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rumor_auth_failures_total",
-			Help: "Requests refused by authentication or authorization, by reason: missing (no token where one is needed), invalid, expired (or not yet valid), forbidden (no grant).",
+			Help: "Requests refused by authentication or authorization, by reason: missing (no token where one is needed), invalid, expired (or not yet valid), forbidden (no grant), revoked.",
 		}, []string{"reason"}),
 		clients: make(map[string]int),
 	}
-	for _, r := range []string{auth.ReasonMissing, auth.ReasonInvalid, auth.ReasonExpired, auth.ReasonForbidden} {
+	for _, r := range []string{auth.ReasonMissing, auth.ReasonInvalid, auth.ReasonExpired, auth.ReasonForbidden, auth.ReasonRevoked} {
 		s.authFailures.WithLabelValues(r)
 	}
 	if err := register(reg, s.authFailures); err != nil {
@@ -41,6 +41,8 @@ func newSecurity(reg prometheus.Registerer, m *metrics) (*security, error) {
 	// web's own counters get the reasons the security code adds.
 	m.streamsRejected.WithLabelValues(rejectClientLimit)
 	m.streamsEnded.WithLabelValues(endExpired)
+	m.streamsEnded.WithLabelValues(endRevoked)
+	m.streamsEnded.WithLabelValues(endKicked)
 	for _, r := range []string{publishUnauthorized, publishForbidden, publishRateLimited} {
 		m.publishErrors.WithLabelValues(r)
 	}

@@ -21,8 +21,10 @@ import (
 //
 //	{"reason": "expired", "message": "...", "lastEventId": "..."}
 //
-// reason is why (expired: the token's exp passed); lastEventId is the id
-// of the last event the stream sent, where a resume picks up.
+// reason is why: expired (the token's exp passed), revoked (an admin
+// revoked the token) or kicked (an admin ended the streams of its subject
+// or channels); lastEventId is the id of the last event the stream sent,
+// where a resume picks up.
 const EndType = "rumor.end"
 
 // endEvent is the data of an EndType event.
@@ -35,6 +37,8 @@ type endEvent struct {
 // endWhy says to the page, for each reason a session ends, what to do.
 var endWhy = map[string]string{
 	endExpired: "token expired: fetch a fresh token and reconnect with Last-Event-ID",
+	endRevoked: "token revoked: a new token is needed to reconnect",
+	endKicked:  "ended by an admin",
 }
 
 // endSession writes the EndType event for reason, then a jittered retry:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/rumorhq/rumor/auth"
 	"github.com/rumorhq/rumor/broker"
 )
 
@@ -38,6 +39,8 @@ const (
 	endShutdown = "shutdown" // CloseStreams
 	endClosed   = "closed"   // the hub closed
 	endExpired  = "expired"  // the stream's token expired
+	endRevoked  = "revoked"  // the stream's token was revoked
+	endKicked   = "kicked"   // an admin ended the streams of its subject or channels
 )
 
 // Why streams were refused, for rumor_streams_rejected_total; a closed hub
@@ -60,10 +63,16 @@ type stream struct {
 	stop    chan struct{}            // closed by CloseStreams
 	stopped atomic.Bool
 	expires time.Time // when the stream's token expires; zero without one
-	rearm   time.Time // when deadline next moves the write deadline
-	last    broker.ID // the largest id this stream has sent (or resumed from)
-	wrote   time.Time // when deliver last wrote
-	linger  *time.Timer
+	// Who and what, for revocations and kicks (revoke.go); fixed before
+	// the stream is registered.
+	who      *auth.Principal  // the stream's token; nil without one
+	patterns []broker.Pattern // what it subscribed to
+	opened   time.Time
+	kick     chan string // a reason to end now: endRevoked or endKicked
+	rearm    time.Time   // when deadline next moves the write deadline
+	last     broker.ID   // the largest id this stream has sent (or resumed from)
+	wrote    time.Time   // when deliver last wrote
+	linger   *time.Timer
 }
 
 // frame returns e's SSE bytes for this stream. A late event (one with a
@@ -133,7 +142,7 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	expires, aerr := h.authorizeStream(r, patterns)
+	who, aerr := h.authorizeStream(r, patterns)
 	if aerr != nil {
 		h.refuse(w, r, aerr)
 		return
@@ -149,10 +158,21 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := h.newStream(w)
-	s.expires = expires
+	s.who, s.patterns, s.opened = who, patterns, time.Now()
+	if who != nil {
+		s.expires = who.Expires
+	}
 	if reason, ok := h.register(s); !ok {
 		h.releaseClient(client)
 		h.shed(w, r, reason)
+		return
+	}
+	// A revocation taken while this stream was not yet registered found
+	// it in no scan (revoke.go): the table has it now.
+	if aerr := h.opts.Revocations.Check(who); aerr != nil {
+		h.unregister(s)
+		h.releaseClient(client)
+		h.refuse(w, r, aerr)
 		return
 	}
 	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: patterns, After: after})
@@ -196,7 +216,7 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) newStream(w http.ResponseWriter) *stream {
-	return &stream{h: h, w: w, rc: http.NewResponseController(w), stop: make(chan struct{})}
+	return &stream{h: h, w: w, rc: http.NewResponseController(w), stop: make(chan struct{}), kick: make(chan string, 1)}
 }
 
 // close asks the stream to end with a retry: line. Safe to call more than once.
@@ -244,6 +264,9 @@ func (s *stream) run(sub *broker.Subscription, after broker.ID, badHeader bool) 
 			// with Last-Event-ID once it has a fresh token (session.go).
 			s.endSession(endExpired)
 			return endExpired
+		case reason := <-s.kick: // revoked or kicked (revoke.go)
+			s.endSession(reason)
+			return reason
 		case <-s.stop:
 			_, reason := s.deliver(sub, true)
 			return reason

@@ -89,6 +89,16 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 	}
 	ln := n.public.ln
 
+	// Tokens revoked and streams kicked by admins: every node holds the
+	// whole table, which the cluster's push/pull carries (transport/state.go).
+	var revs *auth.Revocations
+	if cfg.authOn() {
+		revs = auth.NewRevocations(auth.RevocationOptions{})
+	}
+	var state transport.State
+	if revs != nil {
+		state = revs
+	}
 	var relay broker.Relay
 	if cfg.GossipAddr != "" {
 		if key == nil {
@@ -109,6 +119,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 			Local:          o.local,
 			MaxStrangers:   cfg.MaxStrangers,
 			StrangerBytes:  cfg.StrangerBytes,
+			State:          state,
 			Registerer:     reg,
 			Logger:         log,
 		})
@@ -142,6 +153,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 		Registry:      reg,
 		Logger:        log,
 		Version:       version(),
+		Revocations:   revs,
 	}
 	if err := cfg.applySecurity(ctx, &wo); err != nil {
 		return nil, err
@@ -157,6 +169,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 		wo.Cluster = members{n.cluster}
+		wo.Spread = n.cluster.Spread
 		wo.Ready = n.cluster.Ready
 		wo.NodeName = n.cluster.Self()
 	}
@@ -334,7 +347,10 @@ func leaveTimeout(ctx context.Context) time.Duration {
 // import each other.
 type members struct{ c *transport.Cluster }
 
-var _ web.Cluster = members{}
+var (
+	_ web.Cluster     = members{}
+	_ transport.State = (*auth.Revocations)(nil)
+)
 
 func (m members) Self() string             { return m.c.Self() }
 func (m members) Changes() <-chan struct{} { return m.c.Changes() }

@@ -26,6 +26,9 @@ func commands() []command {
 		{"subscribe", "print the events of channels and patterns, reconnecting forever", runSubscribe},
 		{"check", "check a running cluster: members ready, an event published on one received on another", runCheck},
 		{"bench", "load-test servers: deliveries/s, latency percentiles, lost and duplicated events", runBench},
+		{"revoke", "revoke a token, or a subject's tokens, on every node (admin API)", runRevoke},
+		{"kick", "end every stream of a subject or a channel pattern on every node (admin API)", runKick},
+		{"revocations", "list the revocations and kicks a node holds (admin API)", runRevocations},
 		{"version", "print the version", runVersion},
 		{"help", "show the help of rumor or of a command", runHelp},
 	}

@@ -90,7 +90,7 @@ func (c *Config) validateSecurity() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if _, err := c.authenticator(nil); err != nil {
+	if _, err := c.authenticator(nil, nil); err != nil {
 		errs = append(errs, err)
 	}
 	if !c.authOn() {
@@ -164,8 +164,9 @@ func (c *Config) authOn() bool {
 // auth is off. Key files are read here, and watched from then on: a
 // rotated key is taken without a restart (auth/keys.go). A JWKS URL is not
 // fetched here (Validate calls this too): applySecurity fetches it. Errors
-// never echo a secret. log hears about key reloads; nil discards.
-func (c *Config) authenticator(log *slog.Logger) (*auth.Authenticator, error) {
+// never echo a secret. log hears about key reloads; nil discards. revs are
+// the tokens revoked by admins, nil for none.
+func (c *Config) authenticator(log *slog.Logger, revs *auth.Revocations) (*auth.Authenticator, error) {
 	if !c.authOn() {
 		return nil, nil
 	}
@@ -193,6 +194,7 @@ func (c *Config) authenticator(log *slog.Logger) (*auth.Authenticator, error) {
 		Public:      c.PublicChannels,
 		JWKSRefresh: max(c.AuthJWKSRefresh, 0),
 		Logger:      log,
+		Revocations: revs,
 	}
 	from := sources[0]
 	switch {
@@ -405,7 +407,7 @@ func parseRate(s string) (n int, per time.Duration, err error) {
 // passed Validate. A JWKS URL is fetched here, so that one that does not
 // work stops rumor at start rather than refusing every token.
 func (c *Config) applySecurity(ctx context.Context, wo *web.Options) error {
-	a, err := c.authenticator(wo.Logger)
+	a, err := c.authenticator(wo.Logger, wo.Revocations)
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func TestSecurityValues(t *testing.T) {
 				t.Errorf("%s %v: %v", tt.flag, vars, err)
 				continue
 			}
-			if a, err := c.authenticator(nil); err != nil || a == nil {
+			if a, err := c.authenticator(nil, nil); err != nil || a == nil {
 				t.Errorf("%s %v: authenticator = %v, %v, want one", tt.flag, vars, a, err)
 			}
 		}
@@ -749,7 +749,7 @@ func TestAuthKeyFileFollowsRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := c.authenticator(nil)
+	a, err := c.authenticator(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

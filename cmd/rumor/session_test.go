@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"net/http"
 	"strings"
@@ -106,5 +107,130 @@ func TestTokenExpiryEveryNode(t *testing.T) {
 		if d := at.Sub(exp.Add(leeway)); d < 0 || d > 2*time.Second {
 			t.Errorf("%s: stream ended %v after exp plus the leeway, want then", c.nodes[i].name(), d)
 		}
+	}
+}
+
+// addNode starts one more node of c, joined to seed, with the settings
+// startClusterWith gives its nodes and tune's, and waits until it is ready.
+func addNode(tb testing.TB, ctx context.Context, c *testCluster, name string, seed *testNode, tune func(*Config)) *testNode {
+	tb.Helper()
+	cfg, err := parseServe(nil, env(nil))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.ClusterLabel = "rumor-browser-test"
+	cfg.DrainTimeout = 5 * time.Second
+	cfg.AdvertiseAddr = ""
+	cfg.NodeName = name
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.GossipAddr = "127.0.0.1:0"
+	cfg.Join = []string{seed.cluster.GossipAddr()}
+	tune(&cfg)
+	n, err := startNode(ctx, cfg, newLogger(c.logs, "text", "info").With("node", name), nodeOptions{local: true})
+	if err != nil {
+		tb.Fatalf("start %s: %v", name, err)
+	}
+	tn := &testNode{node: n}
+	c.nodes = append(c.nodes, tn)
+	deadline := time.Now().Add(domWait)
+	for n.cluster.Ready() != nil {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s not ready: %v", name, n.cluster.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return tn
+}
+
+// Revocations and kicks across a cluster of real nodes, decided on the
+// admin listener through the rumor CLI: a kick by subject ends its streams
+// on all three nodes within a second; a revoked jti is refused on every
+// node, including one that joined after the decision and after the node
+// that took it had gone.
+func TestRevocationsAcrossCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tune := func(cfg *Config) {
+		cfg.AuthHMACSecret = testSecret
+		cfg.AdminAddr = "127.0.0.1:0"
+	}
+	c := startClusterWith(t, ctx, 3, tune)
+	n1, n2 := c.nodes[0], c.nodes[1]
+	admin := token(t, testSecret, map[string]any{"sub": "ops", "exp": time.Now().Add(time.Hour).Unix(), "rumor": map[string]any{"admin": true}})
+	cli := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := run(ctx, args, env(map[string]string{"RUMOR_ADMIN_TOKEN": admin}), &out, &errOut); err != nil {
+			t.Fatalf("rumor %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+		return out.String()
+	}
+	bearer := func(sub, jti string) http.Header {
+		return http.Header{"Authorization": {"Bearer " + token(t, testSecret, map[string]any{
+			"sub": sub, "jti": jti, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
+			"rumor": map[string]any{"subscribe": []string{"orders"}},
+		})}}
+	}
+
+	// The admin API is on the admin listener only.
+	if resp, _ := do(t, c.client, http.MethodGet, n1.URL()+"/revocations", http.Header{"Authorization": {"Bearer " + admin}}, ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /revocations on the public port = %d, want 404", resp.StatusCode)
+	}
+
+	var streams []*sessionStream
+	for _, n := range c.nodes {
+		streams = append(streams, openSession(t, c, n, "/channels/orders", bearer("alice", "")))
+	}
+	other := openSession(t, c, n2, "/channels/orders", bearer("bob", ""))
+	start := time.Now()
+	cli("kick", "--server", n1.AdminURL(), "--subject", "alice")
+	answered := time.Since(start)
+	var slowest time.Duration
+	for i, s := range streams {
+		end, at := s.waitEnd(t, 5*time.Second)
+		if !strings.Contains(end, `"reason":"kicked"`) {
+			t.Errorf("%s: alice's stream ended with %q, want kicked", c.nodes[i].name(), end)
+		}
+		slowest = max(slowest, at.Sub(start))
+	}
+	t.Logf("kick by subject: the CLI answered after %v; the last of 3 nodes' streams ended %v after the call", answered, slowest)
+	if slowest > time.Second {
+		t.Errorf("the kick took %v to end the streams on all 3 nodes, want under 1s", slowest)
+	}
+	select {
+	case l, ok := <-other.lines:
+		if !ok || strings.Contains(l.text, "rumor.end") {
+			t.Errorf("bob's stream ended (%q), want it open", l.text)
+		}
+	default:
+	}
+
+	revoked := bearer("carol", "c1")
+	live := openSession(t, c, n2, "/channels/orders", revoked)
+	cli("revoke", "--server", n1.AdminURL(), "--jti", "c1")
+	if end, _ := live.waitEnd(t, 5*time.Second); !strings.Contains(end, `"reason":"revoked"`) {
+		t.Errorf("carol's stream on n2 ended with %q, want revoked", end)
+	}
+	refused := func(n *testNode) {
+		t.Helper()
+		resp, body := do(t, c.client, http.MethodGet, n.URL()+"/channels/orders", revoked, "")
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `"reason":"revoked"`) {
+			t.Errorf("%s: the revoked token got %d %s, want 401 revoked", n.name(), resp.StatusCode, body)
+		}
+	}
+	for _, n := range c.nodes {
+		refused(n)
+	}
+
+	// The node that decided goes; a node that joins afterwards learns the
+	// decision from the others before it reports ready.
+	c.stop(t, n1)
+	n4 := addNode(t, ctx, c, "n4", n2, tune)
+	refused(n4)
+	if list := cli("revocations", "--server", n4.AdminURL()); !strings.Contains(list, `"jti":"c1"`) || !strings.Contains(list, `"subject":"alice"`) {
+		t.Errorf("rumor revocations on n4 = %s, want the revocation of c1 and the kick of alice", list)
+	}
+	if n := metricValue(t, c.client, n4.AdminURL()+"/metrics", `rumor_revocations_held{kind="token"}`); n != 1 {
+		t.Errorf(`n4: rumor_revocations_held{kind="token"} = %v, want 1`, n)
 	}
 }
