@@ -141,9 +141,10 @@
       self._why(function (status, message, reason) {
         if (self._es !== es || self._closed) return;
         var info = { state: "closed", event: event, status: status, message: message, reason: reason, retryIn: null };
-        // The token expired while no stream was open (a laptop asleep, a
-        // cookie older than the page): fetch a fresh one and resume.
-        if (status === 401 && reason === "expired" && self._refresh(info)) return;
+        // The token expired or was revoked while no stream was open (a
+        // laptop asleep, a cookie older than the page): fetch a fresh one
+        // and resume.
+        if (status === 401 && (reason === "expired" || reason === "revoked") && self._refresh(info)) return;
         // A refusal (bad token, forbidden pattern, bad request) will not
         // change by asking again; anything else (a proxy's 502, a restart)
         // may, after a jittered backoff.
@@ -186,8 +187,10 @@
   };
 
   // _onEnd handles rumor.end: the node ends the stream because of its
-  // token. The browser would reconnect with the same token and be refused,
-  // so the stream is closed here, and resumed with a fresh token.
+  // token (expired, revoked) or an admin's kick. The browser would
+  // reconnect with the same token, refused but for a kick, so the stream
+  // is closed here, and resumed with a fresh token from refreshToken;
+  // without one, a kicked stream comes back with the token it has.
   Subscription.prototype._onEnd = function (e) {
     if (e.target !== this._es || this._closed) return;
     var data = {};
@@ -195,7 +198,16 @@
     this._es.close();
     var info = { state: "closed", event: e, status: 0, message: String(data.message || ""),
       reason: String(data.reason || ""), retryIn: null };
-    if (!this._refresh(info)) safely(this.onError, info);
+    if (this._refresh(info)) return;
+    if (info.reason === "kicked") {
+      // An admin ended the stream, not the token: come back with it, later.
+      var self = this;
+      info.retryIn = Math.round(1000 * (1 + Math.random()));
+      this._timer = setTimeout(function () {
+        if (!self._closed) self._connect();
+      }, info.retryIn);
+    }
+    safely(this.onError, info);
   };
 
   // _refresh asks refreshToken for a fresh token and reconnects after the
@@ -265,9 +277,11 @@
  *   token        a token sent as ?token= (the node needs --auth-query-token);
  *                without it the browser sends the cookie, if any
  *   refreshToken({reason, message})  called when the stream's token has
- *                expired: return (or resolve to) a fresh token for ?token=,
- *                or nothing once the cookie is renewed; rumor.js then
- *                resumes after lastEventId. Without it the stream closes.
+ *                expired or was revoked, or an admin kicked the stream:
+ *                return (or resolve to) a fresh token for ?token=, or
+ *                nothing once the cookie is renewed; rumor.js then resumes
+ *                after lastEventId. Without it the stream closes (but for
+ *                a kick, after which it comes back in 1 to 2 s).
    *   onEvent({id, type, data, time, event})
    *   onOpen({reconnected, lastEventId})   reconnected: resumed after lastEventId
    *   onError({state, status, message, reason, retryIn, event})
