@@ -17,6 +17,12 @@
 // them, which it follows for rotation on the path of the requests that
 // verify tokens (keys.go), so that it starts no goroutine of its own.
 //
+// Revocations is the table of an admin's decisions: tokens refused before
+// their exp (by jti, or a subject's issued before a time) and kicks of a
+// subject's or a channel pattern's streams (revoke.go). Its Snapshot and
+// Merge let the transport carry it to every node; the Authenticator given
+// it refuses revoked tokens, and web ends the streams decisions cover.
+//
 // It does not answer HTTP requests, count refusals or decide what a
 // refusal ends: the HTTP faces do (web, and any other face that takes
 // tokens), and cmd/rumor builds the Authenticator from its flags.

@@ -22,5 +22,11 @@
 // NewHandler, serves it with an http.Server, and on shutdown calls Drain,
 // then (after the relays are flushed) CloseStreams.
 //
+// With auth, a stream lives no longer than its token: it ends at the
+// token's exp, or when an admin revokes the token or kicks the stream
+// (POST /revocations, revoke.go), telling the page why with a rumor.end
+// event (session.go). Spreading a decision to the other nodes is the
+// caller's (Options.Spread).
+//
 // The HTTP contract is documented in docs/API.md.
 package web

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,12 +21,14 @@ type adminFlags struct {
 	server  *serverFlag
 	token   *string
 	timeout *time.Duration
+	getenv  func(string) string
 }
 
 func newAdminFlags(fs *flag.FlagSet, getenv func(string) string) adminFlags {
-	a := adminFlags{server: newServerFlag(getenv)}
+	a := adminFlags{server: newServerFlag(getenv), getenv: getenv}
 	fs.Var(a.server, "server", "the node's admin `URL` (its --admin-addr, or its HTTP address without one); repeat it or give a comma-separated list to fall back on the next when one cannot be reached (env RUMOR_SERVER)")
-	a.token = fs.String("admin-token", getenv("RUMOR_ADMIN_TOKEN"), `a token with the grant "rumor": {"admin": true}, sent as Authorization: Bearer (env RUMOR_ADMIN_TOKEN)`)
+	// Read from the environment only when used, so that -h never prints it.
+	a.token = fs.String("admin-token", "", `a token with the grant "rumor": {"admin": true}, sent as Authorization: Bearer (env RUMOR_ADMIN_TOKEN)`)
 	a.timeout = fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
 	return a
 }
@@ -33,7 +36,8 @@ func newAdminFlags(fs *flag.FlagSet, getenv func(string) string) adminFlags {
 // call sends body (nil for a GET) to /revocations and writes the answer
 // to stdout.
 func (a adminFlags) call(ctx context.Context, cmd string, body any, stdout io.Writer) error {
-	if *a.token == "" {
+	token := cmp.Or(*a.token, a.getenv("RUMOR_ADMIN_TOKEN"))
+	if token == "" {
 		return fmt.Errorf("%s: an admin token is required: --admin-token or RUMOR_ADMIN_TOKEN", cmd)
 	}
 	bases, err := a.server.URLs()
@@ -55,7 +59,7 @@ func (a adminFlags) call(ctx context.Context, cmd string, body any, stdout io.Wr
 		if err != nil {
 			return fmt.Errorf("%s: %w", cmd, err)
 		}
-		req.Header.Set("Authorization", "Bearer "+*a.token)
+		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/json")
 		if resp, err = http.DefaultClient.Do(req); err == nil {
 			break

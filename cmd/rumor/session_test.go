@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -232,5 +233,37 @@ func TestRevocationsAcrossCluster(t *testing.T) {
 	}
 	if n := metricValue(t, c.client, n4.AdminURL()+"/metrics", `rumor_revocations_held{kind="token"}`); n != 1 {
 		t.Errorf(`n4: rumor_revocations_held{kind="token"} = %v, want 1`, n)
+	}
+}
+
+// The admin commands refuse what they cannot send, saying why, and never
+// print the admin token in their help.
+func TestAdminCommandsUsage(t *testing.T) {
+	getenv := env(map[string]string{"RUMOR_ADMIN_TOKEN": "tok-from-env"})
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"revoke"}, "exactly one of --jti and --subject"},
+		{[]string{"revoke", "--jti", "a", "--subject", "b"}, "exactly one of --jti and --subject"},
+		{[]string{"revoke", "--jti", "a", "--issued-before", "2026-01-01T00:00:00Z"}, "--issued-before goes with --subject"},
+		{[]string{"revoke", "--subject", "a", "--until", "tomorrow"}, "RFC 3339"},
+		{[]string{"kick"}, "exactly one of --subject and --channel"},
+		{[]string{"kick", "--subject", "a", "--channel", "b"}, "exactly one of --subject and --channel"},
+		{[]string{"revocations", "extra"}, "takes no arguments"},
+	} {
+		err := run(t.Context(), tt.args, getenv, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("rumor %s = %v, want an error containing %q", strings.Join(tt.args, " "), err, tt.want)
+		}
+	}
+	if err := run(t.Context(), []string{"kick", "--subject", "a"}, env(nil), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "RUMOR_ADMIN_TOKEN") {
+		t.Errorf("rumor kick without a token = %v, want it to ask for one", err)
+	}
+	for _, cmd := range []string{"revoke", "kick", "revocations"} {
+		var out bytes.Buffer
+		if err := run(t.Context(), []string{cmd, "-h"}, getenv, &out, io.Discard); err != nil || strings.Contains(out.String(), "tok-from-env") || !strings.Contains(out.String(), "--admin-token") {
+			t.Errorf("rumor %s -h = %v:\n%s\nwant the flags, without the token", cmd, err, out.String())
+		}
 	}
 }
