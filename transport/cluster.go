@@ -100,6 +100,7 @@ type Cluster struct {
 	guard    *guard // the gossip port's strangers: guard.go
 
 	gossipInterval time.Duration // memberlist's, set by Start
+	frames         frames        // sent events' encodings, guarded by mu
 
 	hub     Hub
 	ml      *memberlist.Memberlist
@@ -397,12 +398,20 @@ func (c *Cluster) Ready() error {
 	return nil
 }
 
-// Send implements broker.Relay.
+// Send implements broker.Relay. The connected links share one encoding of
+// e, made only if one of them is up.
 func (c *Cluster) Send(e *broker.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var frame []byte
+	encode := func() []byte {
+		if frame == nil {
+			frame = c.frames.encode(e)
+		}
+		return frame
+	}
 	for _, l := range c.links {
-		l.send(e)
+		l.send(e, encode)
 	}
 }
 

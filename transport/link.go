@@ -44,8 +44,8 @@ func defaultTiming() timing {
 
 // out is one queued frame: an event or a watermark.
 type out struct {
-	e *broker.Event
-	w uint64
+	frame []byte // an event's frame, shared with the other links
+	w     uint64
 }
 
 // link carries this node's events to one peer over one dialled connection
@@ -110,8 +110,9 @@ func (l *link) signal() {
 	}
 }
 
-// send queues e; called with the hub's lock held, so it only appends.
-func (l *link) send(e *broker.Event) {
+// send queues e, whose frame is encode's; called with the hub's lock
+// held, so it only appends. encode runs at most once for all links.
+func (l *link) send(e *broker.Event, encode func() []byte) {
 	l.first.CompareAndSwap(0, e.ID.Seq)
 	l.mu.Lock()
 	if len(l.unacked) == 0 {
@@ -125,7 +126,7 @@ func (l *link) send(e *broker.Event) {
 		l.unacked = l.unacked[:n]
 	}
 	if l.up.Load() {
-		l.queue = append(l.queue, out{e: e})
+		l.queue = append(l.queue, out{frame: encode()})
 	}
 	l.mu.Unlock()
 	l.signal()
@@ -138,7 +139,7 @@ func (l *link) watermark(w uint64) {
 		return
 	}
 	l.mu.Lock()
-	if n := len(l.queue); n > 0 && l.queue[n-1].e == nil {
+	if n := len(l.queue); n > 0 && l.queue[n-1].frame == nil {
 		l.queue[n-1].w = w
 	} else {
 		l.queue = append(l.queue, out{w: w})
@@ -307,7 +308,6 @@ func (l *link) connect(log *slog.Logger) error {
 	l.c.hub.Tick()
 
 	var batch []out
-	var scratch []byte
 	for {
 		select {
 		case <-l.stop:
@@ -328,15 +328,14 @@ func (l *link) connect(log *slog.Logger) error {
 		}
 		for i := range batch {
 			o := &batch[i]
-			if o.e != nil {
-				scratch = appendEvent(scratch[:0], o.e)
-				buf = appendFrame(buf[:0], frameEvent, scratch)
-			} else {
+			frame := o.frame // encoded once for every link
+			if frame == nil {
 				var w [8]byte
 				putU64(w[:], o.w)
 				buf = appendFrame(buf[:0], frameWatermark, w[:])
+				frame = buf
 			}
-			if _, err := bw.Write(buf); err != nil {
+			if _, err := bw.Write(frame); err != nil {
 				return err
 			}
 			*o = out{}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"time"
 	"unicode/utf8"
 
@@ -93,6 +94,54 @@ func appendEvent(dst []byte, e *broker.Event) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(e.Data)))
 	return append(dst, e.Data...)
 }
+
+// frames encodes the events this node sends into shared chunks: each
+// event is encoded once for every link (with N peers it would otherwise be
+// encoded N times), and allocation happens per chunk, not per event. A
+// chunk lives while a link's queue holds one of its frames; links drop
+// frames once written (their resend lists keep events, not frames). Not
+// safe for concurrent use: the Cluster's lock guards it.
+type frames struct{ chunk []byte }
+
+// frameChunk is the size of a chunk; a frame over a quarter of it gets an
+// allocation of its own.
+const frameChunk = 64 << 10
+
+// encode returns e's frameEvent frame. The bytes are shared: do not modify
+// them.
+func (f *frames) encode(e *broker.Event) []byte {
+	n := eventSize(e)
+	size := 1 + uvarintLen(uint64(n)) + n
+	if size > frameChunk/4 {
+		return appendEventFrame(make([]byte, 0, size), e, n)
+	}
+	if cap(f.chunk)-len(f.chunk) < size {
+		f.chunk = make([]byte, 0, frameChunk)
+	}
+	start := len(f.chunk)
+	f.chunk = appendEventFrame(f.chunk, e, n)
+	return f.chunk[start:len(f.chunk):len(f.chunk)]
+}
+
+// appendEventFrame appends e's frameEvent frame to dst; n is
+// eventSize(e).
+func appendEventFrame(dst []byte, e *broker.Event, n int) []byte {
+	dst = binary.AppendUvarint(append(dst, frameEvent), uint64(n))
+	return appendEvent(dst, e)
+}
+
+// eventSize is the length of appendEvent's encoding of e.
+func eventSize(e *broker.Event) int {
+	born := e.Born.UnixNano()
+	return 8 + 8 + uvarintLen(e.ID.Seq) + uvarintLen(uint64(born<<1)^uint64(born>>63)) +
+		uvarintLen(uint64(len(e.Channel))) + len(e.Channel) +
+		uvarintLen(uint64(len(e.Type))) + len(e.Type) +
+		uvarintLen(uint64(len(e.Key))) + len(e.Key) +
+		uvarintLen(uint64(len(e.Data))) + len(e.Data)
+}
+
+// uvarintLen is the length of binary.AppendUvarint's encoding of x.
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
 
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,44 @@ func BenchmarkEncodeEvent(b *testing.B) {
 		buf = appendFrame(buf[:0], frameEvent, scratch)
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkEncodePeers is the writers' work for one event sent to N peers:
+// each link encoding it (as before) against one encoding they all share
+// (frames), each writer copying the frame into its buffered connection.
+// Events of 200 bytes (benchEvent) and of 8 KiB.
+func BenchmarkEncodePeers(b *testing.B) {
+	for _, size := range []int{200, 8 << 10} {
+		e := benchEvent()
+		e.Data = bytes.Repeat([]byte("x"), size)
+		for _, peers := range []int{2, 8} {
+			out := make([]*bufio.Writer, peers)
+			for i := range out {
+				out[i] = bufio.NewWriterSize(io.Discard, 64<<10)
+			}
+			b.Run(fmt.Sprintf("data=%d/peers=%d/per-link", size, peers), func(b *testing.B) {
+				scratch, buf := make([][]byte, peers), make([][]byte, peers)
+				b.ReportAllocs()
+				for b.Loop() {
+					for i, w := range out {
+						scratch[i] = appendEvent(scratch[i][:0], e)
+						buf[i] = appendFrame(buf[i][:0], frameEvent, scratch[i])
+						_, _ = w.Write(buf[i])
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("data=%d/peers=%d/shared", size, peers), func(b *testing.B) {
+				var f frames
+				b.ReportAllocs()
+				for b.Loop() {
+					frame := f.encode(e)
+					for _, bw := range out {
+						_, _ = bw.Write(frame)
+					}
+				}
+			})
+		}
+	}
 }
 
 // BenchmarkDecodeEvent is the relay reader's work per event: read the

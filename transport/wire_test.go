@@ -52,6 +52,38 @@ func TestEventRoundTrip(t *testing.T) {
 	}
 }
 
+// The frames every link shares are the ones a link would encode, whatever
+// the payload's length takes to write, and none can grow into the next.
+func TestFramesEncode(t *testing.T) {
+	var f frames
+	var got, want [][]byte
+	for _, n := range []int{1, 100, 127 - 60, 128 - 60, 200, 1 << 14, 1 << 21, 3} {
+		e := sampleEvent()
+		e.Data = bytes.Repeat([]byte("x"), n)
+		e.Born = time.Unix(0, -int64(n)) // negative and positive times
+		if n%2 == 0 {
+			e.Born = time.Unix(int64(n), 0)
+		}
+		got = append(got, f.encode(e))
+		want = append(want, appendFrame(nil, frameEvent, appendEvent(nil, e)))
+		if size := eventSize(e); size != len(appendEvent(nil, e)) {
+			t.Fatalf("eventSize = %d, want %d", size, len(appendEvent(nil, e)))
+		}
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) || cap(got[i]) != len(got[i]) {
+			t.Fatalf("frame %d = %x… (cap %d), want %x… (cap %d)", i, got[i][:16], cap(got[i]), want[i][:16], len(want[i]))
+		}
+		kind, p, _, err := readFrame(bufio.NewReader(bytes.NewReader(got[i])), nil)
+		if err != nil || kind != frameEvent {
+			t.Fatalf("frame %d: readFrame = %d, %v", i, kind, err)
+		}
+		if _, err := decodeEvent(p); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+}
+
 func TestDecodeEventRejects(t *testing.T) {
 	for name, mutate := range map[string]func(*broker.Event){
 		"zero time":     func(e *broker.Event) { e.ID.Time = 0 },
@@ -186,6 +218,11 @@ func FuzzEventRoundTrip(f *testing.F) {
 	f.Add(uint64(0), uint64(1), uint64(1), int64(0), "a.*", "rumor.reset", "", []byte{0xff})
 	f.Fuzz(func(t *testing.T, tm, origin, seq uint64, born int64, channel, typ, key string, data []byte) {
 		e := &broker.Event{ID: broker.ID{Time: tm, Origin: origin, Seq: seq}, Channel: channel, Type: typ, Key: key, Data: data, Born: time.Unix(0, born)}
+		// The links' shared frame is the frame of the payload.
+		var f frames
+		if frame, want := f.encode(e), appendFrame(nil, frameEvent, appendEvent(nil, e)); !bytes.Equal(frame, want) {
+			t.Fatalf("frames.encode(%+v) = %x, want %x", e, frame, want)
+		}
 		got, err := decodeEvent(appendEvent(nil, e))
 		if !valid(e) {
 			if err == nil {
