@@ -11,8 +11,8 @@ import (
 
 // TestChartMetricsExist: every rumor_* metric that the Helm chart's
 // dashboard and alerts query, and that the README names, is served by a
-// real node's /metrics (a 2-node rumor dev, so that the relay's series
-// exist too). A renamed metric fails here, not in an operator's empty
+// real node's /metrics (rumor dev's one node runs gossip and the relay,
+// so their series exist too). A renamed metric fails here, not in an operator's empty
 // panel or an alert that never fires.
 func TestChartMetricsExist(t *testing.T) {
 	files := []string{
@@ -38,7 +38,7 @@ func TestChartMetricsExist(t *testing.T) {
 		t.Fatalf("found %d metric names in %v, want the dashboard's and the alerts'", len(named), files)
 	}
 
-	dev := start(t, env(nil), "dev", "--nodes", "2", "--http-port", "0", "--log-level", "warn")
+	dev := start(t, env(nil), "dev", "--nodes", "1", "--http-port", "0", "--log-level", "warn")
 	banner := dev.out.waitContains(t, "Ctrl-C stops the cluster")
 	m := regexp.MustCompile(`(?m)^\s+n1\s+(http://\S+)`).FindStringSubmatch(banner)
 	if m == nil {
