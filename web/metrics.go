@@ -75,6 +75,8 @@ func newMetrics(reg *prometheus.Registry, h *Handler) (*metrics, error) {
 		m.streamsRejected, m.streamsEnded, m.publishErrors, m.publishDuration, m.deliveryLatency,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rumor_streams_open", Help: "Open SSE streams on this node."},
 			func() float64 { return float64(h.openStreams()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rumor_publishes_in_flight", Help: "Publish requests being handled (reading their bodies or waiting for a peer's ack); at most --max-publishes."},
+			func() float64 { return float64(h.inflight.Load()) }),
 		gauge("subscribers", "Hub subscriptions on this node.",
 			func(s broker.Stats) int64 { return int64(s.Subscribers) }),
 		counter("events_published_total", "Events published on this node.",

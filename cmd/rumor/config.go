@@ -42,6 +42,7 @@ type Config struct {
 	MaxStreams     int
 	MaxPatterns    int
 	MaxBatch       int
+	MaxPublishes   int
 	QueueSize      int
 	QueueBytes     int64
 	Ack            string // peer, local or all
@@ -88,6 +89,7 @@ func serveOptions(getenv func(string) string) []option {
 		{"max-streams", "int", "20000", "concurrent SSE streams on this node", setInt(func(c *Config) *int { return &c.MaxStreams })},
 		{"max-patterns", "int", "64", "channels and patterns per stream", setInt(func(c *Config) *int { return &c.MaxPatterns })},
 		{"max-batch", "int", "1000", "messages per POST /publish", setInt(func(c *Config) *int { return &c.MaxBatch })},
+		{"max-publishes", "int", "4096", "publish requests in flight on this node (each holds its body: see docs/HARDENING.md); over it 503 + Retry-After", setInt(func(c *Config) *int { return &c.MaxPublishes })},
 		{"queue-size", "int", "8192", "events queued per subscriber before it is cut off as slow", setInt(func(c *Config) *int { return &c.QueueSize })},
 		{"queue-bytes", "size", "8MiB", "bytes of events a stream holds (queued or being written) before it is cut off as slow; one event always fits", setSize(func(c *Config) *int64 { return &c.QueueBytes })},
 		{"ack", "peer|local|all", "peer", "when a publish is answered without ?ack=: peer (stored here and acknowledged by a live peer), local, or all (every live member holds it)", setString(func(c *Config) *string { return &c.Ack })},
@@ -245,6 +247,7 @@ func (c *Config) Validate() error {
 		{"--max-streams", int64(c.MaxStreams)},
 		{"--max-patterns", int64(c.MaxPatterns)},
 		{"--max-batch", int64(c.MaxBatch)},
+		{"--max-publishes", int64(c.MaxPublishes)},
 		{"--queue-size", int64(c.QueueSize)},
 		{"--queue-bytes", c.QueueBytes},
 		{"--drain-timeout", int64(c.DrainTimeout)},

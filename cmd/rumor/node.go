@@ -147,6 +147,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 		Coalesce:      cmp.Or(cfg.Coalesce, -1), // web: 0 is the default, negative is off
 		MaxEventBytes: cfg.MaxEventBytes,
 		MaxBatch:      cfg.MaxBatch,
+		MaxPublishes:  cfg.MaxPublishes,
 		MaxStreams:    cfg.MaxStreams,
 		MaxPatterns:   cfg.MaxPatterns,
 		DefaultAck:    ack,
