@@ -23,9 +23,9 @@ import (
 // times that. memberlist's own push/pull of the member list is a few hundred
 // bytes per member, far below the default.
 const (
-	defaultMaxStrangers     = 32
+	defaultMaxStrangers  = 32
 	defaultStrangerBytes = 1 << 20
-	guardPerAddr            = 8 // slots one remote address may hold
+	guardPerAddr         = 8 // slots one remote address may hold
 )
 
 // Why the guard refused or cut a connection, for

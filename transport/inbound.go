@@ -21,7 +21,7 @@ func (c *Cluster) serveRelay(conn net.Conn) {
 		c.log.Warn("relay handshake refused", "remote", conn.RemoteAddr().String(), "err", err)
 		return
 	}
-	prove(conn) // a peer: out of the strangers' budget (guard.go)
+	prove(conn)   // a peer: out of the strangers' budget (guard.go)
 	conn = sealed // from here on every byte is sealed (seal.go)
 	in, prev := c.trackInbound(origin, conn)
 	if in == nil {
