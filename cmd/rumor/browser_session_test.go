@@ -3,7 +3,8 @@ package main
 // rumor.js and tokens that expire, in a real browser: the stream ends at
 // the token's exp with rumor.end, rumor.js asks the page's refreshToken for
 // a fresh token and resumes with the last event id, and the page misses
-// nothing while events keep coming through another node.
+// nothing while events keep coming through another node; an admin's kick
+// on another node is survived the same way.
 
 import (
 	"context"
@@ -165,6 +166,29 @@ func TestBrowserTokenRefresh(t *testing.T) {
 		}
 		wg.Wait()
 	}
+	step("an admin's kick on another node: rumor.js refreshes and resumes", func(t *testing.T) {
+		page.eval(t, fmt.Sprintf(`window.k = {ids: [], opens: [], reasons: []};
+			window.ksub = rumor.subscribe("orders", {url: %q, token: %q,
+				refreshToken: (info) => { k.reasons.push(info.reason); return fetch("/token").then(r => r.text()); },
+				onEvent: (ev) => k.ids.push(ev.id),
+				onOpen: (i) => k.opens.push(i)}); true`, n1.URL(), token(t, testSecret, map[string]any{
+			"sub": "page", "exp": time.Now().Add(time.Hour).Unix(), "rumor": map[string]any{"subscribe": []string{"orders"}}})))
+		page.wait(t, "the stream open", `k.opens.length === 1`)
+		before := c.publishWith(t, n2, "orders", publisher)
+		page.wait(t, "the first event", fmt.Sprintf(`k.ids.includes(%q)`, before))
+		admin := http.Header{"Authorization": {"Bearer " + token(t, testSecret, map[string]any{
+			"sub": "ops", "exp": time.Now().Add(time.Hour).Unix(), "rumor": map[string]any{"admin": true}})}}
+		if resp, body := do(t, c.client, http.MethodPost, n2.URL()+"/revocations", admin, `{"kind":"kick-subject","subject":"page"}`); resp.StatusCode != http.StatusOK {
+			t.Fatalf("kick: %d %s", resp.StatusCode, body)
+		}
+		page.wait(t, "the kicked stream back", `k.reasons[0] === "kicked" && k.opens.length >= 2`)
+		after := c.publishWith(t, n2, "orders", publisher)
+		page.wait(t, "the event after the kick", fmt.Sprintf(`k.ids.includes(%q)`, after))
+		if ids := page.eval(t, `k.ids.join(" ")`); ids != before+" "+after {
+			t.Errorf("the page got %v, want %s %s", ids, before, after)
+		}
+		page.eval(t, `ksub.close(); true`)
+	})
 	step("the node counted the expiries", func(t *testing.T) {
 		if n := metricValue(t, c.client, n1.URL()+"/metrics", `rumor_streams_ended_total{reason="expired"}`); n < 2 {
 			t.Errorf(`rumor_streams_ended_total{reason="expired"} = %v, want 2 or more`, n)
@@ -204,4 +228,19 @@ func metricValue(tb testing.TB, client *http.Client, url, series string) float64
 		}
 	}
 	return -1
+}
+
+// publishWith posts an event to channel on n with header and returns its id.
+func (c *testCluster) publishWith(tb testing.TB, n *testNode, channel string, header http.Header) string {
+	tb.Helper()
+	resp, err := c.client.Do(mustRequest(tb, http.MethodPost, n.URL()+"/channels/"+channel, header, "order"))
+	if err != nil {
+		tb.Fatalf("publish: %v", err)
+	}
+	defer resp.Body.Close()
+	var out struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.ID == "" {
+		tb.Fatalf("publish: %d %v", resp.StatusCode, err)
+	}
+	return out.ID
 }
