@@ -24,6 +24,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,7 +56,7 @@ type Config struct {
 	AdminAddr      string        // the admin listener's address (host:port), where peers ask for the UI's cluster view; "" means HTTPAddr serves it
 	Join           []string      // seeds: host:port or DNS names (re-resolved on every rejoin); a missing port means 7946
 	RejoinInterval time.Duration // how often seeds are re-resolved and re-joined; 0 means 30s
-	JoinTimeout    time.Duration // how long to look for peers before serving alone; 0 means 10s
+	JoinTimeout    time.Duration // how long to look for peers before a node whose seeds name peers it cannot join reports itself isolated; 0 means 10s
 	Label          string        // cluster label: nodes with another label never talk to us
 	Key            []byte        // gossip and relay key, 16, 24 or 32 bytes; nil means unencrypted
 	Origin         uint64        // the hub's origin, advertised to peers (required)
@@ -117,6 +118,7 @@ type Cluster struct {
 	departed map[string]departed
 	known    map[string]memberlist.Node // live members, copied while memberlist holds its lock
 	joined   bool                       // joined a peer, or decided to serve alone
+	isolated string                     // why no seed could be joined, while none can ("" otherwise)
 	started  time.Time
 	ackCh    chan struct{} // closed and replaced when acks or peers change
 	changes  chan struct{}
@@ -375,6 +377,9 @@ func (c *Cluster) Ready() error {
 	defer c.mu.Unlock()
 	if c.shutdown {
 		return errors.New("cluster shut down")
+	}
+	if !c.joined && c.isolated != "" {
+		return fmt.Errorf("isolated: no peer at --join %s could be joined: %s", strings.Join(c.cfg.Join, ","), c.isolated)
 	}
 	if !c.joined {
 		return errors.New("joining the cluster")
@@ -652,6 +657,7 @@ func (c *Cluster) memberUp(n *memberlist.Node) {
 	l := newLink(c, n.Name, addr, origin)
 	c.links[n.Name] = l
 	c.joined = true
+	c.clearIsolated()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

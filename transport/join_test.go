@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,4 +107,84 @@ func (h *peerDowns) count(origin uint64) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.n[origin]
+}
+
+// A node whose seeds answer but cannot be joined (another key, another
+// label, no key) is an island: after the join timeout it logs an error
+// with the likely cause, reports rumor_cluster_isolated 1, counts its
+// failed joins, and is not ready.
+func TestJoinFailureIsLoud(t *testing.T) {
+	seed := startNode(t, "seed").c.GossipAddr()
+	for name, tc := range map[string]struct {
+		cfg   func(*Config)
+		cause string
+	}{
+		"other-key":   {func(c *Config) { c.Key = []byte("fedcba9876543210") }, "--gossip-key"},
+		"no-key":      {func(c *Config) { c.Key = nil }, "--gossip-key"},
+		"other-label": {func(c *Config) { c.Label = "other" }, "--cluster-label"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rec, reg := newLogRecorder(), newRegistry()
+			n := startNodeWith(t, name, nodeOpts{join: []string{seed}, log: rec, reg: reg, config: func(c *Config) {
+				tc.cfg(c)
+				c.JoinTimeout = 300 * time.Millisecond
+			}})
+			waitFor(t, name+" to report itself isolated", 10*time.Second, func() bool { return rec.count("isolated") == 1 })
+			var r logRecord
+			for _, r = range rec.records() {
+				if strings.Contains(r.msg, "isolated") {
+					break
+				}
+			}
+			if r.level != slog.LevelError || !strings.Contains(strings.Join(r.attrs["likely_cause"], ""), tc.cause) {
+				t.Errorf("isolation logged at %v with likely_cause %q, want ERROR naming %s", r.level, r.attrs["likely_cause"], tc.cause)
+			}
+			if v, _ := gather(t, reg, "rumor_cluster_isolated"); v != 1 {
+				t.Errorf("rumor_cluster_isolated = %v, want 1", v)
+			}
+			if v, _ := gather(t, reg, "rumor_cluster_join_failures_total"); v < 1 {
+				t.Errorf("rumor_cluster_join_failures_total = %v, want at least 1", v)
+			}
+			if err := n.c.Ready(); err == nil || !strings.Contains(err.Error(), "isolated") || !strings.Contains(err.Error(), tc.cause) {
+				t.Errorf("Ready() = %v, want not ready, isolated, naming %s", err, tc.cause)
+			}
+		})
+	}
+}
+
+// An isolated node whose seed comes up joins it, stops being isolated and
+// turns ready; a node whose seeds name only itself (a single replica, the
+// first pod) is ready alone and never isolated.
+func TestIsolatedNodeJoinsWhenSeedAppears(t *testing.T) {
+	t.Parallel()
+	seed := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	rec, reg := newLogRecorder(), newRegistry()
+	a := startNodeWith(t, "a", nodeOpts{join: []string{seed}, log: rec, reg: reg, timing: fastTiming, config: func(c *Config) {
+		c.JoinTimeout = 200 * time.Millisecond
+	}})
+	waitFor(t, "a to report itself isolated", 10*time.Second, func() bool { return rec.count("isolated") == 1 })
+	if err := a.c.Ready(); err == nil || !strings.Contains(err.Error(), "nothing answers") {
+		t.Errorf("Ready() with the seed down = %v, want isolated: nothing answers", err)
+	}
+
+	// The seed names itself only: alone, ready, not isolated.
+	breg := newRegistry()
+	b := startNodeWith(t, "b", nodeOpts{join: []string{seed}, reg: breg, timing: fastTiming, config: func(c *Config) {
+		c.BindAddr = seed
+		c.JoinTimeout = 200 * time.Millisecond
+	}})
+	waitConverged(t, a, b)
+	if v, _ := gather(t, reg, "rumor_cluster_isolated"); v != 0 {
+		t.Errorf("rumor_cluster_isolated = %v after joining, want 0", v)
+	}
+	if rec.count("no longer isolated") != 1 {
+		t.Error(`no "no longer isolated" log line after joining`)
+	}
+	if v, _ := gather(t, breg, "rumor_cluster_isolated"); v != 0 {
+		t.Errorf("the seed's rumor_cluster_isolated = %v, want 0", v)
+	}
+	if v, _ := gather(t, breg, "rumor_cluster_join_failures_total"); v != 0 {
+		t.Errorf("the seed's rumor_cluster_join_failures_total = %v, want 0: it joined only itself", v)
+	}
 }

@@ -13,6 +13,7 @@ type metrics struct {
 	authFailures prometheus.Counter
 	rejected     prometheus.Counter
 	forged       prometheus.Counter
+	joinFailures prometheus.Counter
 }
 
 func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
@@ -42,11 +43,26 @@ func newMetrics(c *Cluster, reg prometheus.Registerer) *metrics {
 			Name: "rumor_relay_forged_origins_total",
 			Help: "Relay connections closed because a peer that passed the handshake sent an event of another origin.",
 		}),
+		joinFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rumor_cluster_join_failures_total",
+			Help: "Join attempts, at start and on every rejoin, whose seeds named peers of which none could be joined while this node had no peer.",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.ackLatency, m.repaired, m.reconnects, m.authFailures, m.rejected, m.forged)
+	reg.MustRegister(m.ackLatency, m.repaired, m.reconnects, m.authFailures, m.rejected, m.forged, m.joinFailures)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rumor_cluster_isolated",
+		Help: "1 while this node's seeds name peers of which none can be joined (past the join timeout): an island serving only its own events.",
+	}, func() float64 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.isolated != "" {
+			return 1
+		}
+		return 0
+	}))
 	for _, state := range []string{"alive", "suspect", "dead", "left"} {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "rumor_cluster_members",

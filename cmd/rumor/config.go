@@ -28,6 +28,7 @@ type Config struct {
 	AdvertiseAddr  string
 	Join           []string
 	RejoinInterval time.Duration
+	JoinTimeout    time.Duration
 	ClusterLabel   string
 	GossipKey      string // base64
 	GossipKeyFile  string // a file holding the base64 key
@@ -75,6 +76,7 @@ func serveOptions(getenv func(string) string) []option {
 		{"advertise-addr", "addr", getenv("POD_IP"), "host or host:port peers reach this node at; defaults to $POD_IP when set", setString(func(c *Config) *string { return &c.AdvertiseAddr })},
 		{"join", "list", "", "comma-separated seeds to join: host:port or DNS names, re-resolved on every re-join", setList(func(c *Config) *[]string { return &c.Join })},
 		{"rejoin-interval", "duration", "30s", "how often seeds are re-resolved and re-joined (heals partitions)", setDuration(func(c *Config) *time.Duration { return &c.RejoinInterval })},
+		{"join-timeout", "duration", "10s", "how long a node whose --join names peers looks for one before it reports itself isolated (an error log, rumor_cluster_isolated 1, and not ready if it never joined)", setDuration(func(c *Config) *time.Duration { return &c.JoinTimeout })},
 		{"cluster-label", "string", "", "cluster label: nodes with another label never talk to this one", setString(func(c *Config) *string { return &c.ClusterLabel })},
 		{"gossip-key", "base64", "", "AES key for gossip and relay, base64 of 16, 24 or 32 bytes", setString(func(c *Config) *string { return &c.GossipKey })},
 		{"gossip-key-file", "path", "", "file holding the base64 gossip key (instead of --gossip-key)", setString(func(c *Config) *string { return &c.GossipKeyFile })},
@@ -238,6 +240,7 @@ func (c *Config) Validate() error {
 		v    int64
 	}{
 		{"--rejoin-interval", int64(c.RejoinInterval)},
+		{"--join-timeout", int64(c.JoinTimeout)},
 		{"--gossip-max-strangers", int64(c.MaxStrangers)},
 		{"--gossip-stranger-bytes", c.StrangerBytes},
 		{"--history-ttl", int64(c.HistoryTTL)},

@@ -113,6 +113,7 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 			AdminAddr:      adminAddr,
 			Join:           cfg.Join,
 			RejoinInterval: cfg.RejoinInterval,
+			JoinTimeout:    cfg.JoinTimeout,
 			Label:          cfg.ClusterLabel,
 			Key:            key,
 			Origin:         origin,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -196,5 +197,38 @@ func TestServeWarnsWithoutGossipKey(t *testing.T) {
 	m, ok := logLine(r.out.String(), "GOSSIP IS NOT ENCRYPTED: anyone who can reach the gossip port can join this cluster and read or inject events; set --gossip-key or --gossip-key-file")
 	if !ok || m["level"] != "WARN" {
 		t.Errorf("no warning about unencrypted gossip in:\n%s", r.out)
+	}
+}
+
+// A node whose --join names a peer it cannot join (here: another gossip
+// key) is loud about it: an ERROR naming the likely cause, /readyz 503
+// saying it is isolated, and rumor_cluster_isolated 1 on /metrics. The
+// seed, alone, is ready.
+func TestServeIsolatedNodeIsLoud(t *testing.T) {
+	clusterScenario(t)
+	keyOf := func(b byte) string {
+		return "--gossip-key=" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32))
+	}
+	seedNode, seedURL := startServe(t, "--node-name", "seed", "--gossip-addr", "127.0.0.1:0", keyOf(1))
+	m, _ := logLine(seedNode.out.String(), "listening")
+	seed, _ := m["gossip"].(string)
+	island, url := startServe(t, "--node-name", "island", "--gossip-addr", "127.0.0.1:0", keyOf(2), "--join", seed, "--join-timeout", "300ms")
+
+	out := island.out.waitContains(t, `"isolated: no peer could be joined`)
+	line, _ := logLine(out, "isolated: no peer could be joined; this node serves only its own events")
+	if line["level"] != "ERROR" || !strings.Contains(fmt.Sprint(line["likely_cause"]), "--gossip-key") {
+		t.Errorf("isolation log = %v, want an ERROR whose likely_cause names --gossip-key", line)
+	}
+	if code, body := get(t, url+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "isolated") {
+		t.Errorf("GET /readyz on the island = %d %s, want 503 saying isolated", code, body)
+	}
+	if _, body := get(t, url+"/metrics"); !strings.Contains(body, "\nrumor_cluster_isolated 1\n") {
+		t.Errorf("/metrics of the island lacks rumor_cluster_isolated 1")
+	}
+	if code, body := get(t, seedURL+"/readyz"); code != http.StatusOK {
+		t.Errorf("GET /readyz on the seed, alone = %d %s, want 200", code, body)
+	}
+	if _, body := get(t, seedURL+"/metrics"); !strings.Contains(body, "\nrumor_cluster_isolated 0\n") {
+		t.Errorf("/metrics of the seed lacks rumor_cluster_isolated 0")
 	}
 }
