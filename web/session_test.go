@@ -72,6 +72,12 @@ func TestStreamEndsWhenTokenExpires(t *testing.T) {
 		return ts.metric(t, "rumor_streams_ended_total", map[string]string{"reason": endExpired}) == 1
 	})
 
+	// The ended stream's connection looked reusable to the client (the
+	// detached writer ends it with the last chunk under "Connection:
+	// keep-alive", then closes it): drop it, or the next POST may go out
+	// on it and meet EOF.
+	ts.Client().CloseIdleConnections()
+
 	// The browser's own reconnect, with the same token and Last-Event-ID.
 	missed := publish("while away")
 	again := ts.do(t, http.MethodGet, "/channels/a", http.Header{"Authorization": bearer["Authorization"], "Last-Event-ID": {first}}, "")
