@@ -957,3 +957,40 @@ func TestAttackIdempotencyKeysSingleAndBatch(t *testing.T) {
 	}
 	f.noLeaks(t, "single k#0", "single k 0", "single k/0", "batch k", "single k")
 }
+
+// One client holding publish bodies open takes at most
+// MaxPublishesPerClient slots: its next publish gets 429 at once, before
+// its body, while other clients publish. With auth off this is what keeps
+// a tokenless client from locking everyone out.
+func TestAttackPublisherHoldsSlots(t *testing.T) {
+	const perClient = 2
+	ts := newServer(t, broker.Options{}, Options{MaxPublishes: 16, MaxPublishesPerClient: perClient, ReadBodyTimeout: testTimeout, TrustedProxies: []string{"127.0.0.1/32"}})
+	hold := func(client string) *bufio.Reader {
+		conn, err := net.DialTimeout("tcp", ts.Listener.Addr().String(), testTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		_ = conn.SetDeadline(time.Now().Add(testTimeout))
+		_, _ = io.WriteString(conn, "POST /publish HTTP/1.1\r\nHost: rumor\r\nX-Forwarded-For: "+client+"\r\nContent-Length: 1000\r\n\r\n[")
+		return bufio.NewReader(conn)
+	}
+	for range perClient {
+		hold("198.51.100.1")
+	}
+	waitFor(t, "the holder's publishes in flight", func() bool { return ts.h.inflight.Load() == perClient })
+	resp, err := http.ReadResponse(hold("198.51.100.1"), nil)
+	if err != nil {
+		t.Fatalf("one publish over the client's limit: %v, want 429 at once", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("one publish over the client's limit = %d (Retry-After %q), want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if a := ts.do(t, http.MethodPost, "/channels/other", http.Header{"X-Forwarded-For": {"198.51.100.2"}}, "x"); a.status != http.StatusOK {
+		t.Errorf("another client's publish = %d %s, want 200", a.status, a.body)
+	}
+	if got := ts.metric(t, "rumor_publish_errors_total", map[string]string{"reason": publishClientLimit}); got != 1 {
+		t.Errorf("rumor_publish_errors_total{reason=client_limit} = %v, want 1", got)
+	}
+}

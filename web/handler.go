@@ -61,15 +61,16 @@ type Options struct {
 	Version       string
 
 	// Security: auth.go, cors.go and limits.go.
-	Auth                *auth.Authenticator           // JWT for publishers and subscribers; nil means none (anyone may publish and subscribe)
-	Revocations         *auth.Revocations             // revoked tokens and kicks, which end streams (revoke.go); nil means none, and no admin API
-	Spread              func(context.Context, []byte) // sends an encoded revocation to every other node now; nil on a single node
-	CORSOrigins         []string                      // origins browsers may call from ("https://app.example.com", or "*" without credentials); nil means none
-	MaxStreamsPerClient int                           // concurrent streams per client address; 0 means no limit (cmd's default is 100)
-	PublishRate         int                           // publishes per PublishWindow per token (or client address without one); 0 means no limit
-	PublishWindow       time.Duration                 // the window of PublishRate; 0 means 1s
-	TrustedProxies      []string                      // CIDR prefixes of proxies whose X-Forwarded-For names the client; nil means the TCP peer is the client
-	ReadBodyTimeout     time.Duration                 // time a publisher has to send its body; 0 means 30s
+	Auth                  *auth.Authenticator           // JWT for publishers and subscribers; nil means none (anyone may publish and subscribe)
+	Revocations           *auth.Revocations             // revoked tokens and kicks, which end streams (revoke.go); nil means none, and no admin API
+	Spread                func(context.Context, []byte) // sends an encoded revocation to every other node now; nil on a single node
+	CORSOrigins           []string                      // origins browsers may call from ("https://app.example.com", or "*" without credentials); nil means none
+	MaxPublishesPerClient int                           // publishes in flight per token (or client address without one); 0 means no limit (cmd's default is 256), 429 above it
+	MaxStreamsPerClient   int                           // concurrent streams per client address; 0 means no limit (cmd's default is 100)
+	PublishRate           int                           // publishes per PublishWindow per token (or client address without one); 0 means no limit
+	PublishWindow         time.Duration                 // the window of PublishRate; 0 means 1s
+	TrustedProxies        []string                      // CIDR prefixes of proxies whose X-Forwarded-For names the client; nil means the TCP peer is the client
+	ReadBodyTimeout       time.Duration                 // time a publisher has to send its body; 0 means 30s
 }
 
 // Handler serves rumor's HTTP API. Create it with NewHandler.

@@ -20,8 +20,9 @@ import (
 type security struct {
 	authFailures *prometheus.CounterVec
 
-	mu      sync.Mutex
-	clients map[string]int // open streams by client address
+	mu         sync.Mutex
+	clients    map[string]int // open streams by client address
+	publishers map[string]int // publishes in flight by publisherKey
 }
 
 func newSecurity(reg prometheus.Registerer, m *metrics) (*security, error) {
@@ -30,7 +31,8 @@ func newSecurity(reg prometheus.Registerer, m *metrics) (*security, error) {
 			Name: "rumor_auth_failures_total",
 			Help: "Requests refused by authentication or authorization, by reason: missing (no token where one is needed), invalid, expired (or not yet valid), forbidden (no grant), revoked.",
 		}, []string{"reason"}),
-		clients: make(map[string]int),
+		clients:    make(map[string]int),
+		publishers: make(map[string]int),
 	}
 	for _, r := range []string{auth.ReasonMissing, auth.ReasonInvalid, auth.ReasonExpired, auth.ReasonForbidden, auth.ReasonRevoked} {
 		s.authFailures.WithLabelValues(r)
@@ -43,7 +45,7 @@ func newSecurity(reg prometheus.Registerer, m *metrics) (*security, error) {
 	m.streamsEnded.WithLabelValues(endExpired)
 	m.streamsEnded.WithLabelValues(endRevoked)
 	m.streamsEnded.WithLabelValues(endKicked)
-	for _, r := range []string{publishUnauthorized, publishForbidden, publishRateLimited} {
+	for _, r := range []string{publishUnauthorized, publishForbidden, publishRateLimited, publishClientLimit} {
 		m.publishErrors.WithLabelValues(r)
 	}
 	return s, nil
@@ -145,6 +147,42 @@ func (h *Handler) releaseClient(client string) {
 	}
 }
 
+// publisherKey is who a publish counts against: its token's subject (or
+// the token, without one), else its client address.
+func (h *Handler) publisherKey(r *http.Request) string {
+	if p := principalOf(r); p != nil {
+		return p.LimitKey
+	}
+	return "ip:" + h.clientAddr(r)
+}
+
+// acquirePublisher counts one more publish in flight for key; false means
+// it has MaxPublishesPerClient already. A true answer must be paired with
+// releasePublisher.
+func (h *Handler) acquirePublisher(key string) bool {
+	if h.opts.MaxPublishesPerClient <= 0 {
+		return true
+	}
+	h.sec.mu.Lock()
+	defer h.sec.mu.Unlock()
+	if h.sec.publishers[key] >= h.opts.MaxPublishesPerClient {
+		return false
+	}
+	h.sec.publishers[key]++
+	return true
+}
+
+func (h *Handler) releasePublisher(key string) {
+	if h.opts.MaxPublishesPerClient <= 0 {
+		return
+	}
+	h.sec.mu.Lock()
+	defer h.sec.mu.Unlock()
+	if h.sec.publishers[key]--; h.sec.publishers[key] <= 0 {
+		delete(h.sec.publishers, key) // the map holds only publishers with publishes in flight
+	}
+}
+
 // publishLimit is the middleware that bounds the publish rate of each
 // token (by its subject) or, without one, of each client address, with
 // httprate's sliding window. Over it a publish gets 429 with Retry-After.
@@ -160,10 +198,7 @@ func (h *Handler) publishLimit() func(http.Handler) http.Handler {
 	}
 	l := httprate.NewRateLimiter(h.opts.PublishRate, window,
 		httprate.WithKeyFuncs(func(r *http.Request) (string, error) {
-			if p := principalOf(r); p != nil {
-				return p.LimitKey, nil
-			}
-			return "ip:" + h.clientAddr(r), nil
+			return h.publisherKey(r), nil
 		}),
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			skipBody(w, r)

@@ -55,6 +55,7 @@ const (
 	publishUnauthorized = "unauthorized" // 401: no valid token
 	publishForbidden    = "forbidden"    // 403: no grant for the channel
 	publishRateLimited  = "rate_limited" // 429: over PublishRate
+	publishClientLimit  = "client_limit" // 429: MaxPublishesPerClient in flight from the token or address
 )
 
 // errTooLarge is a publish over the size limits: 413.
@@ -80,10 +81,11 @@ func (h *Handler) handlePublish(w http.ResponseWriter, r *http.Request) {
 		h.refusePublish(w, r, aerr)
 		return
 	}
-	if !h.admitPublish(w, r) {
+	release, ok := h.admitPublish(w, r)
+	if !ok {
 		return
 	}
-	defer h.inflight.Add(-1)
+	defer release()
 	bodyRead := h.bodyDeadline(w)
 	msg, ack, err := h.readMessage(w, r)
 	bodyRead(err)
@@ -137,10 +139,11 @@ func (h *Handler) handleBatch(w http.ResponseWriter, r *http.Request) {
 		h.refusePublish(w, r, aerr)
 		return
 	}
-	if !h.admitPublish(w, r) {
+	release, ok := h.admitPublish(w, r)
+	if !ok {
 		return
 	}
-	defer h.inflight.Add(-1)
+	defer release()
 	bodyRead := h.bodyDeadline(w)
 	msgs, ack, err := h.readBatch(w, r)
 	bodyRead(err)
@@ -352,24 +355,38 @@ func bodyError(err error) error {
 	return badRequest("the body ended before its end: the connection failed")
 }
 
-// admitPublish refuses publishes while draining and beyond MaxPublishes in
-// flight, without reading their bodies; on true the caller must release its
-// slot with h.inflight.Add(-1).
-func (h *Handler) admitPublish(w http.ResponseWriter, r *http.Request) bool {
+// admitPublish refuses publishes while draining, beyond MaxPublishes in
+// flight, and beyond MaxPublishesPerClient from one token (or, without
+// one, one client address), without reading their bodies: one client
+// holding bodies open cannot take every slot. On ok the caller must call
+// release once the publish is done.
+func (h *Handler) admitPublish(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
 	if h.draining.Load() {
 		skipBody(w, r)
 		h.metrics.publishErrors.WithLabelValues(publishDraining).Inc()
 		writeUnavailable(w, errorBody{Error: "node is draining: publish to another node"})
-		return false
+		return nil, false
 	}
 	if h.inflight.Add(1) > int64(h.opts.MaxPublishes) {
 		h.inflight.Add(-1)
 		skipBody(w, r)
 		h.metrics.publishErrors.WithLabelValues(publishOverload).Inc()
 		writeUnavailable(w, errorBody{Error: "too many publishes in flight"})
-		return false
+		return nil, false
 	}
-	return true
+	key := h.publisherKey(r)
+	if !h.acquirePublisher(key) {
+		h.inflight.Add(-1)
+		skipBody(w, r)
+		h.metrics.publishErrors.WithLabelValues(publishClientLimit).Inc()
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("%d publishes of yours in flight already: wait for their answers", h.opts.MaxPublishesPerClient))
+		return nil, false
+	}
+	return func() {
+		h.releasePublisher(key)
+		h.inflight.Add(-1)
+	}, true
 }
 
 // publishError answers a failed publish. ids are set when the events were

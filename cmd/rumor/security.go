@@ -30,29 +30,30 @@ import (
 // SecurityConfig is the part of Config that decides who may do what and
 // how much: one field per flag, like the rest of Config.
 type SecurityConfig struct {
-	AuthHMACSecret      string // HS256 secret, as text
-	AuthHMACSecretFile  string // a file holding the HS256 secret
-	AuthPublicKey       string // a PEM file: RSA (RS256), EC P-256 (ES256) or Ed25519 (EdDSA) public key
-	AuthJWKS            string // a JWKS file
-	AuthJWKSURL         string // an https URL serving the JWKS
-	AuthJWKSRefresh     time.Duration
-	AuthAudience        string
-	AuthIssuer          string
-	AuthLeeway          time.Duration
-	AuthCookie          string
-	AuthQueryToken      bool
-	PublicChannels      []string
-	CORSOrigins         []string
-	TLSCert             string
-	TLSKey              string
-	PeerTLSServerName   string
-	MaxHeaderBytes      int64
-	ReadHeaderTimeout   time.Duration
-	ReadBodyTimeout     time.Duration
-	IdleTimeout         time.Duration
-	MaxStreamsPerClient int // 0: no limit
-	PublishRate         string
-	TrustedProxies      []string
+	AuthHMACSecret        string // HS256 secret, as text
+	AuthHMACSecretFile    string // a file holding the HS256 secret
+	AuthPublicKey         string // a PEM file: RSA (RS256), EC P-256 (ES256) or Ed25519 (EdDSA) public key
+	AuthJWKS              string // a JWKS file
+	AuthJWKSURL           string // an https URL serving the JWKS
+	AuthJWKSRefresh       time.Duration
+	AuthAudience          string
+	AuthIssuer            string
+	AuthLeeway            time.Duration
+	AuthCookie            string
+	AuthQueryToken        bool
+	PublicChannels        []string
+	CORSOrigins           []string
+	TLSCert               string
+	TLSKey                string
+	PeerTLSServerName     string
+	MaxHeaderBytes        int64
+	ReadHeaderTimeout     time.Duration
+	ReadBodyTimeout       time.Duration
+	IdleTimeout           time.Duration
+	MaxStreamsPerClient   int // 0: no limit
+	MaxPublishesPerClient int // 0: no limit
+	PublishRate           string
+	TrustedProxies        []string
 }
 
 // securityOptions are the flags of SecurityConfig, after the others in the
@@ -80,6 +81,7 @@ func securityOptions() []option {
 		{"read-body-timeout", "duration", "30s", "time a publisher has to send its body; a trickled body gets 400", setDuration(func(c *Config) *time.Duration { return &c.ReadBodyTimeout })},
 		{"idle-timeout", "duration", "2m", "how long an idle keep-alive connection stays open", setDuration(func(c *Config) *time.Duration { return &c.IdleTimeout })},
 		{"max-streams-per-client", "int", "100", "concurrent SSE streams per client address; 0 means no limit", setInt(func(c *Config) *int { return &c.MaxStreamsPerClient })},
+		{"max-publishes-per-client", "int", "256", "publishes in flight per token, or per client address without one (429 + Retry-After over it), so that one client holding bodies open cannot take every --max-publishes slot; 0 means no limit", setInt(func(c *Config) *int { return &c.MaxPublishesPerClient })},
 		{"publish-rate", "rate", "", "publishes per token (or client address without one), like 100/s, 6000/m or 10/500ms; over it 429", setString(func(c *Config) *string { return &c.PublishRate })},
 		{"trusted-proxies", "list", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client for the per-client limits", setList(func(c *Config) *[]string { return &c.TrustedProxies })},
 	}
@@ -138,6 +140,9 @@ func (c *Config) validateSecurity() error {
 	}
 	if c.IdleTimeout <= 0 {
 		bad("--idle-timeout must be positive")
+	}
+	if c.MaxPublishesPerClient < 0 {
+		bad("--max-publishes-per-client %d: must not be negative (0 means no limit)", c.MaxPublishesPerClient)
 	}
 	if c.MaxStreamsPerClient < 0 {
 		bad("--max-streams-per-client %d: must not be negative (0 means no limit)", c.MaxStreamsPerClient)
@@ -419,6 +424,7 @@ func (c *Config) applySecurity(ctx context.Context, wo *web.Options) error {
 	wo.Auth = a
 	wo.CORSOrigins = c.CORSOrigins
 	wo.MaxStreamsPerClient = c.MaxStreamsPerClient // 0: none, which is also web's zero
+	wo.MaxPublishesPerClient = c.MaxPublishesPerClient
 	wo.PublishRate, wo.PublishWindow, err = parseRate(c.PublishRate)
 	wo.TrustedProxies = c.TrustedProxies
 	wo.ReadBodyTimeout = c.ReadBodyTimeout

@@ -43,14 +43,15 @@ func TestSecurityDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := SecurityConfig{
-		AuthJWKSRefresh:     5 * time.Minute,
-		AuthLeeway:          5 * time.Second,
-		AuthCookie:          "rumor_token",
-		MaxHeaderBytes:      64 << 10,
-		ReadHeaderTimeout:   10 * time.Second,
-		ReadBodyTimeout:     30 * time.Second,
-		IdleTimeout:         2 * time.Minute,
-		MaxStreamsPerClient: 100,
+		AuthJWKSRefresh:       5 * time.Minute,
+		AuthLeeway:            5 * time.Second,
+		AuthCookie:            "rumor_token",
+		MaxHeaderBytes:        64 << 10,
+		ReadHeaderTimeout:     10 * time.Second,
+		ReadBodyTimeout:       30 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+		MaxStreamsPerClient:   100,
+		MaxPublishesPerClient: 256,
 	}
 	if !reflect.DeepEqual(c.SecurityConfig, want) {
 		t.Errorf("security defaults =\n%+v\nwant\n%+v", c.SecurityConfig, want)
@@ -95,6 +96,7 @@ func TestSecurityValues(t *testing.T) {
 		{"read-body-timeout", "3s", "4s", func(c Config) any { return c.ReadBodyTimeout }, 3 * time.Second, 4 * time.Second},
 		{"idle-timeout", "1m", "2m", func(c Config) any { return c.IdleTimeout }, time.Minute, 2 * time.Minute},
 		{"max-streams-per-client", "5", "0", func(c Config) any { return c.MaxStreamsPerClient }, 5, 0},
+		{"max-publishes-per-client", "5", "0", func(c Config) any { return c.MaxPublishesPerClient }, 5, 0},
 		{"publish-rate", "100/s", "6000/m", func(c Config) any { return c.PublishRate }, "100/s", "6000/m"},
 		{"trusted-proxies", "10.0.0.0/8,192.168.0.1", "127.0.0.1/32", func(c Config) any { return strings.Join(c.TrustedProxies, "|") }, "10.0.0.0/8|192.168.0.1", "127.0.0.1/32"},
 	}
@@ -163,6 +165,7 @@ func TestSecurityReportsEveryProblem(t *testing.T) {
 		"--idle-timeout", "-1s",
 		"--read-body-timeout", "0s",
 		"--max-streams-per-client", "-1",
+		"--max-publishes-per-client", "-1",
 		"--publish-rate", "fast",
 		"--trusted-proxies", "10.0.0.0/8,nowhere",
 		"--auth-leeway", "1h",
@@ -182,6 +185,7 @@ func TestSecurityReportsEveryProblem(t *testing.T) {
 		"--idle-timeout must be positive",
 		"--read-body-timeout must be positive",
 		"--max-streams-per-client -1",
+		"--max-publishes-per-client -1",
 		`--publish-rate "fast"`,
 		`--trusted-proxies "nowhere"`,
 		"--auth-leeway 1h0m0s",
