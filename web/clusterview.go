@@ -39,11 +39,12 @@ const (
 // nodeInfo is the answer of GET /node: this node's own numbers, which is
 // what peers ask for to fill their cluster view.
 type nodeInfo struct {
-	Node        string `json:"node"`
-	Subscribers int    `json:"subscribers"` // local subscriptions (one per open event stream)
-	Streams     int    `json:"streams"`     // open SSE responses, cluster watchers included
-	Channels    int    `json:"channels"`    // active channels
-	Version     string `json:"version,omitempty"`
+	Node        string     `json:"node"`
+	Subscribers int        `json:"subscribers"` // local subscriptions (one per open event stream)
+	Streams     int        `json:"streams"`     // open SSE responses, cluster watchers included
+	Channels    int        `json:"channels"`    // active channels
+	Version     string     `json:"version,omitempty"`
+	Stats       *nodeStats `json:"stats,omitempty"` // for the UI's charts: stats.go
 }
 
 // viewMember is a member with its local subscriber count. Subscribers is
@@ -51,8 +52,9 @@ type nodeInfo struct {
 // Error then says why, for a member that should have answered.
 type viewMember struct {
 	Member
-	Subscribers *int   `json:"subscribers"`
-	Error       string `json:"error,omitempty"`
+	Subscribers *int       `json:"subscribers"`
+	Stats       *nodeStats `json:"stats,omitempty"`
+	Error       string     `json:"error,omitempty"`
 }
 
 // viewSnapshot is the data of an "event: cluster" on GET /cluster/events.
@@ -147,6 +149,7 @@ func (v *viewer) self() nodeInfo {
 		Streams:     v.h.openStreams(),
 		Channels:    st.Channels,
 		Version:     v.h.opts.Version,
+		Stats:       v.h.stats(),
 	}
 }
 
@@ -246,8 +249,9 @@ func (v *viewer) snapshot() viewSnapshot {
 		out.Members[i] = viewMember{Member: m}
 		switch {
 		case m.Self || m.Name == cv.Self:
-			n := v.self().Subscribers
-			out.Members[i].Subscribers = &n
+			self := v.self()
+			out.Members[i].Subscribers = &self.Subscribers
+			out.Members[i].Stats = self.Stats
 		case reachable(m.State):
 			u := memberURL(m, v.scheme())
 			if u == "" {
@@ -266,6 +270,7 @@ func (v *viewer) snapshot() viewSnapshot {
 		}
 		n := res.val.Subscribers
 		m.Subscribers = &n
+		m.Stats = res.val.Stats
 	}
 	return out
 }

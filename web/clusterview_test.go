@@ -194,9 +194,41 @@ func TestNodeInfo(t *testing.T) {
 	a := ts.do(t, http.MethodGet, "/node", nil, "")
 	var got nodeInfo
 	decode(t, a.body, &got)
+	stats := got.Stats
+	got.Stats = nil
 	want := nodeInfo{Node: "test-node", Subscribers: 1, Streams: 1, Channels: 1, Version: "v1.2.3"}
 	if a.status != http.StatusOK || got != want {
 		t.Errorf("GET /node = %d %+v, want 200 %+v", a.status, got, want)
+	}
+	if stats == nil || stats.Refused == nil || stats.Relay != nil {
+		t.Errorf("GET /node stats = %+v, want counters and no relay on a single node", stats)
+	}
+}
+
+// TestNodeStats: GET /node carries the counters the UI charts, read from
+// the node's metrics: events published and delivered, streams refused by
+// reason, and the delivery latency histogram.
+func TestNodeStats(t *testing.T) {
+	ts := newServer(t, broker.Options{}, Options{MaxStreamsPerClient: 1})
+	s := ts.openStream(t, "/channels/x", nil)
+	for range 3 {
+		ts.publish(t, "x", "hi")
+	}
+	s.read(t, 3)
+	if a := ts.do(t, http.MethodGet, "/channels/y", nil, ""); !strings.Contains(a.body, "too many streams") {
+		t.Fatalf("second stream from one address = %q, want refused", a.body)
+	}
+	var got nodeInfo
+	decode(t, ts.do(t, http.MethodGet, "/node", nil, "").body, &got)
+	st := got.Stats
+	if st == nil {
+		t.Fatal("GET /node has no stats")
+	}
+	if st.Published != 3 || st.Delivered != 3 || st.Refused["client_limit"] != 1 {
+		t.Errorf("stats published %d, delivered %d, refused %v; want 3, 3 and client_limit 1", st.Published, st.Delivered, st.Refused)
+	}
+	if l := st.Latency; l == nil || l.Count != 3 || len(l.Bounds) == 0 || len(l.Bounds) != len(l.Counts) || l.Counts[len(l.Counts)-1] > l.Count {
+		t.Errorf("stats latency %+v, want a cumulative histogram of 3 deliveries", l)
 	}
 }
 

@@ -93,6 +93,19 @@ func TestBrowserUI(t *testing.T) {
 		page.do(t, "subscribe to a bad pattern", chromedp.SendKeys(chromedp.ID("sub-channels"), "a..b\n"))
 		page.wait(t, "the refusal", `document.querySelector('#log li[data-kind="refused"]')?.textContent.includes("(400)") &&
 			document.getElementById('sub-button').textContent === "Subscribe" && document.getElementById('banner').hidden`)
+		// The Publish form is in the first screen at 1280×900, next to the
+		// subscription, not below the event log.
+		if bottom := page.eval(t, `window.scrollTo(0, 0), document.getElementById('pub-button').getBoundingClientRect().bottom`); bottom.(float64) > 900 {
+			t.Errorf("the Publish button ends at y=%v, want it above the fold at 900", bottom)
+		}
+		// A type typed for publishing before subscribing joins the types
+		// the subscription will listen for, instead of staying invisible
+		// behind the default "message".
+		page.do(t, "type an event type to publish",
+			chromedp.SendKeys(chromedp.ID("pub-type"), "order.created"),
+			chromedp.Focus(chromedp.ID("pub-data")))
+		page.wait(t, "the type among those to subscribe to", `document.getElementById('sub-types').value === "message order.created"`)
+		page.eval(t, `document.getElementById('pub-type').value = ""`)
 		// Keyboard only: type the channels and the types, Enter submits.
 		page.eval(t, `document.getElementById('sub-channels').value = document.getElementById('sub-types').value = ""`)
 		page.do(t, "subscribe",
@@ -151,6 +164,24 @@ func TestBrowserUI(t *testing.T) {
 		if ev := page.event(t, id); ev.Type != "note" {
 			t.Errorf("event %s shows type %q, want note", id, ev.Type)
 		}
+	})
+
+	step("activity charts and relay links", func(t *testing.T) {
+		for i := range 20 {
+			ids = append(ids, c.publish(t, n1, "demo", "", "load "+strconv.Itoa(i)))
+		}
+		page.waitIDs(t, ids)
+		page.wait(t, "events per node charted", fmt.Sprintf(
+			`+document.querySelector('#chart-nodes svg').dataset.max > 0 &&
+			 document.querySelector('#chart-nodes polyline[data-series=%q]') !== null &&
+			 document.querySelectorAll('#chart-nodes .legend li[data-series]').length === 3`, n1.name()))
+		page.wait(t, "channel demo charted", `document.querySelector('#chart-channels polyline[data-series="demo"]') !== null`)
+		page.wait(t, "delivery latency percentiles", `["p50", "p90", "p99"].every(q =>
+			/ms$/.test(document.querySelector('#chart-latency .legend li[data-series="' + q + '"] .value')?.textContent || ""))`)
+		page.wait(t, "refused streams by reason", `["limit", "client_limit", "draining"].every(r =>
+			document.querySelector('#chart-refused .legend li[data-series="' + r + '"]') !== null)`)
+		page.wait(t, "every node's relay links up", `[...document.querySelectorAll('#members td.relay')].length === 3 &&
+			[...document.querySelectorAll('#members td.relay')].every(td => td.dataset.links === "2/2")`)
 	})
 
 	step("resume after the stream breaks", func(t *testing.T) {

@@ -127,10 +127,29 @@
       body.appendChild(el("tr", { className: self ? "self" : "", "data-member": m.name, "data-state": m.state },
         el("td", null, el("span", { className: "node-name" }, m.name), self ? el("span", { className: "tag" }, "this node") : null, http),
         el("td", null, el("span", { className: "state state-" + m.state }, m.state)),
-        el("td", { className: "num", "data-subscribers": typeof m.subscribers === "number" ? m.subscribers : null }, count)));
+        el("td", { className: "num", "data-subscribers": typeof m.subscribers === "number" ? m.subscribers : null }, count),
+        relayCell(m)));
+      if (m.stats) latest[m.name] = m.stats;
+      else delete latest[m.name];
     });
-    if (!members.length) body.appendChild(el("tr", { className: "empty" }, el("td", { colspan: 3 }, "No members.")));
+    Object.keys(latest).forEach(function (n) {
+      if (!members.some(function (m) { return m.name === n; })) delete latest[n];
+    });
+    if (!members.length) body.appendChild(el("tr", { className: "empty" }, el("td", { colspan: 4 }, "No members.")));
     $("cluster-summary").textContent = alive + " of " + members.length + " alive · " + plural(subs, "subscriber");
+  }
+
+  // relayCell says how a member's relay links are: live of expected, and
+  // events queued or sent and not yet acknowledged.
+  function relayCell(m) {
+    var r = m.stats && m.stats.relay;
+    if (!r) return el("td", { className: "num relay" }, el("span", { className: "unknown" }, "—"));
+    var bad = r.connected < r.peers;
+    return el("td", {
+      className: "num relay" + (bad ? " bad" : ""), "data-links": r.connected + "/" + r.peers,
+      title: r.connected + " of " + r.peers + " relay links up, " + r.queued + " queued, " + r.unacked + " unacknowledged" +
+        (r.ackLatency ? ", ack p99 " + fmtMs(quantile(r.ackLatency, 0.99)) : "")
+    }, r.connected + "/" + r.peers + " links", el("span", { className: "sub-line" }, r.queued + " queued · " + r.unacked + " unacked"));
   }
 
   // watchCluster follows GET /cluster/events. EventSource reconnects by
@@ -157,6 +176,170 @@
         setTimeout(function () { watchCluster(backoff + 1); }, delay * (0.5 + Math.random()));
       }
     };
+  }
+
+  // ---- activity: live charts ----------------------------------------------
+  //
+  // Every "cluster" event carries each node's cumulative counters (stats).
+  // Once a second the page turns the latest ones into rates and windowed
+  // percentiles and redraws four small SVG charts over the last WINDOW.
+
+  var WINDOW = 300;            // seconds shown at most
+  var MIN_SPAN = 30;           // seconds shown at least, while the page is younger
+  var LAT_WINDOW = 10;         // seconds of deliveries behind each latency point
+  var latest = {};             // node name → its last stats
+  var samples = [];            // {t, nodes: {name: published}, refused: {reason: n}, latency: buckets}
+  var channelRates = {};       // channel → [{t, v}] from /cluster/channels
+
+  function quantile(b, q) {
+    if (!b || !b.count) return null;
+    var want = q * b.count;
+    for (var i = 0; i < b.counts.length; i++) {
+      if (b.counts[i] >= want) {
+        var lo = i ? b.bounds[i - 1] : 0, below = i ? b.counts[i - 1] : 0;
+        var inBucket = b.counts[i] - below;
+        return lo + (b.bounds[i] - lo) * (inBucket ? (want - below) / inBucket : 1);
+      }
+    }
+    return b.bounds[b.bounds.length - 1];
+  }
+
+  function fmtMs(sec) {
+    if (sec == null) return "–";
+    var ms = sec * 1000;
+    return (ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0)) + " ms";
+  }
+
+  function fmtRate(v) {
+    return v < 10 ? v.toFixed(v < 0.05 ? 0 : 1) : Math.round(v).toString();
+  }
+
+  // addBuckets sums cumulative histograms with the same bounds.
+  function addBuckets(a, b) {
+    if (!b) return a;
+    if (!a) return { bounds: b.bounds, counts: b.counts.slice(), count: b.count };
+    for (var i = 0; i < a.counts.length && i < b.counts.length; i++) a.counts[i] += b.counts[i];
+    a.count += b.count;
+    return a;
+  }
+
+  function subBuckets(a, b) {
+    if (!a || !b || a.counts.length !== b.counts.length) return a;
+    return { bounds: a.bounds, counts: a.counts.map(function (c, i) { return Math.max(0, c - b.counts[i]); }), count: Math.max(0, a.count - b.count) };
+  }
+
+  function sample() {
+    var now = Date.now() / 1000;
+    var cur = { t: now, nodes: {}, refused: {}, latency: null };
+    Object.keys(latest).forEach(function (name) {
+      var st = latest[name];
+      cur.nodes[name] = st.published;
+      Object.keys(st.refused || {}).forEach(function (r) { cur.refused[r] = (cur.refused[r] || 0) + st.refused[r]; });
+      cur.latency = addBuckets(cur.latency, st.latency);
+    });
+    samples.push(cur);
+    while (samples.length && samples[0].t < now - WINDOW - LAT_WINDOW - 2) samples.shift();
+    drawActivity(now);
+  }
+
+  // rates returns, per key of field, the points {t, v} of its rate per
+  // second between successive samples (a restarted node's counter going
+  // down counts as 0).
+  function rates(field) {
+    var out = {};
+    for (var i = 1; i < samples.length; i++) {
+      var a = samples[i - 1], b = samples[i], dt = b.t - a.t;
+      if (dt <= 0) continue;
+      Object.keys(b[field]).forEach(function (k) {
+        if (!(k in a[field])) return;
+        (out[k] = out[k] || []).push({ t: b.t, v: Math.max(0, b[field][k] - a[field][k]) / dt });
+      });
+    }
+    return out;
+  }
+
+  function latencyLines() {
+    var lines = { p50: [], p90: [], p99: [] };
+    var j = 0;
+    for (var i = 0; i < samples.length; i++) {
+      var b = samples[i];
+      while (j < i && samples[j].t < b.t - LAT_WINDOW) j++;
+      if (j === i) continue;
+      var d = subBuckets(b.latency, samples[j].latency);
+      if (!d || !d.count) continue;
+      lines.p50.push({ t: b.t, v: quantile(d, 0.5) * 1000 });
+      lines.p90.push({ t: b.t, v: quantile(d, 0.9) * 1000 });
+      lines.p99.push({ t: b.t, v: quantile(d, 0.99) * 1000 });
+    }
+    return lines;
+  }
+
+  var SVGNS = "http://www.w3.org/2000/svg";
+
+  function svgEl(tag, attrs) {
+    var n = document.createElementNS(SVGNS, tag);
+    for (var k in attrs) n.setAttribute(k, attrs[k]);
+    return n;
+  }
+
+  // draw renders series ({name: [{t, v}]}) into the figure, newest at the
+  // right edge, with the largest value as the scale; the legend lists the
+  // series with their last value. keep limits the series to the largest.
+  function draw(id, series, now, span, fmt, keep) {
+    var fig = $(id), svg = fig.querySelector("svg"), legend = fig.querySelector(".legend");
+    var names = Object.keys(series).filter(function (n) { return series[n].length; });
+    var last = function (n) { return series[n][series[n].length - 1].v; };
+    names.sort(function (a, b) { return keep ? last(b) - last(a) || (a < b ? -1 : 1) : (a < b ? -1 : 1); });
+    if (keep) names = names.slice(0, keep);
+    var max = 0;
+    names.forEach(function (n) { series[n].forEach(function (p) { if (p.t >= now - span) max = Math.max(max, p.v); }); });
+    var top = max > 0 ? max * 1.15 : 1;
+    svg.textContent = "";
+    svg.appendChild(svgEl("line", { x1: 0, x2: 300, y1: 35, y2: 35, "class": "grid-line" }));
+    names.forEach(function (n, i) {
+      var pts = series[n].filter(function (p) { return p.t >= now - span; }).map(function (p) {
+        return ((p.t - (now - span)) / span * 300).toFixed(1) + "," + (70 - p.v / top * 68 - 1).toFixed(1);
+      });
+      if (pts.length === 1) pts.push(pts[0]);
+      svg.appendChild(svgEl("polyline", { points: pts.join(" "), "class": "s" + (i % 6), "data-series": n }));
+    });
+    var label = svgEl("text", { x: 2, y: 9 });
+    label.textContent = "max " + fmt(max);
+    svg.appendChild(label);
+    svg.setAttribute("data-max", String(max));
+    legend.textContent = "";
+    names.forEach(function (n, i) {
+      legend.appendChild(el("li", { className: "s" + (i % 6), "data-series": n },
+        el("span", null, n), el("span", { className: "value" }, fmt(last(n)))));
+    });
+    if (!names.length) legend.appendChild(el("li", { className: "empty" }, "no data yet"));
+  }
+
+  function drawActivity(now) {
+    // The charts span the page's life, from MIN_SPAN up to WINDOW.
+    var span = Math.min(WINDOW, Math.max(MIN_SPAN, samples.length ? now - samples[0].t : 0));
+    var perNode = rates("nodes");
+    draw("chart-nodes", perNode, now, span, fmtRate);
+    draw("chart-channels", channelRates, now, span, fmtRate, 6);
+    draw("chart-latency", latencyLines(), now, span, function (v) { return v == null ? "–" : fmtMs(v / 1000); });
+    var refused = rates("refused");
+    draw("chart-refused", refused, now, span, fmtRate);
+    var total = 0;
+    Object.keys(perNode).forEach(function (n) { var p = perNode[n]; total += p[p.length - 1].v; });
+    $("activity-summary").textContent = "last " + (span < 90 ? Math.round(span) + " s" : Math.round(span / 60) + " min") + ", live · " + fmtRate(total) + " events/s now";
+  }
+
+  function recordChannelRates(view) {
+    var now = Date.now() / 1000;
+    (view.channels || []).forEach(function (c) {
+      var pts = channelRates[c.name] = channelRates[c.name] || [];
+      pts.push({ t: now, v: c.rate || 0 });
+      while (pts.length && pts[0].t < now - WINDOW) pts.shift();
+    });
+    Object.keys(channelRates).forEach(function (n) {
+      var pts = channelRates[n];
+      if (!pts.length || pts[pts.length - 1].t < now - WINDOW) delete channelRates[n];
+    });
   }
 
   // ---- channels -----------------------------------------------------------
@@ -199,7 +382,7 @@
         if (!r.ok) throw new Error(r.status + " " + r.statusText);
         return r.json();
       })
-      .then(renderChannels, function (err) {
+      .then(function (view) { recordChannelRates(view); renderChannels(view); }, function (err) {
         $("channels-summary").textContent = "unavailable: " + err.message;
       })
       .then(function () { channelsBusy = false; });
@@ -370,6 +553,23 @@
     });
   }
 
+  // A type typed for publishing is one the page should show: add it to the
+  // types to subscribe to (and listen for it at once when subscribed), so
+  // that it never stays invisible behind the default "message".
+  $("pub-type").addEventListener("change", function () {
+    var t = $("pub-type").value.trim();
+    if (!t) return;
+    if (sub) {
+      if (sub.types.indexOf(t) < 0) {
+        sub.listen(t);
+        note("now also listening for type " + t);
+      }
+      $("sub-types").value = sub.types.join(" ");
+    } else if (words($("sub-types").value).indexOf(t) < 0) {
+      $("sub-types").value = words($("sub-types").value).concat([t]).join(" ");
+    }
+  });
+
   $("publish-form").addEventListener("submit", function (e) {
     e.preventDefault();
     publish();
@@ -385,6 +585,7 @@
 
   renderWhereami();
   watchCluster(0);
+  setInterval(sample, 1000);
   refreshChannels();
   setInterval(refreshChannels, CHANNELS_EVERY);
   document.addEventListener("visibilitychange", refreshChannels);
