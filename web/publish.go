@@ -343,7 +343,7 @@ func batchError(err error, what string) error {
 // from what was sent on it.
 func isConnError(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrDeadlineExceeded)
+	return errors.As(err, &ne) || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // bodyError says why a body could not be read, in rumor's words: the
@@ -352,7 +352,7 @@ func bodyError(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return badRequest("the body did not arrive in time (--read-body-timeout)")
 	}
-	return badRequest("the body ended before its end: the connection failed")
+	return badRequest("the body was cut off: the connection failed or closed early")
 }
 
 // admitPublish refuses publishes while draining, beyond MaxPublishes in

@@ -78,6 +78,10 @@ func (h *Handler) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	var req revokeRequest
 	if err := dec.Decode(&req); err != nil {
+		if isConnError(err) { // in rumor's words: the connection's error names internal addresses
+			writeError(w, http.StatusBadRequest, "revocation: "+bodyError(err).Error())
+			return
+		}
 		writeError(w, http.StatusBadRequest, "revocation: want a JSON object with kind (token, subject, kick-subject or kick-channel) and jti, subject or channel: "+err.Error())
 		return
 	}
