@@ -218,8 +218,14 @@ func TestNodeStats(t *testing.T) {
 	if a := ts.do(t, http.MethodGet, "/channels/y", nil, ""); !strings.Contains(a.body, "too many streams") {
 		t.Fatalf("second stream from one address = %q, want refused", a.body)
 	}
+	// A delivery's latency is observed once its write returned, which may
+	// be after the client read it.
 	var got nodeInfo
-	decode(t, ts.do(t, http.MethodGet, "/node", nil, "").body, &got)
+	waitFor(t, "three delivery latencies in GET /node", func() bool {
+		got = nodeInfo{}
+		decode(t, ts.do(t, http.MethodGet, "/node", nil, "").body, &got)
+		return got.Stats == nil || got.Stats.Latency == nil || got.Stats.Latency.Count >= 3
+	})
 	st := got.Stats
 	if st == nil {
 		t.Fatal("GET /node has no stats")
