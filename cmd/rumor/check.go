@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -12,9 +13,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // runCheck is `rumor check`: is an installed cluster whole? It asks one
@@ -28,6 +32,10 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	channel := fs.String("channel", "rumor-check", "channel the check publishes on; a random suffix is added")
 	minMembers := fs.Int("min-members", 1, "fail unless at least this many members are alive")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long the whole check may take")
+	tokenFile := fs.String("token-file", "", "when the nodes require tokens: a file holding one that may publish and subscribe to the check's channels (rumor-check.>)")
+	hmacFile := fs.String("hmac-secret-file", "", "when the nodes require tokens: the file of their --auth-hmac-secret-file, to sign a short-lived token for the check's channel")
+	audience := fs.String("audience", "", "with --hmac-secret-file: the token's aud, when the nodes check it (--auth-audience)")
+	issuer := fs.String("issuer", "", "with --hmac-secret-file: the token's iss, when the nodes check it (--auth-issuer)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: rumor check [flags]\n\nChecks a running cluster: asks --server for the members, checks that every\nlive member answers /readyz, then publishes an event on one member and waits\nfor it on a stream opened on another. Exits 1 naming what failed.\nThe members are reached at the HTTP addresses they advertise, over the\nscheme of --server.\n\nFlags:\n")
 		printFlags(fs)
@@ -38,6 +46,9 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	base, err := parseServer(*server)
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
+	}
+	if *tokenFile != "" && *hmacFile != "" {
+		return errors.New("check: --token-file and --hmac-secret-file: give one")
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -78,7 +89,20 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
 	ch := *channel + "." + hex.EncodeToString(suffix)
-	took, err := roundTrip(ctx, client, pub, sub, ch)
+	var token string
+	switch {
+	case *tokenFile != "":
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("check: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	case *hmacFile != "":
+		if token, err = checkToken(*hmacFile, ch, *audience, *issuer, *timeout); err != nil {
+			return fmt.Errorf("check: %w", err)
+		}
+	}
+	took, err := roundTrip(ctx, client, pub, sub, ch, token)
 	if err != nil {
 		return fmt.Errorf("check: publish on %s, receive on %s: %w", pub, sub, err)
 	}
@@ -88,7 +112,7 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 
 // roundTrip opens a stream of ch on sub, publishes on pub, and returns
 // how long the event took to arrive.
-func roundTrip(ctx context.Context, client *http.Client, pub, sub, ch string) (time.Duration, error) {
+func roundTrip(ctx context.Context, client *http.Client, pub, sub, ch, token string) (time.Duration, error) {
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	req, err := http.NewRequestWithContext(sctx, http.MethodGet, sub+"/channels/"+url.PathEscape(ch), nil)
@@ -96,6 +120,9 @@ func roundTrip(ctx context.Context, client *http.Client, pub, sub, ch string) (t
 		return 0, err
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("subscribe: %w", err)
@@ -112,6 +139,9 @@ func roundTrip(ctx context.Context, client *http.Client, pub, sub, ch string) (t
 	preq, err := http.NewRequestWithContext(ctx, http.MethodPost, pub+"/channels/"+url.PathEscape(ch), strings.NewReader(data))
 	if err != nil {
 		return 0, err
+	}
+	if token != "" {
+		preq.Header.Set("Authorization", "Bearer "+token)
 	}
 	presp, err := client.Do(preq)
 	if err != nil {
@@ -160,4 +190,30 @@ func getJSON(ctx context.Context, client *http.Client, u string, v any) error {
 		return fmt.Errorf("GET %s: %d %s", u, code, serverError([]byte(body)))
 	}
 	return json.Unmarshal([]byte(body), v)
+}
+
+// checkToken signs an HS256 token, valid for ttl, that may publish and
+// subscribe to ch only, with the secret in file (a trailing newline is not
+// part of it, as for rumor serve).
+func checkToken(file, ch, audience, issuer string, ttl time.Duration) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	secret := bytes.TrimRight(b, "\r\n")
+	if len(secret) < 32 {
+		return "", fmt.Errorf("%s: %d bytes, want the 32 or more rumor serve takes", file, len(secret))
+	}
+	claims := jwt.MapClaims{
+		"sub":   "rumor-check",
+		"exp":   time.Now().Add(ttl + time.Minute).Unix(),
+		"rumor": map[string][]string{"publish": {ch}, "subscribe": {ch}},
+	}
+	if audience != "" {
+		claims["aud"] = audience
+	}
+	if issuer != "" {
+		claims["iss"] = issuer
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -330,5 +332,24 @@ func TestCheck(t *testing.T) {
 	dev.stop(t)
 	if err := run(t.Context(), []string{"check", "--server", m[1], "--timeout", "2s"}, env(nil), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "check: members:") {
 		t.Errorf("rumor check on a stopped cluster: %v, want a failure to get the members", err)
+	}
+}
+
+// TestCheckAuth: against a node that requires tokens, rumor check signs
+// its own from the node's HMAC secret file (or takes one from a file), and
+// without one it fails saying why.
+func TestCheckAuth(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "hmac")
+	if err := os.WriteFile(secret, []byte(strings.Repeat("k", 40)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, url := startServe(t, "--auth-hmac-secret-file", secret)
+	var out strings.Builder
+	if err := run(t.Context(), []string{"check", "--server", url, "--hmac-secret-file", secret}, env(nil), &out, io.Discard); err != nil || !strings.Contains(out.String(), "received on") {
+		t.Errorf("rumor check --hmac-secret-file: %v\n%s", err, out.String())
+	}
+	err := run(t.Context(), []string{"check", "--server", url}, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("rumor check without a token against auth: %v, want the 401 named", err)
 	}
 }

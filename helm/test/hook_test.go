@@ -47,10 +47,27 @@ func TestHelmTestPod(t *testing.T) {
 			}
 		})
 	}
+	// With auth: a token signed with the chart's HMAC secret, or one from a Secret.
+	for _, tc := range []struct{ name, values, arg, secret, key string }{
+		{"hmac", "auth: {enabled: true, hmacSecret: \"0123456789abcdef0123456789abcdef\"}", "--hmac-secret-file=/etc/rumor/check/hmac-secret", "rumor-auth", "hmac-secret"},
+		{"existing hmac", "auth: {enabled: true, existingSecret: keys}", "--hmac-secret-file=/etc/rumor/check/hmac-secret", "keys", "hmac-secret"},
+		{"token secret", "auth: {enabled: true, jwksUrl: " + jwksURL + "}\ntests: {tokenSecret: {name: check-token}}", "--token-file=/etc/rumor/check/token", "check-token", "token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := one[*corev1.Pod](t, mustRender(t, release{Values: tc.values}), "Pod")
+			c := p.Spec.Containers[0]
+			if !slices.Contains(c.Args, tc.arg) || len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/etc/rumor/check" {
+				t.Errorf("args %q, mounts %+v; want %s from /etc/rumor/check", c.Args, c.VolumeMounts, tc.arg)
+			}
+			if v := p.Spec.Volumes; len(v) != 1 || v[0].Secret == nil || v[0].Secret.SecretName != tc.secret || len(v[0].Secret.Items) != 1 || v[0].Secret.Items[0].Key != tc.key {
+				t.Errorf("volumes %+v, want Secret %s key %s", v, tc.secret, tc.key)
+			}
+		})
+	}
 	for name, values := range map[string]string{
-		"tests off": "tests: {enabled: false}",
-		"auth on":   "auth: {enabled: true, jwksUrl: " + jwksURL + "}",
-		"tls on":    tlsSecretValues,
+		"tests off":               "tests: {enabled: false}",
+		"auth on, no way to sign": "auth: {enabled: true, jwksUrl: " + jwksURL + "}",
+		"tls on":                  tlsSecretValues,
 	} {
 		if pods := mustRender(t, release{Values: values}).all("Pod"); len(pods) != 0 {
 			t.Errorf("%s: rendered %d test Pods, want none", name, len(pods))
