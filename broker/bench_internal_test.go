@@ -25,7 +25,7 @@ func BenchmarkHistoryAdd(b *testing.B) {
 		seq++
 		e := events[seq%uint64(len(events))]
 		e.ID = ID{Time: seq, Origin: 1, Seq: seq} // reused: the frame stays, only the id moves
-		h.hist.add(c, e, now)
+		h.hist.add(c, e, seq, now)
 	}
 	if c.log.len() != min(1000, int(seq)) {
 		b.Fatalf("log holds %d", c.log.len())

@@ -86,7 +86,7 @@ func BenchmarkSubscribeReplay(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			req := broker.SubscribeRequest{Patterns: []broker.Pattern{p}, After: ids[900]}
+			req := broker.SubscribeRequest{Patterns: []broker.Pattern{p}, From: broker.PositionOf(ids[900])}
 			b.ReportAllocs()
 			for b.Loop() {
 				s, err := h.Subscribe(req)

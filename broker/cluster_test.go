@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -55,7 +56,14 @@ func (n *memNet) queue(from int, m netMsg) {
 	defer n.mu.Unlock()
 	for to := range n.hubs {
 		if to != from {
-			n.links[[2]int{from, to}] = append(n.links[[2]int{from, to}], m)
+			k := [2]int{from, to}
+			if m.e != nil {
+				// Each link carries its own copy, as the wire does: a hub
+				// owns the events delivered to it.
+				e := *m.e
+				m.e = &e
+			}
+			n.links[k] = append(n.links[k], m)
 		}
 	}
 }
@@ -85,6 +93,7 @@ func newCluster(tb testing.TB, size int, realTime bool, opts broker.Options) *me
 				h.PeerUp(origin(j), 0)
 			}
 		}
+		h.Settle() // nothing to catch up with
 		n.subs = append(n.subs, subscribe(tb, h, broker.ID{}, ">"))
 	}
 	return n
@@ -149,13 +158,76 @@ func (n *memNet) received(tb testing.TB, i int) []broker.ID {
 	return idsOf(drain(tb, n.subs[i]))
 }
 
-func TestClusterSameOrder(t *testing.T) {
+func TestDeliverDuplicates(t *testing.T) {
+	h := newHub(t, broker.Options{})
+	s := subscribe(t, h, broker.ID{}, ">")
+	e := &broker.Event{ID: broker.ID{Time: 1 << 16, Origin: 5, Seq: 1}, Channel: "a", Data: []byte("x"), Key: "k"}
+	if !h.Deliver(e) {
+		t.Fatal("Deliver() = false for a new event")
+	}
+	for range 3 {
+		if h.Deliver(&broker.Event{ID: e.ID, Channel: "a", Data: []byte("x")}) {
+			t.Error("Deliver() = true for a duplicate")
+		}
+	}
+	checkIDs(t, "delivered", idsOf(drain(t, s)), []broker.ID{e.ID})
+	st := h.Stats()
+	if st.Duplicates != 3 || st.Received != 1 || st.HistoryEvents != 1 {
+		t.Errorf("Stats() = %+v, want 3 duplicates, 1 received, 1 retained", st)
+	}
+	// A peer's idempotency key is honoured here.
+	ids, replayed, _ := h.Publish(context.Background(), []broker.Message{{Channel: "a", Data: []byte("x"), Key: "k"}}, broker.AckLocal)
+	if !replayed || ids[0] != e.ID {
+		t.Errorf("Publish(key of a peer's event) = %v, %v; want %v, true", ids, replayed, e.ID)
+	}
+}
+
+func TestDeliverObservesClock(t *testing.T) {
+	h := newHub(t, broker.Options{})
+	far := broker.ID{Time: uint64(time.Now().Add(time.Hour).UnixMilli()) << 16, Origin: 5, Seq: 1}
+	h.Deliver(&broker.Event{ID: far, Channel: "a", Data: []byte("x")})
+	if id := publish(t, h, "a", "after"); !far.Less(id) {
+		t.Errorf("Publish() after a peer's event %v = %v, want a larger id", far, id)
+	}
+}
+
+// checkOnce fails unless got holds each of want exactly once, each origin's
+// events in sequence order.
+func checkOnce(tb testing.TB, what string, got, want []broker.ID) {
+	tb.Helper()
+	seen := map[broker.ID]bool{}
+	last := map[uint64]uint64{}
+	for _, id := range got {
+		if seen[id] {
+			tb.Errorf("%s: %v twice", what, id)
+		}
+		if id.Seq <= last[id.Origin] {
+			tb.Errorf("%s: %v after seq %d of its origin", what, id, last[id.Origin])
+		}
+		seen[id] = true
+		last[id.Origin] = id.Seq
+	}
+	for _, id := range want {
+		if !seen[id] {
+			tb.Errorf("%s: %v missing", what, id)
+		}
+	}
+	if len(got) != len(want) {
+		tb.Errorf("%s: %d events, want %d", what, len(got), len(want))
+	}
+}
+
+// TestClusterEveryEventOnce: whatever the interleaving of publishes,
+// messages and watermarks, every hub delivers every event once, each
+// origin's in sequence, and resuming anywhere from any position written
+// anywhere replays exactly what that position lacks.
+func TestClusterEveryEventOnce(t *testing.T) {
 	for seed := range uint64(20) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 7))
 			size := 2 + int(seed%2)
 			n := newCluster(t, size, false, broker.Options{QueueSize: 1 << 16})
-			got := make([][]broker.ID, size)
+			got := make([][]*broker.Event, size)
 			var published []broker.ID
 			for range 400 {
 				switch k := r.IntN(10); {
@@ -181,36 +253,49 @@ func TestClusterSameOrder(t *testing.T) {
 					n.wall.Add(int64(r.IntN(3)))
 				}
 				for i := range size {
-					got[i] = append(got[i], n.received(t, i)...)
+					got[i] = append(got[i], drain(t, n.subs[i])...)
 				}
 			}
 			n.settle()
-			want := sortedIDs(published)
 			for i, h := range n.hubs {
-				got[i] = append(got[i], n.received(t, i)...)
-				if !slices.Equal(got[i], want) {
-					t.Errorf("hub %d released %d events, want %d in ID order; first difference at %d", i, len(got[i]), len(want), firstDiff(got[i], want))
-				}
+				got[i] = append(got[i], drain(t, n.subs[i])...)
+				checkOnce(t, fmt.Sprintf("hub %d", i), idsOf(got[i]), published)
 				if st := h.Stats(); st.Late != 0 || st.Duplicates != 0 || st.Pending != 0 {
 					t.Errorf("hub %d Stats() = %+v, want no late, duplicate or pending event", i, st)
 				}
 			}
 			// Resume is exact on every hub, from any position.
 			for range 5 {
-				k := r.IntN(len(want))
-				for i, h := range n.hubs {
-					s := subscribe(t, h, want[k], ">")
-					if !slices.Equal(idsOf(s.Replay), want[k+1:]) || s.Reset {
-						t.Errorf("hub %d: resume after event %d replays %d events (Reset %v), want %d", i, k, len(s.Replay), s.Reset, len(want)-k-1)
+				i := r.IntN(size)
+				k := r.IntN(len(got[i]))
+				p, err := broker.ParsePosition(firstLine(n.subs[i].Frame(got[i][k])))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for j, h := range n.hubs {
+					s, err := h.Subscribe(broker.SubscribeRequest{Patterns: patterns(t, ">"), From: p})
+					if err != nil {
+						t.Fatal(err)
 					}
+					checkOnce(t, fmt.Sprintf("hub %d: resume after event %d of hub %d", j, k, i), idsOf(s.Replay), idsOf(got[i][k+1:]))
+					if s.Reset {
+						t.Errorf("hub %d: resume after event %d of hub %d: Reset", j, k, i)
+					}
+					s.Close()
 				}
 			}
 		})
 	}
 }
 
+// firstLine returns a frame's id.
+func firstLine(frame []byte) string {
+	line, _, _ := strings.Cut(string(frame), "\n")
+	return strings.TrimPrefix(line, "id: ")
+}
+
 // TestClusterConcurrent publishes on every hub at once while a pump
-// goroutine carries messages, for the race detector and the order.
+// goroutine carries messages, for the race detector.
 func TestClusterConcurrent(t *testing.T) {
 	const size, perHub = 3, 200
 	n := newCluster(t, size, true, broker.Options{QueueSize: 1 << 16})
@@ -245,221 +330,131 @@ func TestClusterConcurrent(t *testing.T) {
 	close(done)
 	<-pumped
 	n.settle()
-	want := sortedIDs(slices.Concat(published[:]...))
 	for i := range n.hubs {
-		if got := n.received(t, i); !slices.Equal(got, want) {
-			t.Errorf("hub %d released %d events, want %d in ID order; first difference at %d", i, len(got), len(want), firstDiff(got, want))
-		}
+		checkOnce(t, fmt.Sprintf("hub %d", i), n.received(t, i), slices.Concat(published[:]...))
 	}
 }
 
-func TestClusterHoldsUntilWatermarks(t *testing.T) {
-	n := newCluster(t, 3, false, broker.Options{})
-	a, b, c := n.hubs[0], n.hubs[1], n.hubs[2]
-	id := publish(t, a, "x", "held")
-	check := func(stage string, hub int, want ...broker.ID) {
-		t.Helper()
-		got := n.received(t, hub)
-		if !slices.Equal(got, want) {
-			t.Errorf("%s: hub %d released %v, want %v", stage, hub, got, want)
-		}
-		if pending := n.hubs[hub].Stats().Pending; pending != 1-len(want) {
-			t.Errorf("%s: hub %d Stats().Pending = %d, want %d", stage, hub, pending, 1-len(want))
-		}
-	}
-	check("published", 0)
-	n.flush(0, 1)
-	check("B received it", 1)
-	c.Tick() // C has not seen the event: its watermark is below it
-	n.flush(2, 1)
-	check("C's old watermark", 1)
-	n.flush(0, 2)
-	c.Tick()
-	n.flush(2, 1)
-	check("C passed it, A did not speak", 1)
-	a.Tick()
-	n.flush(0, 1)
-	check("A and C passed it", 1, id)
-	check("A waits for B and C", 0)
-	b.Tick()
-	n.flush(1, 0)
-	check("B passed it", 0)
-	n.flush(2, 0)
-	check("B and C passed it", 0, id)
-	n.flush(0, 2)
-	check("C has A's watermark, not B's", 2)
-	n.flush(1, 2)
-	check("C", 2, id)
-}
-
-func TestClusterPeerDownReleases(t *testing.T) {
+// TestClusterDeliversAtOnce: a hub delivers an event as soon as it holds
+// it, whatever the other peers say or do not say: no node waits for a slow
+// one.
+func TestClusterDeliversAtOnce(t *testing.T) {
 	n := newCluster(t, 3, false, broker.Options{})
 	a, b := n.hubs[0], n.hubs[1]
-	id := publish(t, a, "x", "held")
-	a.Tick()
+	id := publish(t, a, "x", "now")
+	checkIDs(t, "A, before anyone heard of it", n.received(t, 0), []broker.ID{id})
+	n.flush(0, 1) // C hears nothing, says nothing
+	checkIDs(t, "B, with C silent", n.received(t, 1), []broker.ID{id})
+	if st := b.Stats(); st.Pending != 0 {
+		t.Errorf("B Stats().Pending = %d, want 0", st.Pending)
+	}
+	b.PeerDown(origin(2)) // and C's link going down changes nothing
+	later := publish(t, a, "x", "later")
 	n.flush(0, 1)
-	if got := n.received(t, 1); len(got) != 0 {
-		t.Fatalf("B released %v while C is silent", got)
-	}
-	b.PeerDown(origin(2))
-	if got := n.received(t, 1); !slices.Equal(got, []broker.ID{id}) {
-		t.Errorf("B released %v after C went down, want %v", got, id)
-	}
-	if st := b.Stats(); st.Peers != 1 || st.Pending != 0 {
-		t.Errorf("B Stats() = %+v, want 1 peer, nothing pending", st)
-	}
-	// Advance for a peer that is down moves nothing.
-	b.Advance(origin(2), 1<<62)
-	if st := b.Stats(); st.Peers != 1 {
-		t.Errorf("Advance of a down peer: Stats().Peers = %d, want 1", st.Peers)
-	}
+	checkIDs(t, "B, C down", n.received(t, 1), []broker.ID{later})
 }
 
-// cutOff publishes early on A, cuts A off from B, publishes later on C and
-// has B release it: early, once it reaches B, is late there.
-func cutOff(t *testing.T, n *memNet) (early, later broker.ID) {
-	t.Helper()
-	a, b, c := n.hubs[0], n.hubs[1], n.hubs[2]
-	early = publish(t, a, "x", "from A")
-	b.PeerDown(origin(0))
-	later = publish(t, c, "x", "from C")
-	if !early.Less(later) {
-		t.Fatalf("setup: %v is not before %v", early, later)
-	}
-	c.Tick()
-	n.flush(2, 1)
-	if got := n.received(t, 1); !slices.Equal(got, []broker.ID{later}) {
-		t.Fatalf("B released %v, want %v", got, later)
-	}
-	return early, later
-}
-
-func TestClusterLateEvent(t *testing.T) {
-	n := newCluster(t, 3, false, broker.Options{})
-	b := n.hubs[1]
-	early, later := cutOff(t, n)
-	n.flush(0, 1) // A's event arrives after a larger id was released
-	if got := n.received(t, 1); !slices.Equal(got, []broker.ID{early}) {
-		t.Errorf("late event: B delivered %v, want %v at once", got, early)
-	}
-	if st := b.Stats(); st.Late != 1 || st.Received != 2 || st.Pending != 0 {
-		t.Errorf("B Stats() = %+v, want 1 late of 2 received", st)
-	}
-	// Stored in ID order: a resume from before both replays both in order.
-	before := broker.ID{Time: early.Time - 1, Origin: 1, Seq: 1}
-	s := subscribe(t, b, before, "x")
-	checkIDs(t, "Replay", idsOf(s.Replay), []broker.ID{early, later})
-	// Delivered once.
-	if b.Deliver(&broker.Event{ID: early, Channel: "x", Data: []byte("from A")}) {
-		t.Error("Deliver(late event again) = true")
-	}
-	if got := n.received(t, 1); len(got) != 0 {
-		t.Errorf("duplicate late event delivered: %v", got)
-	}
-}
-
-// TestClusterLateEventAfterResume: a subscriber that resumed past a late
-// event's id (its client moved here from a node that had delivered
-// events with larger ids) still gets the late event when it arrives: its
-// Last-Event-ID says how far it got in another node's order, not which
-// late events it saw there.
-func TestClusterLateEventAfterResume(t *testing.T) {
-	n := newCluster(t, 3, false, broker.Options{})
-	b := n.hubs[1]
-	early, later := cutOff(t, n)
-	s := subscribe(t, b, later, "x") // a client resumes on B after later
-	if len(s.Replay) != 0 {
-		t.Fatalf("Replay after %v = %v, want nothing", later, idsOf(s.Replay))
-	}
-	n.flush(0, 1)
-	checkIDs(t, "delivered after the resume", idsOf(drain(t, s)), []broker.ID{early})
-}
-
-func TestDeliverDuplicates(t *testing.T) {
-	h := newHub(t, broker.Options{})
-	s := subscribe(t, h, broker.ID{}, ">")
-	e := &broker.Event{ID: broker.ID{Time: 1 << 16, Origin: 5, Seq: 1}, Channel: "a", Data: []byte("x"), Key: "k"}
-	if !h.Deliver(e) {
-		t.Fatal("Deliver() = false for a new event")
-	}
-	for range 3 {
-		if h.Deliver(&broker.Event{ID: e.ID, Channel: "a", Data: []byte("x")}) {
-			t.Error("Deliver() = true for a duplicate")
-		}
-	}
-	checkIDs(t, "delivered", idsOf(drain(t, s)), []broker.ID{e.ID})
-	st := h.Stats()
-	if st.Duplicates != 3 || st.Received != 1 || st.HistoryEvents != 1 {
-		t.Errorf("Stats() = %+v, want 3 duplicates, 1 received, 1 retained", st)
-	}
-	// A peer's idempotency key is honoured here.
-	ids, replayed, _ := h.Publish(context.Background(), []broker.Message{{Channel: "a", Data: []byte("x"), Key: "k"}}, broker.AckLocal)
-	if !replayed || ids[0] != e.ID {
-		t.Errorf("Publish(key of a peer's event) = %v, %v; want %v, true", ids, replayed, e.ID)
-	}
-}
-
-func TestDeliverObservesClock(t *testing.T) {
-	h := newHub(t, broker.Options{})
-	far := broker.ID{Time: uint64(time.Now().Add(time.Hour).UnixMilli()) << 16, Origin: 5, Seq: 1}
-	h.Deliver(&broker.Event{ID: far, Channel: "a", Data: []byte("x")})
-	if id := publish(t, h, "a", "after"); !far.Less(id) {
-		t.Errorf("Publish() after a peer's event %v = %v, want a larger id", far, id)
-	}
-}
-
-// TestClusterResumeAheadOfRelease: a client that saw events on one hub
-// resumes on another that has not released them yet; it gets each event
-// after its position once, when that hub releases it.
-func TestClusterResumeAheadOfRelease(t *testing.T) {
+// TestClusterResumeAhead: a client that saw events on one hub resumes on
+// another that does not hold them yet; it gets each event it lacks once,
+// when that hub gets it, and the ids it is sent keep what it saw on the
+// first hub.
+func TestClusterResumeAhead(t *testing.T) {
 	n := newCluster(t, 2, false, broker.Options{})
 	a, b := n.hubs[0], n.hubs[1]
 	ids := publishN(t, a, "x", 3)
-	n.flush(0, 1) // B holds them: no watermark from A yet
-	b.Tick()
-	n.flush(1, 0)
-	if got := n.received(t, 0); !slices.Equal(got, ids) {
-		t.Fatalf("A released %v, want %v", got, ids)
+	evs := drain(t, n.subs[0])
+	at := firstLine(n.subs[0].Frame(evs[1])) // the client saw ids[0..1] on A
+	p, err := broker.ParsePosition(at)
+	if err != nil {
+		t.Fatal(err)
 	}
-	s := subscribe(t, b, ids[1], "x") // the client saw ids[0..1] on A
-	if len(s.Replay) != 0 || s.Reset {
-		t.Errorf("resume on B: Replay %v, Reset %v; want nothing yet", idsOf(s.Replay), s.Reset)
+	other := publish(t, b, "x", "on B")
+	s, err := b.Subscribe(broker.SubscribeRequest{Patterns: patterns(t, "x"), From: p})
+	if err != nil {
+		t.Fatal(err)
 	}
-	a.Tick()
+	defer s.Close()
+	checkIDs(t, "resume on B", idsOf(s.Replay), []broker.ID{other})
+	if s.Reset {
+		t.Error("resume on B: Reset")
+	}
 	n.flush(0, 1)
-	checkIDs(t, "resumed on B", idsOf(drain(t, s)), ids[2:])
-}
-
-func TestPeerWatermarks(t *testing.T) {
-	h := newHub(t, broker.Options{})
-	held := func(want int) {
-		t.Helper()
-		if got := h.Stats().Pending; got != want {
-			t.Errorf("Stats().Pending = %d, want %d", got, want)
+	got := drain(t, s)
+	checkIDs(t, "resumed on B", idsOf(got), ids[2:])
+	q, err := broker.ParsePosition(firstLine(s.Frame(got[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range append(ids, other) {
+		if !q.Includes(id) {
+			t.Errorf("position %v after the resume lacks %v", q, id)
 		}
 	}
+}
+
+// TestLateCounted: an event that arrives after a position written here
+// claimed it (here, from an origin no one had heard of, whose clock is
+// behind) is still delivered, with its own id, and counted.
+func TestLateCounted(t *testing.T) {
+	h := newHub(t, broker.Options{})
+	s := subscribe(t, h, broker.ID{}, "a")
+	mine := publish(t, h, "a", "first")
+	stray := &broker.Event{ID: broker.ID{Time: mine.Time - 5, Origin: 77, Seq: 1}, Channel: "a", Data: []byte("stray")}
+	if !h.Deliver(stray) {
+		t.Fatal("Deliver(stray) = false")
+	}
+	got := drain(t, s)
+	checkIDs(t, "delivered", idsOf(got), []broker.ID{mine, stray.ID})
+	if id := firstLine(s.Frame(got[1])); !strings.HasPrefix(id, stray.ID.String()) {
+		t.Errorf("stray event's id line %q, want its own id first", id)
+	}
+	if st := h.Stats(); st.Late != 1 {
+		t.Errorf("Stats().Late = %d, want 1", st.Late)
+	}
+	// An origin the hub knows as a member before it writes a position is
+	// named in it until its watermark covers it: nothing of it is claimed,
+	// nothing is late.
+	k := newHub(t, broker.Options{})
+	k.Member(88)
+	first := publish(t, k, "a", "second")
+	if !k.Deliver(&broker.Event{ID: broker.ID{Time: first.Time - 5, Origin: 88, Seq: 1}, Channel: "a", Data: []byte("member")}) {
+		t.Fatal("Deliver(member's event) = false")
+	}
+	if st := k.Stats(); st.Late != 0 {
+		t.Errorf("Stats().Late = %d after a known member's event, want 0", st.Late)
+	}
+}
+
+// TestPositionMarks: a position names the origins whose watermark does not
+// cover it, and becomes a bare id once every peer has promised past it.
+func TestPositionMarks(t *testing.T) {
+	h := newHub(t, broker.Options{Relay: &memRelay{n: &memNet{links: map[[2]int][]netMsg{}}}})
+	h.Settle()
+	s := subscribe(t, h, broker.ID{}, "a")
 	h.PeerUp(8, 0)
 	e := publish(t, h, "a", "x")
-	held(1)
-	h.PeerUp(9, e.Time) // a new peer already past it
-	held(1)
-	h.Advance(8, e.Time-1)
-	held(1)
-	h.Advance(8, e.Time) // "no event at or below": e is stable
-	held(0)
+	if got, want := firstLine(s.Frame(drain(t, s)[0])), e.String()+"~0"; got != want {
+		t.Errorf("id with a peer that promised nothing = %q, want %q", got, want)
+	}
+	ahead := e.Time + 1<<20
+	h.Advance(8, ahead) // the peer's clock is ahead of ours
 	f := publish(t, h, "a", "y")
-	h.Advance(8, f.Time)
-	held(1)               // 9 has not passed it
-	h.PeerUp(9, f.Time-1) // not past f yet
-	held(1)
-	h.PeerUp(9, f.Time)
-	held(0)
-	g := publish(t, h, "a", "z")
-	h.Advance(9, g.Time)
-	h.PeerUp(9, 0) // a repeated PeerUp never lowers a watermark
-	h.Advance(8, g.Time)
-	held(0)
-	if st := h.Stats(); st.Peers != 2 {
-		t.Errorf("Stats().Peers = %d, want 2", st.Peers)
+	// Our clock moved past the peer's promise, so our next event is above
+	// it: Stable is the promise, and no origin needs naming.
+	if got, want := firstLine(s.Frame(drain(t, s)[0])), fmt.Sprintf("%s~%x", f, ahead); got != want {
+		t.Errorf("id once the peer promised ahead = %q, want %q", got, want)
+	}
+	peer := &broker.Event{ID: broker.ID{Time: f.Time + 1<<20 + 5, Origin: 8, Seq: 1}, Channel: "a", Data: []byte("z")}
+	h.Deliver(peer)
+	got := firstLine(s.Frame(drain(t, s)[0]))
+	p, err := broker.ParsePosition(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Includes(peer.ID) || !p.Includes(f) || p.Includes(broker.ID{Time: peer.ID.Time + 1, Origin: 8, Seq: 2}) {
+		t.Errorf("id after the peer's event = %q: want it and f included, nothing later of the peer", got)
+	}
+	if st := h.Stats(); st.Peers != 1 {
+		t.Errorf("Stats().Peers = %d, want 1", st.Peers)
 	}
 }

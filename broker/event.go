@@ -23,7 +23,18 @@ type Event struct {
 	Key     string    // idempotency key, carried so that a retry on any node finds the first id
 	Born    time.Time // wall clock at the origin when published, for latency metrics
 
-	frame []byte // the SSE encoding, built once and shared by every subscriber
+	pos   Position // this node's position once the event was delivered here
+	frame []byte   // the SSE encoding, built once and shared by every subscriber
+}
+
+// Position returns what a client has passed once it has this event and
+// everything this node delivered before it: the id its frame carries. It
+// is the bare ID until the event is delivered.
+func (e *Event) Position() Position {
+	if e.pos.Last.IsZero() {
+		return PositionOf(e.ID)
+	}
+	return e.pos
 }
 
 // Size is the event's weight against history budgets.
@@ -37,7 +48,7 @@ func (e *Event) Size() int {
 func (e *Event) Frame() []byte {
 	if e.frame == nil {
 		// Room for the fields and one data line: one allocation, usually.
-		e.frame = AppendFrame(make([]byte, 0, len(e.Data)+len(e.Type)+80), e.ID, e.Type, e.Data)
+		e.frame = appendFrame(make([]byte, 0, len(e.Data)+len(e.Type)+80), e.Position(), e.Type, e.Data)
 	}
 	return e.frame
 }
@@ -46,8 +57,12 @@ func (e *Event) Frame() []byte {
 // valid type or empty. Data is split at CR, LF and CRLF into data lines, so
 // no payload can add a field or end the event early.
 func AppendFrame(dst []byte, id ID, typ string, data []byte) []byte {
+	return appendFrame(dst, PositionOf(id), typ, data)
+}
+
+func appendFrame(dst []byte, p Position, typ string, data []byte) []byte {
 	dst = append(dst, "id: "...)
-	dst = id.Append(dst)
+	dst = p.Append(dst)
 	dst = append(dst, '\n')
 	if typ != "" {
 		dst = append(dst, "event: "...)

@@ -27,20 +27,20 @@ func ExampleHub() {
 	<-sub.Ready()
 	events, _ := sub.Drain(nil)
 	for _, e := range events {
-		fmt.Printf("%s", e.Frame()) // what the stream writes
+		fmt.Printf("%s", sub.Frame(e)) // what the stream writes
 	}
 
 	// A client that saw the first event resumes exactly after it.
-	resumed, _ := hub.Subscribe(broker.SubscribeRequest{Patterns: []broker.Pattern{orders}, After: ids[0]})
+	resumed, _ := hub.Subscribe(broker.SubscribeRequest{Patterns: []broker.Pattern{orders}, From: broker.PositionOf(ids[0])})
 	defer resumed.Close()
 	fmt.Println(len(resumed.Replay), resumed.Replay[0].Channel, resumed.Reset)
 
 	// Output:
-	// id: 018bcfe568000001-0000000000000abc-1
+	// id: 018bcfe568000000-0000000000000abc-1
 	// event: order.paid
 	// data: {"id":42}
 	//
-	// id: 018bcfe568000002-0000000000000abc-2
+	// id: 018bcfe568000001-0000000000000abc-2
 	// data: line one
 	// data: line two
 	//

@@ -34,7 +34,7 @@ func patterns(tb testing.TB, ss ...string) []broker.Pattern {
 // subscription is closed when the test ends.
 func subscribe(tb testing.TB, h *broker.Hub, after broker.ID, ss ...string) *broker.Subscription {
 	tb.Helper()
-	s, err := h.Subscribe(broker.SubscribeRequest{Patterns: patterns(tb, ss...), After: after})
+	s, err := h.Subscribe(broker.SubscribeRequest{Patterns: patterns(tb, ss...), From: broker.PositionOf(after)})
 	if err != nil {
 		tb.Fatalf("Subscribe(%q, after %v) = %v", ss, after, err)
 	}

@@ -6,10 +6,11 @@ import (
 )
 
 // entry is one retained event. Entries are shared by three indexes: the
-// channel's log (ID order), the arrival queue (for age and byte eviction)
-// and the origin's log (sequence order, for repair).
+// channel's log (arrival order), the arrival queue (for age and byte
+// eviction) and the origin's log (sequence order, for repair).
 type entry struct {
 	id      ID
+	n       uint64 // the event's place in this node's arrival order
 	e       *Event // nil once evicted
 	arrived time.Time
 	removed bool
@@ -60,36 +61,26 @@ func (q *queue) markDead() {
 	}
 }
 
-// channelLog holds a channel's retained events in ID order.
+// channelLog holds a channel's retained events in the order they arrived
+// here, which is the order its subscribers got them.
 type channelLog struct {
 	entries []*entry
 	head    int
 	bytes   int64
-	evicted ID // the largest ID this channel has evicted: resuming before it misses events
+	evicted evicted // what this channel has evicted: a resume that lacks it misses events
 }
 
 func (l *channelLog) len() int { return len(l.entries) - l.head }
 
 func (l *channelLog) live() []*entry { return l.entries[l.head:] }
 
-// insert places en in ID order; nearly always at the end.
-func (l *channelLog) insert(en *entry) {
-	n := len(l.entries)
-	if n == l.head || l.entries[n-1].id.Less(en.id) {
-		l.entries = append(l.entries, en)
-		return
-	}
-	live := l.live()
-	i := sort.Search(len(live), func(i int) bool { return en.id.Less(live[i].id) })
-	l.entries = append(l.entries, nil)
-	copy(l.entries[l.head+i+1:], l.entries[l.head+i:])
-	l.entries[l.head+i] = en
-}
+// insert appends en: events are stored in arrival order.
+func (l *channelLog) insert(en *entry) { l.entries = append(l.entries, en) }
 
 // remove takes en out of the log.
 func (l *channelLog) remove(en *entry) {
 	live := l.live()
-	i := sort.Search(len(live), func(i int) bool { return !live[i].id.Less(en.id) })
+	i := sort.Search(len(live), func(i int) bool { return live[i].n >= en.n })
 	if i == len(live) || live[i] != en {
 		return
 	}
@@ -106,22 +97,66 @@ func (l *channelLog) remove(en *entry) {
 		l.entries[len(l.entries)-1] = nil
 		l.entries = l.entries[:len(l.entries)-1]
 	}
-	if l.evicted.Less(en.id) {
-		l.evicted = en.id
-	}
+	l.evicted.add(en.id)
 }
 
-// after returns the retained events with an ID above id, in order.
-func (l *channelLog) after(id ID) []*entry {
-	live := l.live()
-	i := sort.Search(len(live), func(i int) bool { return id.Less(live[i].id) })
-	return live[i:]
+// missing returns the retained events a client at p has not seen, in
+// arrival order.
+func (l *channelLog) missing(p Position) []*entry {
+	var out []*entry
+	for _, en := range l.live() {
+		if !p.Includes(en.id) {
+			out = append(out, en)
+		}
+	}
+	return out
 }
 
 func (l *channelLog) contains(id ID) bool {
-	live := l.live()
-	i := sort.Search(len(live), func(i int) bool { return !live[i].id.Less(id) })
-	return i < len(live) && live[i].id == id
+	for _, en := range l.live() {
+		if en.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// evicted records, per origin, the largest Time of the events evicted: a
+// client whose position is below it for some origin has missed events.
+type evicted map[uint64]uint64
+
+func (v *evicted) add(id ID) {
+	if *v == nil {
+		*v = make(evicted)
+	}
+	(*v)[id.Origin] = max((*v)[id.Origin], id.Time)
+}
+
+func (v *evicted) merge(o evicted) {
+	for origin, t := range o {
+		v.add(ID{Origin: origin, Time: t})
+	}
+}
+
+func (v evicted) clone() evicted {
+	if len(v) == 0 {
+		return nil
+	}
+	out := make(evicted, len(v))
+	for o, t := range v {
+		out[o] = t
+	}
+	return out
+}
+
+// missedBy reports whether a client at p has missed an evicted event.
+func (v evicted) missedBy(p Position) bool {
+	for o, t := range v {
+		if t > p.Threshold(o) {
+			return true
+		}
+	}
+	return false
 }
 
 // originLog holds an origin's retained events in sequence order.
@@ -177,8 +212,8 @@ type history struct {
 }
 
 // add retains e on c and evicts what the bounds no longer allow.
-func (h *history) add(c *channel, e *Event, now time.Time) {
-	en := &entry{id: e.ID, e: e, arrived: now}
+func (h *history) add(c *channel, e *Event, n uint64, now time.Time) {
+	en := &entry{id: e.ID, n: n, e: e, arrived: now}
 	c.log.insert(en)
 	c.log.bytes += int64(e.Size())
 	h.arrival.push(en)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +34,12 @@ type Relay interface {
 // ErrBadData reports a payload that is not UTF-8 or is empty.
 var ErrBadData = errors.New("invalid event data")
 
+// ErrJoining reports a publish on a node that has not caught up with the
+// cluster (see Hub.Settle) within Options.SettleWait: its clock may still be
+// behind what other nodes have promised, so the events it would publish now
+// could slip under positions already written. Retry, or use another node.
+var ErrJoining = errors.New("this node is still joining the cluster")
+
 // Options configures a Hub. Zero values mean the documented defaults.
 type Options struct {
 	Origin          uint64        // this node's incarnation; 0 means random
@@ -46,6 +51,7 @@ type Options struct {
 	IdempotencyTTL  time.Duration // how long idempotency keys are remembered; 0 means 10m
 	IdempotencyKeys int           // how many keys are remembered at most; 0 means 100,000
 	GapTimeout      time.Duration // how long a missing event is waited for before it is given up; 0 means 10s
+	SettleWait      time.Duration // how long Publish waits for a joining node to catch up (Settle) before ErrJoining; 0 means 10s
 	Relay           Relay         // nil means a single node
 	Now             func() time.Time
 	Logger          *slog.Logger // nil means discard
@@ -59,14 +65,14 @@ type Stats struct {
 	Dropped         uint64 // events not queued because a subscriber was full
 	SlowDisconnects uint64 // subscribers cut off for falling behind
 	Duplicates      uint64 // events from peers that were already here
-	Late            uint64 // events that arrived after a later id was released
+	Late            uint64 // events that arrived after a position written here had claimed them (see Position)
 	GapsAbandoned   uint64 // missing sequence numbers given up on
-	Pending         int    // events held until the cluster order is known
+	Pending         int    // events held behind a gap in their origin's sequence
 	HistoryEvents   int
 	HistoryBytes    int64
 	Channels        int
 	Subscribers     int
-	Peers           int   // peers the order waits for
+	Peers           int   // peers whose watermarks bound the positions written here
 	SubscriberBytes int64 // bytes of events subscribers hold against Options.QueueBytes: queued, or drained and not yet released
 }
 
@@ -80,24 +86,15 @@ type ChannelInfo struct {
 	LastPublished time.Time `json:"lastPublished,omitzero"`
 }
 
-// channel is a channel with retained events or subscribers.
-type channel struct {
-	name      string
-	subs      map[*Subscription]struct{}
-	log       channelLog
-	published uint64
-	last      time.Time
-}
-
 // Hub fans events out to local subscribers, keeps history, dedupes and
-// orders events. All methods are safe for concurrent use.
+// keeps each origin's events in sequence order. All methods are safe for
+// concurrent use.
 type Hub struct {
 	opts   Options
 	log    *slog.Logger
 	origin uint64
 	clock  Clock
 	now    func() time.Time
-	start  uint64 // clock time at start: positions before it may predate what we know
 
 	mu        sync.Mutex
 	seq       uint64
@@ -105,12 +102,14 @@ type Hub struct {
 	wild      map[*Subscription]struct{} // subscriptions with wildcard patterns
 	hist      history
 	seen      map[uint64]*seen
-	orders    map[uint64]*seqOrder // per origin: the next sequence to deliver
+	orders    map[uint64]*originState // per origin: sequence order and what positions may claim
 	idem      idempotency
-	pending   eventHeap
-	peers     map[uint64]uint64 // origin → watermark, for the peers the order waits for
-	released  ID                // the largest ID released to subscribers
-	forgotten ID                // the largest ID evicted from channels since deleted
+	peers     map[uint64]struct{} // origins whose watermarks bound Stable (their links are up)
+	stable    uint64              // the largest Stable any position written here carried
+	settled   bool                // caught up with the cluster (see Settle)
+	settledCh chan struct{}       // closed once settled
+	arrivals  uint64              // events stored so far: the local arrival order
+	forgotten evicted             // what channels dropped since had evicted
 	subs      int
 	closed    bool
 
@@ -136,6 +135,7 @@ func NewHub(opts Options) *Hub {
 	opts.IdempotencyTTL = cmp.Or(opts.IdempotencyTTL, 10*time.Minute)
 	opts.IdempotencyKeys = cmp.Or(opts.IdempotencyKeys, 100_000)
 	opts.GapTimeout = cmp.Or(opts.GapTimeout, 10*time.Second)
+	opts.SettleWait = cmp.Or(opts.SettleWait, 10*time.Second)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -154,8 +154,8 @@ func NewHub(opts Options) *Hub {
 		channels: make(map[string]*channel),
 		wild:     make(map[*Subscription]struct{}),
 		seen:     make(map[uint64]*seen),
-		orders:   make(map[uint64]*seqOrder),
-		peers:    make(map[uint64]uint64),
+		orders:   make(map[uint64]*originState),
+		peers:    make(map[uint64]struct{}),
 		idem:     idempotency{ttl: opts.IdempotencyTTL, limit: opts.IdempotencyKeys},
 		stop:     make(chan struct{}),
 	}
@@ -166,7 +166,10 @@ func NewHub(opts Options) *Hub {
 		origins: make(map[uint64]*originLog),
 		channel: func(name string) *channel { return h.channels[name] },
 	}
-	h.start = h.clock.Next()
+	h.settledCh = make(chan struct{})
+	if opts.Relay == nil {
+		h.settle() // alone: nothing to catch up with
+	}
 	h.wg.Add(1)
 	go h.sweep()
 	return h
@@ -210,6 +213,14 @@ func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, r
 		h.mu.Unlock()
 		return nil, false, ErrClosed
 	}
+	if !h.settled {
+		// Publishing waits (bounded) for the node to catch up: see Settle.
+		h.mu.Unlock()
+		if err := h.awaitSettled(ctx); err != nil {
+			return nil, false, err
+		}
+		return h.Publish(ctx, msgs, ack)
+	}
 	ids = make([]ID, len(msgs))
 	h.idem.expire(now) // a key is never honoured past its TTL
 	var last *Event
@@ -233,7 +244,6 @@ func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, r
 			Key:     m.Key,
 			Born:    now,
 		}
-		e.Frame()
 		ids[i] = e.ID
 		h.seenOf(h.origin).add(e.ID.Seq, now)
 		if m.Key != "" {
@@ -242,11 +252,11 @@ func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, r
 		if h.opts.Relay != nil {
 			h.opts.Relay.Send(e)
 		}
-		h.pending.push(e)
+		// Our own events are in sequence by construction: out at once.
+		h.admit(e, now)
 		h.published.Add(1)
 		last = e
 	}
-	h.release(now)
 	h.mu.Unlock()
 	if ack == AckPeer && h.opts.Relay != nil && last != nil {
 		if err := h.opts.Relay.Acked(ctx, last); err != nil {
@@ -280,8 +290,10 @@ func validate(m Message) error {
 }
 
 // Deliver takes an event from a peer: the one door for remote events. It
-// drops duplicates, then stores and fans the event out in cluster order. It
-// never relays. It reports whether the event was new.
+// drops duplicates, then stores and fans the event out at once, unless it
+// would overtake a missing event of its origin (then it waits for it). It
+// never relays. It reports whether the event was new. The hub owns e from
+// here: it must not be given to another hub.
 func (h *Hub) Deliver(e *Event) bool {
 	now := h.now()
 	h.mu.Lock()
@@ -297,49 +309,103 @@ func (h *Hub) Deliver(e *Event) bool {
 		h.idem.put(e.Key, e.ID, now)
 	}
 	h.clock.Observe(e.ID.Time)
-	e.Frame()
 	h.received.Add(1)
-	if !h.released.Less(e.ID) {
-		h.admit(e, now)
-		return true
-	}
-	h.pending.push(e)
-	h.release(now)
+	h.admit(e, now)
 	return true
 }
 
-// PeerUp makes the order wait for origin: events are held until its
-// watermark has passed them. w is its first watermark.
+// PeerUp says origin's link is up and w is its first watermark: positions
+// written here keep Stable at or below its watermark, so that they name the
+// peer's recent events only while it is up. Nothing waits for a peer:
+// delivery never does.
 func (h *Hub) PeerUp(origin, w uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.clock.Observe(w)
-	h.peers[origin] = max(h.peers[origin], w)
-	h.release(h.now())
+	h.peers[origin] = struct{}{}
+	st := h.state(origin)
+	st.mark = max(st.mark, w)
 }
 
-// Advance records origin's watermark: it will send no event at or below w.
+// Advance records origin's watermark: it will send no event at or below w,
+// so every event of origin at or below w that this node will ever get from
+// it over its link is here.
 func (h *Hub) Advance(origin, w uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.clock.Observe(w)
-	if old, ok := h.peers[origin]; ok && w > old {
-		h.peers[origin] = w
-		h.release(h.now())
+	st := h.state(origin)
+	st.mark = max(st.mark, w)
+}
+
+// Member says origin is a member of the cluster (memberlist told us), so
+// positions written here name it until its watermark covers them, even
+// before its first event or watermark arrives.
+func (h *Hub) Member(origin uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if origin != h.origin {
+		h.state(origin)
 	}
 }
 
-// PeerDown stops the order waiting for origin (it left, died or was cut
-// off). Its events that arrive later are late.
+// Settle says this node has caught up with the cluster's retained history:
+// it knows every origin whose events it may yet be given, and its clock
+// has passed every time its peers promised. Until then positions written
+// here claim nothing of origins they do not name, since events of origins it
+// has not heard of may still come through catch-up, and Publish waits (up
+// to Options.SettleWait, then ErrJoining). Safe to call more than once.
+func (h *Hub) Settle() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.settle()
+}
+
+func (h *Hub) settle() {
+	if h.settled {
+		return
+	}
+	h.settled = true
+	close(h.settledCh)
+	// What catch-up brought is all there is: each origin's sequence
+	// starts at the first event we hold.
+	now := h.now()
+	for _, o := range h.orders {
+		if o.next == 0 && len(o.blocked) > 0 {
+			o.next = o.blocked[0].ID.Seq
+			h.unblock(o, now)
+		}
+	}
+}
+
+// awaitSettled waits until Settle, ctx's end, or SettleWait.
+func (h *Hub) awaitSettled(ctx context.Context) error {
+	t := time.NewTimer(h.opts.SettleWait)
+	defer t.Stop()
+	select {
+	case <-h.settledCh:
+		return nil
+	case <-h.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return ErrJoining
+	}
+}
+
+// PeerDown says origin's link is down (it left, died, froze or was cut
+// off): Stable no longer waits for it, and positions name its threshold
+// instead. Its events that arrive later, through repair or after it comes
+// back, are delivered as usual and resume stays exact.
 func (h *Hub) PeerDown(origin uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.peers, origin)
-	h.release(h.now())
 }
 
-// Tick sends this node's watermark to the peers. The transport calls it
-// after it received events and on an idle timer.
+// Tick sends this node's watermark to the peers. The transport calls it on
+// an idle timer and when a link comes up.
 func (h *Hub) Tick() {
 	if h.opts.Relay == nil {
 		return
@@ -349,294 +415,11 @@ func (h *Hub) Tick() {
 	h.mu.Unlock()
 }
 
-// release stores and fans out every pending event that no peer can still
-// precede. Called with h.mu held.
-func (h *Hub) release(now time.Time) {
-	if len(h.pending) == 0 {
-		return
-	}
-	stable := h.clock.Watermark()
-	for _, w := range h.peers {
-		stable = min(stable, w)
-	}
-	for len(h.pending) > 0 && h.pending[0].ID.Time <= stable {
-		h.admit(h.pending.pop(), now)
-	}
-}
-
-// seqOrder keeps one origin's events in sequence order on this node.
-type seqOrder struct {
-	next    uint64   // the next sequence to deliver; 0 until the first event
-	blocked []*Event // events after a gap, in sequence order, waiting for it
-}
-
-// admit stores e unless it would overtake a missing event of its origin:
-// then it waits in its origin's blocked list until the gap is filled (by
-// resend or repair) or given up. Called with h.mu held.
-func (h *Hub) admit(e *Event, now time.Time) {
-	o := h.orders[e.ID.Origin]
-	if o == nil {
-		o = &seqOrder{}
-		h.orders[e.ID.Origin] = o
-	}
-	switch {
-	case o.next == 0 || e.ID.Seq == o.next:
-		h.store(e, now)
-		o.next = e.ID.Seq + 1
-		h.unblock(o, now)
-	case e.ID.Seq < o.next:
-		// Below a gap already given up on: deliver it anyway, out of
-		// sequence, rather than drop it.
-		h.store(e, now)
-	default:
-		i, _ := slices.BinarySearchFunc(o.blocked, e.ID.Seq, func(b *Event, seq uint64) int { return cmpUint(b.ID.Seq, seq) })
-		o.blocked = slices.Insert(o.blocked, i, e)
-	}
-}
-
-func (h *Hub) blocked() int {
-	n := 0
-	for _, o := range h.orders {
-		n += len(o.blocked)
-	}
-	return n
-}
-
-// unblock stores the blocked events that are next in sequence.
-func (h *Hub) unblock(o *seqOrder, now time.Time) {
-	for len(o.blocked) > 0 && o.blocked[0].ID.Seq <= o.next {
-		e := o.blocked[0]
-		o.blocked[0] = nil
-		o.blocked = o.blocked[1:]
-		h.store(e, now)
-		o.next = max(o.next, e.ID.Seq+1)
-	}
-}
-
-// store retains e and queues it to the channel's subscribers. An event at
-// or below the largest id already released is late. Called with h.mu held.
-func (h *Hub) store(e *Event, now time.Time) {
-	late := !h.released.Less(e.ID)
-	if late {
-		h.late.Add(1)
-	}
-	c := h.channel(e.Channel)
-	if h.opts.HistorySize > 0 {
-		h.hist.add(c, e, now)
-	}
-	c.published++
-	c.last = now
-	if h.released.Less(e.ID) {
-		h.released = e.ID
-	}
-	var delivered, dropped, slow uint64
-	for s := range c.subs {
-		queued, overflowed := s.push(e, late)
-		if queued {
-			delivered++
-		} else if overflowed {
-			dropped++
-			slow++
-		}
-	}
-	h.delivered.Add(delivered)
-	h.dropped.Add(dropped)
-	h.slow.Add(slow)
-	if len(c.subs) == 0 && c.log.len() == 0 {
-		h.dropChannel(c)
-	}
-}
-
-// channel returns the named channel, creating it. Called with h.mu held.
-func (h *Hub) channel(name string) *channel {
-	c := h.channels[name]
-	if c != nil {
-		return c
-	}
-	c = &channel{name: name, subs: make(map[*Subscription]struct{})}
-	// A channel of this name may have existed, evicted events and been
-	// dropped: resuming before anything dropped channels evicted is not exact.
-	c.log.evicted = h.forgotten
-	h.channels[name] = c
-	for s := range h.wild {
-		if s.matches(name) {
-			c.subs[s] = struct{}{}
-			s.channels = append(s.channels, c)
-		}
-	}
-	return c
-}
-
-func (h *Hub) dropChannel(c *channel) {
-	if h.forgotten.Less(c.log.evicted) {
-		h.forgotten = c.log.evicted
-	}
-	for s := range h.wild {
-		if i := slices.Index(s.channels, c); i >= 0 {
-			s.channels = slices.Delete(s.channels, i, i+1)
-		}
-	}
-	delete(h.channels, c.name)
-}
-
-func (s *Subscription) matches(channel string) bool {
-	for _, p := range s.patterns {
-		if p.Match(channel) {
-			return true
-		}
-	}
-	return false
-}
-
-func (h *Hub) seenOf(origin uint64) *seen {
-	s := h.seen[origin]
-	if s == nil {
-		s = &seen{}
-		h.seen[origin] = s
-	}
-	return s
-}
-
-// SubscribeRequest says what to subscribe to and where to resume.
-type SubscribeRequest struct {
-	Patterns []Pattern
-	After    ID // resume after this event; zero means live only
-}
-
-// Subscribe registers a subscription. With After set, Subscription.Replay
-// holds every retained event after it on the matching channels, in order,
-// and live events continue exactly after them: no gap, no duplicate.
-func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
-	if len(req.Patterns) == 0 {
-		return nil, fmt.Errorf("%w: no channel", ErrBadPattern)
-	}
-	s := &Subscription{
-		hub:      h,
-		patterns: req.Patterns,
-		wake:     make(chan struct{}, 1),
-		max:      h.opts.QueueSize,
-		maxBytes: h.opts.QueueBytes,
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return nil, ErrClosed
-	}
-	for _, p := range req.Patterns {
-		if p.String() == "" {
-			return nil, fmt.Errorf("%w: the zero Pattern", ErrBadPattern)
-		}
-	}
-	var chans []*channel
-	for _, p := range req.Patterns {
-		if !p.Literal() {
-			s.wild = true
-			continue
-		}
-		c := h.channel(p.String())
-		if _, dup := c.subs[s]; !dup {
-			c.subs[s] = struct{}{}
-			chans = append(chans, c)
-		}
-	}
-	if s.wild {
-		h.wild[s] = struct{}{}
-		for name, c := range h.channels {
-			if _, dup := c.subs[s]; !dup && s.matches(name) {
-				c.subs[s] = struct{}{}
-				chans = append(chans, c)
-			}
-		}
-	}
-	s.channels = chans
-	h.subs++
-	s.after = h.released
-	if !req.After.IsZero() {
-		s.Replay, s.Reset = h.replay(chans, req.After, s.wild)
-		s.after = req.After
-		if n := len(s.Replay); n > 0 && s.after.Less(s.Replay[n-1].ID) {
-			s.after = s.Replay[n-1].ID
-		}
-		if s.after.Less(h.released) {
-			s.after = h.released
-		}
-	}
-	return s, nil
-}
-
-// replay collects the retained events after id on chans, merged in ID
-// order, and whether events after id were already evicted (or may have
-// been). Called with h.mu held.
-func (h *Hub) replay(chans []*channel, id ID, wild bool) (events []*Event, reset bool) {
-	for _, c := range chans {
-		if id.Less(c.log.evicted) {
-			reset = true
-		}
-		if id.Time < h.start && !c.log.contains(id) && c.log.len() > 0 && id.Less(c.log.live()[0].id) {
-			// The position predates this node and its oldest retained
-			// event: whatever came between is unknown here.
-			reset = true
-		}
-		for _, en := range c.log.after(id) {
-			events = append(events, en.e)
-		}
-	}
-	if wild && id.Less(h.forgotten) {
-		// The patterns may have matched channels dropped since.
-		reset = true
-	}
-	if h.opts.HistorySize == 0 && id.Less(h.released) {
-		// Nothing is retained: whatever came after id is gone.
-		reset = true
-	}
-	if len(chans) > 1 {
-		slices.SortFunc(events, func(a, b *Event) int { return a.ID.Compare(b.ID) })
-	}
-	return events, reset
-}
-
-func (h *Hub) unsubscribe(s *Subscription) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if s.closed {
-		return
-	}
-	s.closed = true
-	h.subs--
-	delete(h.wild, s)
-	for _, c := range s.channels {
-		delete(c.subs, s)
-		if len(c.subs) == 0 && c.log.len() == 0 {
-			h.dropChannel(c)
-		}
-	}
-	s.channels = nil
-}
-
-// Channels lists the active channels by name.
-func (h *Hub) Channels() []ChannelInfo {
-	h.mu.Lock()
-	out := make([]ChannelInfo, 0, len(h.channels))
-	for _, c := range h.channels {
-		out = append(out, ChannelInfo{
-			Name:          c.name,
-			Subscribers:   len(c.subs),
-			Events:        c.log.len(),
-			Bytes:         c.log.bytes,
-			Published:     c.published,
-			LastPublished: c.last,
-		})
-	}
-	h.mu.Unlock()
-	slices.SortFunc(out, func(a, b ChannelInfo) int { return cmp.Compare(a.Name, b.Name) })
-	return out
-}
-
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	st := Stats{
-		Pending:       len(h.pending) + h.blocked(),
+		Pending:       h.blocked(),
 		HistoryEvents: h.hist.events,
 		HistoryBytes:  h.hist.bytes,
 		Channels:      len(h.channels),
@@ -654,74 +437,6 @@ func (h *Hub) Stats() Stats {
 	st.GapsAbandoned = h.abandoned.Load()
 	st.SubscriberBytes = h.held.Load()
 	return st
-}
-
-// Digest summarizes which events this node holds, per origin, for repair.
-// It also gives up on gaps older than the gap timeout.
-func (h *Hub) Digest() Digest {
-	now := h.now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	d := make(Digest, 0, len(h.seen))
-	for o, s := range h.seen {
-		if n := s.abandon(now, h.opts.GapTimeout); n > 0 {
-			h.abandoned.Add(n)
-			h.log.Warn("gave up on missing events", "origin", fmt.Sprintf("%016x", o), "count", n)
-			// Events waiting behind the given-up gap go out now.
-			if ord := h.orders[o]; ord != nil && len(ord.blocked) > 0 && s.contig+1 >= ord.blocked[0].ID.Seq {
-				ord.next = ord.blocked[0].ID.Seq
-				h.unblock(ord, now)
-			}
-		}
-		d = append(d, OriginDigest{Origin: o, Max: s.max, Gaps: s.gaps(maxGaps)})
-	}
-	return d
-}
-
-// Missing returns up to limit retained events that d lacks: first those in
-// its gaps, then those above its maximum that arrived here at least minAge
-// ago (younger ones are likely still in flight to it).
-func (h *Hub) Missing(d Digest, limit int, minAge time.Duration) []*Event {
-	now := h.now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	has := make(map[uint64]*OriginDigest, len(d))
-	for i := range d {
-		has[d[i].Origin] = &d[i]
-	}
-	var out []*Event
-	// Gaps first, across every origin: they are known to be missing.
-	for o, log := range h.hist.origins {
-		od := has[o]
-		if od == nil {
-			continue
-		}
-		for _, g := range od.Gaps {
-			for _, en := range log.from(g.From) {
-				if en.id.Seq > g.To || len(out) >= limit {
-					break
-				}
-				if !en.removed {
-					out = append(out, en.e)
-				}
-			}
-		}
-	}
-	for o, log := range h.hist.origins {
-		var maxSeq uint64
-		if od := has[o]; od != nil {
-			maxSeq = od.Max
-		}
-		for _, en := range log.from(maxSeq + 1) {
-			if len(out) >= limit {
-				return out
-			}
-			if !en.removed && now.Sub(en.arrived) >= minAge {
-				out = append(out, en.e)
-			}
-		}
-	}
-	return out
 }
 
 // Close ends every subscription with ErrClosed and stops the hub. It is safe
@@ -750,7 +465,8 @@ func (h *Hub) Close() {
 	h.wg.Wait()
 }
 
-// sweep expires history and idempotency keys once a second.
+// sweep gives up on old gaps and expires history and idempotency keys once
+// a second.
 func (h *Hub) sweep() {
 	defer h.wg.Done()
 	t := time.NewTicker(time.Second)
@@ -763,6 +479,7 @@ func (h *Hub) sweep() {
 		}
 		now := h.now()
 		h.mu.Lock()
+		h.abandonGaps(now)
 		h.hist.expire(now)
 		h.idem.expire(now)
 		for name, c := range h.channels {
@@ -778,47 +495,4 @@ func (h *Hub) sweep() {
 		}
 		h.mu.Unlock()
 	}
-}
-
-// eventHeap is a min-heap of events by ID.
-type eventHeap []*Event
-
-func (q *eventHeap) push(e *Event) {
-	*q = append(*q, e)
-	a := *q
-	i := len(a) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !a[i].ID.Less(a[p].ID) {
-			break
-		}
-		a[i], a[p] = a[p], a[i]
-		i = p
-	}
-}
-
-func (q *eventHeap) pop() *Event {
-	a := *q
-	top := a[0]
-	n := len(a) - 1
-	a[0] = a[n]
-	a[n] = nil
-	a = a[:n]
-	i := 0
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && a[l].ID.Less(a[m].ID) {
-			m = l
-		}
-		if r < n && a[r].ID.Less(a[m].ID) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		a[i], a[m] = a[m], a[i]
-		i = m
-	}
-	*q = a
-	return top
 }

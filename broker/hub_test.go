@@ -232,7 +232,7 @@ func TestResumeExactUnderConcurrency(t *testing.T) {
 					ps[j], _ = broker.ParsePattern(s)
 				}
 				var err error
-				if s, err = h.Subscribe(broker.SubscribeRequest{Patterns: ps, After: res.after}); err != nil {
+				if s, err = h.Subscribe(broker.SubscribeRequest{Patterns: ps, From: broker.PositionOf(res.after)}); err != nil {
 					res.err = err
 					return
 				}
@@ -688,7 +688,7 @@ func TestResetDeletedChannel(t *testing.T) {
 			t.Fatalf("Channels() has %d entries after everything expired, want 0", n)
 		}
 		for _, p := range []string{"orders.eu", "orders.*", ">"} {
-			s, err := h.Subscribe(broker.SubscribeRequest{Patterns: patterns(t, p), After: first})
+			s, err := h.Subscribe(broker.SubscribeRequest{Patterns: patterns(t, p), From: broker.PositionOf(first)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -33,6 +35,14 @@ type Subscription struct {
 
 	wake chan struct{}
 
+	// skip is the resume position, while this node had not reached it
+	// when the subscription began: live events it includes were seen
+	// elsewhere. Set before the subscription is shared; read-only after.
+	skip *Position
+	// from is the same position for the writer: until an event's own
+	// position covers it, the ids written join both. Only Frame uses it.
+	from *Position
+
 	mu       sync.Mutex
 	ring     []*Event
 	head, n  int
@@ -40,7 +50,6 @@ type Subscription struct {
 	held     int64 // bytes of the events queued, or drained and not yet released
 	lent     int64 // of held, the bytes of the last Drain's events
 	maxBytes int64
-	after    ID // live events at or below this were replayed or seen elsewhere
 	err      error
 	channels []*channel // channels this subscription is registered on
 	closed   bool
@@ -90,14 +99,31 @@ func (s *Subscription) giveBack(n int64) {
 	s.hub.held.Add(-n)
 }
 
+// Frame returns the bytes to write for e, an event from Replay or Drain:
+// e's shared SSE frame, whose id is this node's position after e. While the
+// subscription resumed from a position this node had not reached (the
+// client came from a node that held events this one did not yet), the id
+// joins both positions instead, so that the client's next resume, anywhere,
+// is still exact. Only the stream's writer calls it.
+func (s *Subscription) Frame(e *Event) []byte {
+	if s.from == nil {
+		return e.Frame()
+	}
+	p := e.Position()
+	if p.Covers(*s.from) {
+		s.from = nil
+		return e.Frame()
+	}
+	return appendFrame(nil, s.from.Join(p, e.ID), e.Type, e.Data)
+}
+
 // push queues e; it reports whether the subscription just overflowed.
-func (s *Subscription) push(e *Event, late bool) (queued, overflowed bool) {
-	s.mu.Lock()
-	if s.err != nil {
-		s.mu.Unlock()
+func (s *Subscription) push(e *Event) (queued, overflowed bool) {
+	if s.skip != nil && s.skip.Includes(e.ID) {
 		return false, false
 	}
-	if !late && !s.after.Less(e.ID) {
+	s.mu.Lock()
+	if s.err != nil {
 		s.mu.Unlock()
 		return false, false
 	}
@@ -154,4 +180,129 @@ func (s *Subscription) Close() {
 	s.hub.held.Add(-s.held)
 	s.held, s.lent = 0, 0
 	s.mu.Unlock()
+}
+
+// SubscribeRequest says what to subscribe to and where to resume.
+type SubscribeRequest struct {
+	Patterns []Pattern
+	From     Position // resume after this position (a Last-Event-ID); zero means live only
+}
+
+// Subscribe registers a subscription. With From set, Subscription.Replay
+// holds every retained event on the matching channels that From has not
+// passed, in the order this node got them, and live events continue
+// exactly after them: no gap, no duplicate, whichever node wrote From.
+func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
+	if len(req.Patterns) == 0 {
+		return nil, fmt.Errorf("%w: no channel", ErrBadPattern)
+	}
+	s := &Subscription{
+		hub:      h,
+		patterns: req.Patterns,
+		wake:     make(chan struct{}, 1),
+		max:      h.opts.QueueSize,
+		maxBytes: h.opts.QueueBytes,
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	for _, p := range req.Patterns {
+		if p.String() == "" {
+			return nil, fmt.Errorf("%w: the zero Pattern", ErrBadPattern)
+		}
+	}
+	var chans []*channel
+	for _, p := range req.Patterns {
+		if !p.Literal() {
+			s.wild = true
+			continue
+		}
+		c := h.channel(p.String())
+		if _, dup := c.subs[s]; !dup {
+			c.subs[s] = struct{}{}
+			chans = append(chans, c)
+		}
+	}
+	if s.wild {
+		h.wild[s] = struct{}{}
+		for name, c := range h.channels {
+			if _, dup := c.subs[s]; !dup && s.matches(name) {
+				c.subs[s] = struct{}{}
+				chans = append(chans, c)
+			}
+		}
+	}
+	s.channels = chans
+	h.subs++
+	if !req.From.IsZero() {
+		from := req.From
+		s.Replay, s.Reset = h.replay(chans, from, s.wild)
+		// Replayed events carry the positions they were stored with,
+		// which lack what the client saw before: join until they cover it.
+		s.from = &from
+		if here := h.position(ID{}); !here.Covers(from) {
+			// The client saw events elsewhere that have not reached
+			// this node yet: they must not come twice.
+			s.skip = &from
+		}
+	}
+	return s, nil
+}
+
+// replay collects the retained events on chans that a client at p has not
+// seen, in arrival order, and whether it has missed events that are no
+// longer retained (or may have). Called with h.mu held.
+func (h *Hub) replay(chans []*channel, p Position, wild bool) (events []*Event, reset bool) {
+	var entries []*entry
+	for _, c := range chans {
+		if c.log.evicted.missedBy(p) {
+			reset = true
+		}
+		entries = append(entries, c.log.missing(p)...)
+	}
+	for _, o := range h.orders {
+		if o.first.Seq > 1 && !p.Includes(o.first) {
+			// The client has not seen the first event of this origin we
+			// ever held, and there were earlier ones we never got: they
+			// were gone before this node caught up, so it cannot tell
+			// whether the client missed some.
+			reset = true
+		}
+	}
+	if wild && h.forgotten.missedBy(p) {
+		// The patterns may have matched channels dropped since.
+		reset = true
+	}
+	if h.opts.HistorySize == 0 && !p.Covers(h.position(ID{})) {
+		// Nothing is retained: whatever came after p is gone.
+		reset = true
+	}
+	if len(chans) > 1 {
+		slices.SortFunc(entries, func(a, b *entry) int { return cmpUint(a.n, b.n) })
+	}
+	events = make([]*Event, len(entries))
+	for i, en := range entries {
+		events[i] = en.e
+	}
+	return events, reset
+}
+
+func (h *Hub) unsubscribe(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	h.subs--
+	delete(h.wild, s)
+	for _, c := range s.channels {
+		delete(c.subs, s)
+		if len(c.subs) == 0 && c.log.len() == 0 {
+			h.dropChannel(c)
+		}
+	}
+	s.channels = nil
 }

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -41,7 +42,11 @@ type Hub interface {
 	Advance(origin, watermark uint64)
 	PeerDown(origin uint64)
 	Tick()
+	Member(origin uint64)
+	Settle()
 	Digest() broker.Digest
+	Contig(origin uint64) uint64
+	OwnAbove(seq uint64, limit int) []*broker.Event
 	Missing(d broker.Digest, limit int, minAge time.Duration) []*broker.Event
 }
 
@@ -119,6 +124,7 @@ type Cluster struct {
 	known    map[string]memberlist.Node // live members, copied while memberlist holds its lock
 	joined   bool                       // joined a peer, or decided to serve alone
 	isolated string                     // why no seed could be joined, while none can ("" otherwise)
+	settled  atomic.Bool                // the hub was told it caught up
 	started  time.Time
 	ackCh    chan struct{} // closed and replaced when acks or peers change
 	changes  chan struct{}
@@ -127,8 +133,9 @@ type Cluster struct {
 
 // inbound is a peer's relay connection to us.
 type inbound struct {
-	conn net.Conn
-	done chan struct{} // closed once its reader stopped, PeerDown included
+	conn  net.Conn
+	done  chan struct{} // closed once its reader stopped, PeerDown included
+	heard atomic.Bool   // its first watermark arrived: our clock passed the peer's
 }
 
 type departed struct {
@@ -268,6 +275,12 @@ func (c *Cluster) Start(ctx context.Context, hub Hub) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	c.log.Info("cluster started", "node", c.name, "gossip", c.GossipAddr(), "label", c.cfg.Label, "encrypted", len(c.cfg.Key) > 0)
+	if len(c.cfg.Join) == 0 {
+		// No seeds: this node starts a cluster. Whoever joins later is
+		// newer, and catches up with us.
+		c.settled.Store(true)
+		hub.Settle()
+	}
 	c.wg.Add(2)
 	go c.joinLoop()
 	go c.tickLoop()
@@ -642,6 +655,10 @@ func (c *Cluster) memberUp(n *memberlist.Node) {
 		return
 	}
 	addr := net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+	// Positions written here name it from now on, even before its first
+	// event reaches us. No cluster lock is held: the hub calls into us
+	// with its own.
+	c.hub.Member(origin)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.departed, n.Name)
@@ -698,17 +715,7 @@ func (c *Cluster) memberDown(n *memberlist.Node) {
 
 // contig is the highest sequence of origin's events we hold with none
 // missing below: where its resend starts.
-func (c *Cluster) contig(origin uint64) uint64 {
-	for _, o := range c.hub.Digest() {
-		if o.Origin == origin {
-			if len(o.Gaps) > 0 {
-				return o.Gaps[0].From - 1
-			}
-			return o.Max
-		}
-	}
-	return 0
-}
+func (c *Cluster) contig(origin uint64) uint64 { return c.hub.Contig(origin) }
 
 // trackInbound records conn as origin's relay connection and closes the
 // one it replaces, returned as prev: its reader must have stopped before
@@ -736,6 +743,31 @@ func (c *Cluster) untrackInbound(origin uint64, in *inbound) {
 	}
 }
 
+// settle tells the hub, once, that this node has caught up: it is ready
+// (joined or alone, and caught up with every peer whose link is up), and
+// it has heard every such peer's watermark, so its clock is past every time
+// they promised. A peer that never answers is not waited for past the join
+// timeout. See broker.Hub.Settle.
+func (c *Cluster) settle() {
+	if c.settled.Load() || c.Ready() != nil {
+		return
+	}
+	c.mu.Lock()
+	heard := true
+	for _, l := range c.links {
+		if in := c.inbound[l.origin]; l.up.Load() && (in == nil || !in.heard.Load()) {
+			heard = false
+		}
+	}
+	waited := time.Since(c.started) > c.cfg.JoinTimeout
+	c.mu.Unlock()
+	if heard || waited {
+		c.settled.Store(true)
+		c.hub.Settle()
+		c.log.Debug("caught up: publishing", "heard", heard)
+	}
+}
+
 // tickLoop sends watermarks on idle links and asks peers for repairs.
 func (c *Cluster) tickLoop() {
 	defer c.wg.Done()
@@ -749,6 +781,7 @@ func (c *Cluster) tickLoop() {
 			return
 		case <-hb.C:
 			c.hub.Tick()
+			c.settle()
 		case <-repair.C:
 			c.mu.Lock()
 			for _, l := range c.links {

@@ -213,7 +213,7 @@ func subscribe(tb testing.TB, h *broker.Hub, pattern string, after broker.ID) *b
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := h.Subscribe(broker.SubscribeRequest{Patterns: []broker.Pattern{p}, After: after})
+	s, err := h.Subscribe(broker.SubscribeRequest{Patterns: []broker.Pattern{p}, From: broker.PositionOf(after)})
 	if err != nil {
 		tb.Fatalf("Subscribe(%q): %v", pattern, err)
 	}

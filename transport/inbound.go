@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,7 +36,7 @@ func (c *Cluster) serveRelay(conn net.Conn) {
 		// connection carries it.
 		<-prev.done
 	}
-	err = c.readRelay(conn, origin)
+	err = c.readRelay(conn, origin, &in.heard)
 	c.log.Debug("relay inbound closed", "origin", fmt.Sprintf("%016x", origin), "err", err)
 	c.sealFailed(err, fmt.Sprintf("%016x", origin))
 	if errors.Is(err, errForged) {
@@ -53,7 +54,7 @@ const maxBatch = 64
 
 // readRelay reads a peer's events and watermarks, delivers them, and acks.
 // It answers digests with repair frames on the same connection.
-func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
+func (c *Cluster) readRelay(conn net.Conn, origin uint64, heard *atomic.Bool) error {
 	br := bufio.NewReaderSize(conn, 64<<10)
 	bw := bufio.NewWriterSize(deadlineWriter{conn, c.timing.stallTimeout}, 64<<10)
 	var (
@@ -64,8 +65,7 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 		seq          uint64 // last of its events received
 		acked        uint64
 		maxTime      uint64
-		received     bool // events arrived in this batch
-		frames       int  // frames in this batch
+		frames       int // frames in this batch
 	)
 	defer func() {
 		if up {
@@ -92,7 +92,6 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 				return fmt.Errorf("%w: event from origin %016x on %016x's link", errForged, e.ID.Origin, origin)
 			}
 			c.hub.Deliver(e)
-			received = true
 			seq = max(seq, e.ID.Seq)
 			maxTime = max(maxTime, e.ID.Time)
 		case frameWatermark:
@@ -103,6 +102,7 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 			if !up {
 				c.hub.PeerUp(origin, w)
 				up = true
+				heard.Store(true)
 			} else {
 				maxTime = max(maxTime, w)
 			}
@@ -154,12 +154,6 @@ func (c *Cluster) readRelay(conn net.Conn, origin uint64) error {
 			if err := bw.Flush(); err != nil { // deadlineWriter bounds it
 				return err
 			}
-		}
-		if received {
-			// Our clock has moved past what we received: tell every peer,
-			// so they can release these events without waiting for us.
-			received = false
-			c.hub.Tick()
 		}
 	}
 }

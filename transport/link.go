@@ -422,24 +422,7 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 // ownAbove returns up to limit of this node's retained events with a
 // sequence above seq, in sequence order.
 func (c *Cluster) ownAbove(seq uint64, limit int) []*broker.Event {
-	self := c.cfg.Origin
-	d := c.hub.Digest()
-	found := false
-	for i := range d {
-		if d[i].Origin == self {
-			d[i].Max, d[i].Gaps, found = seq, nil, true
-		}
-	}
-	if !found {
-		d = append(d, broker.OriginDigest{Origin: self, Max: seq})
-	}
-	var out []*broker.Event
-	for _, e := range c.hub.Missing(d, limit, 0) {
-		if e.ID.Origin == self { // others' events that arrived since Digest
-			out = append(out, e)
-		}
-	}
-	return out
+	return c.hub.OwnAbove(seq, limit)
 }
 
 // mergeBySeq merges two lists of one origin's events, each in sequence

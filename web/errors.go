@@ -55,7 +55,7 @@ func classify(err error) (status int, reason string) {
 		errors.Is(err, broker.ErrBadType), errors.Is(err, broker.ErrBadData),
 		errors.Is(err, broker.ErrBadID):
 		return http.StatusBadRequest, publishBadRequest
-	case errors.Is(err, broker.ErrClosed):
+	case errors.Is(err, broker.ErrClosed), errors.Is(err, broker.ErrJoining):
 		return http.StatusServiceUnavailable, publishUnavailable
 	default:
 		return http.StatusInternalServerError, publishInternal

@@ -46,11 +46,7 @@ var endWhy = map[string]string{
 // reconnects after the retry: with the same token and gets 401.
 func (s *stream) endSession(reason string) {
 	why := endWhy[reason]
-	last := ""
-	if !s.last.IsZero() {
-		last = s.last.String()
-	}
-	data, _ := json.Marshal(endEvent{Reason: reason, Message: why, LastEventID: last})
+	data, _ := json.Marshal(endEvent{Reason: reason, Message: why, LastEventID: s.lastEventID()})
 	b := s.h.getBatch()
 	b.buf = append(b.buf, "event: "+EndType+"\ndata: "...)
 	b.buf = append(b.buf, data...) // json.Marshal writes no line break

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -70,24 +71,26 @@ type stream struct {
 	opened   time.Time
 	kick     chan string // a reason to end now: endRevoked or endKicked
 	rearm    time.Time   // when deadline next moves the write deadline
-	last     broker.ID   // the largest id this stream has sent (or resumed from)
-	wrote    time.Time   // when deliver last wrote
+	sub      *broker.Subscription
+	lastID   []byte    // the id line of the last frame sent (frames are shared and immutable), or of the resume position
+	wrote    time.Time // when deliver last wrote
 	linger   *time.Timer
 }
 
-// frame returns e's SSE bytes for this stream. A late event (one with a
-// smaller id than an event this stream already sent; see broker's doc)
-// goes out with its id line turned into a comment, ": late id: X": the
-// browser's Last-Event-ID must never move backwards, or its next resume
-// would replay events it already has. Late events are rare; the others
-// share the frame the broker encoded once.
+// frame returns e's SSE bytes for this stream: nearly always the frame the
+// broker encoded once for every stream, whose id line is the event's own id
+// and, after "~", what a resume on any node needs (see broker.Position).
 func (s *stream) frame(e *broker.Event) []byte {
-	f := e.Frame()
-	if e.ID.Less(s.last) {
-		return append([]byte(": late "), f...)
-	}
-	s.last = e.ID
+	f := s.sub.Frame(e)
+	s.lastID = f
 	return f
+}
+
+// lastEventID returns the id the client holds: that of the last event sent,
+// or the position it resumed from.
+func (s *stream) lastEventID() string {
+	line, _, _ := bytes.Cut(s.lastID, []byte("\n"))
+	return string(bytes.TrimPrefix(line, []byte("id: ")))
 }
 
 // batch is what a stream needs while it writes: the drained events and the
@@ -175,7 +178,7 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, aerr)
 		return
 	}
-	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: patterns, After: after})
+	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: patterns, From: after})
 	if err != nil {
 		h.unregister(s)
 		h.releaseClient(client)
@@ -228,8 +231,11 @@ func (s *stream) close() {
 
 // run writes the stream, once its headers are written, until it ends and
 // says why it ended.
-func (s *stream) run(sub *broker.Subscription, after broker.ID, badHeader bool) string {
-	s.last = after
+func (s *stream) run(sub *broker.Subscription, after broker.Position, badHeader bool) string {
+	s.sub = sub
+	if !after.IsZero() {
+		s.lastID = after.Append([]byte("id: "))
+	}
 	b := s.h.getBatch()
 	b.add(s.h.appendPreamble(nil))
 	switch {
@@ -561,17 +567,17 @@ func (h *Handler) patterns(r *http.Request) ([]broker.Pattern, error) {
 // first connection. A malformed query is the caller's mistake (400); a
 // malformed header is reported as badHeader, because a browser that gets a
 // 400 never reconnects.
-func resumePoint(r *http.Request) (after broker.ID, badHeader bool, err error) {
+func resumePoint(r *http.Request) (after broker.Position, badHeader bool, err error) {
 	if v := strings.TrimSpace(r.Header.Get("Last-Event-ID")); v != "" {
-		id, err := broker.ParseID(v)
-		return id, err != nil, nil
+		p, err := broker.ParsePosition(v)
+		return p, err != nil, nil
 	}
 	if v := r.URL.Query().Get("lastEventId"); v != "" {
-		id, err := broker.ParseID(v)
+		p, err := broker.ParsePosition(v)
 		if err != nil {
-			return broker.ID{}, false, fmt.Errorf("lastEventId: %w", err)
+			return broker.Position{}, false, fmt.Errorf("lastEventId: %w", err)
 		}
-		return id, false, nil
+		return p, false, nil
 	}
-	return broker.ID{}, false, nil
+	return broker.Position{}, false, nil
 }
