@@ -91,11 +91,11 @@ func newMetrics(reg *prometheus.Registry, h *Handler) (*metrics, error) {
 			func(s broker.Stats) uint64 { return s.SlowDisconnects }),
 		counter("duplicates_dropped_total", "Events from peers that were already here.",
 			func(s broker.Stats) uint64 { return s.Duplicates }),
-		counter("late_events_total", "Events that arrived after a later id had been delivered.",
+		counter("late_events_total", "Events that arrived after an id written here had claimed them (see docs/API.md, Resume); 0 in normal operation.",
 			func(s broker.Stats) uint64 { return s.Late }),
 		counter("gaps_abandoned_total", "Missing sequence numbers given up on.",
 			func(s broker.Stats) uint64 { return s.GapsAbandoned }),
-		gauge("pending_events", "Events held until the cluster order is known.",
+		gauge("pending_events", "Events held behind a gap in their origin's sequence, waiting for resend or repair.",
 			func(s broker.Stats) int64 { return int64(s.Pending) }),
 		gauge("history_events", "Events retained in history.",
 			func(s broker.Stats) int64 { return int64(s.HistoryEvents) }),
@@ -105,7 +105,7 @@ func newMetrics(reg *prometheus.Registry, h *Handler) (*metrics, error) {
 			func(s broker.Stats) int64 { return s.SubscriberBytes }),
 		gauge("channels", "Active channels: with retained events or subscribers.",
 			func(s broker.Stats) int64 { return int64(s.Channels) }),
-		gauge("peers", "Peers the delivery order waits for.",
+		gauge("peers", "Peers whose relay link is up (their watermarks bound the ids written here); delivery waits for none.",
 			func(s broker.Stats) int64 { return int64(s.Peers) }),
 	); err != nil {
 		return nil, err

@@ -234,16 +234,13 @@
 
   Subscription.prototype._onMessage = function (e) {
     if (e.target !== this._es || this._closed) return;
-    var id = e.lastEventId || null;
-    if (id && id === this._prevId) {
-      // The event came without an id line and the browser repeated the
-      // previous one: a late event (see docs/DESIGN.md), never a duplicate.
-      id = null;
-    } else if (id) {
-      this._prevId = id;
-    }
+    // The id line is the event's id, then, after "~", where a resume on
+    // any node starts (docs/API.md, Resume): resume with all of it, know
+    // the event by the part before "~".
+    var pos = e.lastEventId || null;
+    var id = pos ? pos.split("~")[0] : null;
     if (id) {
-      if (this._seen.has(id)) { // a duplicate after a resume
+      if (this._seen.has(id)) { // a duplicate: never from rumor, kept as a guard
         this.duplicates++;
         return;
       }
@@ -252,7 +249,7 @@
         this._order.push(id);
         if (this._order.length > this._remember) this._seen.delete(this._order.shift());
       }
-      this.lastEventId = id;
+      this.lastEventId = pos;
     }
     safely(this.onEvent, { id: id, type: e.type, data: e.data, time: new Date(), event: e });
   };
