@@ -123,8 +123,10 @@ func (h *Hub) position(last ID) Position {
 			if o == h.origin {
 				mark = own
 			}
+			// The origin's prefix here ends at lastT; with nothing missing
+			// it also reads as "up to" anything until its watermark.
 			t := p.implicit(o)
-			if len(st.blocked) == 0 && lastT <= t && t <= mark {
+			if t == lastT || len(st.blocked) == 0 && lastT <= t && t <= mark {
 				continue
 			}
 			p.Marks = append(p.Marks, Mark{Origin: o, Time: lastT})

@@ -33,7 +33,7 @@ func steadyLoad(t *testing.T, c *cluster, tr http.RoundTripper) *workload {
 
 // finish stops the workload, checks what the subscribers got and fails the
 // test on every broken promise.
-func finish(t *testing.T, w *workload, pol checkPolicy) (*report, []subscriberLog) {
+func finish(t *testing.T, w *workload) (*report, []subscriberLog) {
 	t.Helper()
 	// Publishing goes on until every subscriber read from two nodes (the
 	// check below insists on it): a fixed sleep left it to chance.
@@ -43,7 +43,7 @@ func finish(t *testing.T, w *workload, pol checkPolicy) (*report, []subscriberLo
 	start := time.Now()
 	pubs, subs, complete := w.Finish(20 * time.Second)
 	t.Logf("subscribers complete %v after publishing stopped: %v", time.Since(start).Round(time.Millisecond), complete)
-	r := check(pubs, subs, pol)
+	r := check(pubs, subs)
 	t.Logf("check: %s", r)
 	if !r.OK() {
 		for _, s := range subs {
@@ -132,7 +132,7 @@ func TestKillAfterAck(t *testing.T) {
 	t.Logf("cluster converged %v later", c.waitConverged(30*time.Second).Round(10*time.Millisecond))
 	time.Sleep(2 * time.Second)
 
-	_, subs := finish(t, w, checkPolicy{})
+	_, subs := finish(t, w)
 	for _, s := range subs {
 		if !slices.ContainsFunc(s.Events, func(d delivery) bool { return d.ID == rec.ID }) {
 			t.Errorf("%s never got %s, acknowledged by %s right before it was killed", s.Name, rec.ID, c.specs[victim].Name)
@@ -177,7 +177,7 @@ func TestRollingRestart(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	time.Sleep(time.Second)
-	finish(t, w, checkPolicy{})
+	finish(t, w)
 }
 
 // since is t-from, rounded, or "never" for a zero t.

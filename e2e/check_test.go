@@ -49,24 +49,6 @@ func (a eventID) less(b eventID) bool {
 // Unix is the wall-clock part of the id's hybrid logical clock time.
 func (a eventID) Unix() time.Time { return time.UnixMilli(int64(a.Time >> 16)) }
 
-// checkPolicy says which departures from ID order a scenario expects.
-type checkPolicy struct {
-	// Late says why an event that reached a subscriber after an event with
-	// a larger id is expected there; ok false makes it a problem. nil
-	// means no such event is expected.
-	Late func(id eventID, d delivery) (reason string, ok bool)
-}
-
-// lateDelivery is an event a subscriber got out of ID order.
-type lateDelivery struct {
-	Subscriber string
-	ID         string
-	Origin     string        // the node that published it
-	Node       string        // the node that delivered it
-	Behind     time.Duration // how far its time is below the largest id seen before it
-	Reason     string
-}
-
 // report is the checker's verdict. The counts are exact; Problems lists
 // the first 60 findings in words.
 type report struct {
@@ -85,8 +67,6 @@ type report struct {
 	NoOwnID    int // deliveries without an id line of their own
 	Resets     int // rumor.reset signals
 
-	Late            []lateDelivery
-	LateBy          map[string]int // "origin → delivering node: reason" → count
 	Problems        []string
 	problemsDropped int
 }
@@ -105,18 +85,15 @@ func (r *report) OK() bool { return len(r.Problems) == 0 }
 // Summary is one line for logs and docs.
 func (r *report) Summary() string {
 	return fmt.Sprintf("%d publishes, %d acked, %d unacked (%d of their deliveries arrived); %d deliveries over %d connections; "+
-		"%d duplicates, %d out of order, %d skipped, %d acked never arrived, %d without an id line, %d resets, %d late; %d problems",
+		"%d duplicates, %d out of order, %d skipped, %d acked never arrived, %d without an id line, %d resets; %d problems",
 		r.Published, r.Acked, r.Unacked, r.UnackedArrived, r.Deliveries, r.Conns,
-		r.Duplicates, r.OutOfOrder, r.Gaps, r.Missing, r.NoOwnID, r.Resets, len(r.Late), len(r.Problems)+r.problemsDropped)
+		r.Duplicates, r.OutOfOrder, r.Gaps, r.Missing, r.NoOwnID, r.Resets, len(r.Problems)+r.problemsDropped)
 }
 
 func (r *report) String() string {
 	var b strings.Builder
 	b.WriteString(r.Summary())
 	b.WriteByte('\n')
-	for k, n := range r.LateBy {
-		fmt.Fprintf(&b, "  late: %s: %d\n", k, n)
-	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "  PROBLEM: %s\n", p)
 	}
@@ -136,13 +113,14 @@ func (r *report) String() string {
 //     the first one the subscriber got: between two events of an origin,
 //     every event of that origin in between arrived too (sequences count
 //     an origin's events from 1 with no holes);
-//   - events arrive in ID order, except the late events the policy
-//     expects;
+//   - every event has an id line of its own (its id, or its id then '~'
+//     and resume information);
 //   - no rumor.reset arrives.
 //
-// Deliveries without an id line of their own are counted (NoOwnID).
-func check(pubs []publishRecord, subs []subscriberLog, pol checkPolicy) *report {
-	r := &report{NodesPerSub: map[string]int{}, LateBy: map[string]int{}}
+// Events of different origins may arrive in any interleaving: each node
+// delivers an event as soon as it holds it.
+func check(pubs []publishRecord, subs []subscriberLog) *report {
+	r := &report{NodesPerSub: map[string]int{}}
 	byID := map[string]publishRecord{}             // event id → its publish
 	byData := map[string]publishRecord{}           // data → its publish
 	bySeq := map[uint64]map[uint64]publishRecord{} // origin → seq → publish with that id
@@ -211,13 +189,12 @@ func check(pubs []publishRecord, subs []subscriberLog, pol checkPolicy) *report 
 		seen := map[string]delivery{}
 		got := map[uint64]map[uint64]delivery{} // origin → seq → delivery
 		lastSeq := map[uint64]uint64{}
-		var maxID eventID
-		var maxText string
 		for _, d := range s.Events {
 			r.Deliveries++
 			nodes[d.Node] = true
-			if !d.OwnID {
+			if !d.OwnID && d.ID != "" {
 				r.NoOwnID++
+				r.problem("%s: %s arrived without an id line of its own, on %s", s.Name, d.ID, from(d))
 			}
 			if d.ID == "" {
 				r.problem("%s: an event (%q) without any id, on %s", s.Name, d.Data, from(d))
@@ -257,23 +234,6 @@ func check(pubs []publishRecord, subs []subscriberLog, pol checkPolicy) *report 
 				got[id.Origin] = map[uint64]delivery{}
 			}
 			got[id.Origin][id.Seq] = d
-			if id.less(maxID) {
-				ld := lateDelivery{Subscriber: s.Name, ID: d.ID, Origin: originName(id.Origin), Node: d.Node,
-					Behind: maxID.Unix().Sub(id.Unix())}
-				reason, ok := "", false
-				if pol.Late != nil {
-					reason, ok = pol.Late(id, d)
-				}
-				if !ok {
-					r.problem("%s: %s from %s arrived out of ID order, %v behind %s (%s)", s.Name, d.ID, ld.Origin, ld.Behind, maxText, from(d))
-				} else {
-					ld.Reason = reason
-					r.Late = append(r.Late, ld)
-					r.LateBy[fmt.Sprintf("published on %s, delivered by %s: %s", ld.Origin, ld.Node, reason)]++
-				}
-			} else {
-				maxID, maxText = id, d.ID
-			}
 		}
 		r.NodesPerSub[s.Name] = len(nodes)
 		// Gaps: per origin, every sequence between the lowest and the
@@ -351,39 +311,36 @@ func TestCheck(t *testing.T) {
 	// b2's id came as a ": late id:" comment.
 	comment := dl(a1, b1, a2, b2, a3, b3)
 	comment[3].OwnID, comment[3].SSEID = false, ""
-	anyLate := checkPolicy{Late: func(eventID, delivery) (string, bool) { return "expected", true }}
 	tests := []struct {
 		name   string
 		pubs   []publishRecord
 		events []delivery
 		resets []delivery
-		pol    checkPolicy
 		want   string // a problem containing this; "" means none
 		count  func(*report) int
 		n      int // what count must return
 	}{
-		{"all in order", pubs, all, nil, checkPolicy{}, "", nil, 0},
-		{"resume information after the id", pubs, tilde, nil, checkPolicy{}, "", nil, 0},
-		{"gap", pubs, dl(a1, b1, b2, a3, b3), nil, checkPolicy{}, "sequence 2..2 never arrived, between 1 (conn 1 from n1", func(r *report) int { return r.Gaps }, 1},
-		{"gap of an acked event is missing too", pubs, dl(a1, b1, b2, a3, b3), nil, checkPolicy{}, "1 acknowledged events never arrived", func(r *report) int { return r.Missing }, 1},
-		{"gap of an unacknowledged event", unackedA2, dl(a1, b1, b2, a3, b3), nil, checkPolicy{}, "2 = d2, unacked: 503", func(r *report) int { return r.Gaps }, 1},
-		{"unacknowledged last event may be missing", unackedA3, dl(a1, b1, a2, b2, b3), nil, checkPolicy{}, "", nil, 0},
-		{"missing at the end", pubs, dl(a1, b1, a2, b2, a3), nil, checkPolicy{}, "1 acknowledged events never arrived, first: " + b3, func(r *report) int { return r.Gaps }, 0},
-		{"duplicate", pubs, dl(a1, b1, b1, a2, b2, a3, b3), nil, checkPolicy{}, "duplicate " + b1, func(r *report) int { return r.Duplicates }, 1},
-		{"id order", pubs, dl(a1, a2, b1, b2, a3, b3), nil, checkPolicy{}, b1 + " from n2@000000 arrived out of ID order", nil, 0},
-		{"expected late", pubs, dl(a1, a2, b1, b2, a3, b3), nil, anyLate, "", func(r *report) int { return len(r.Late) }, 1},
-		{"origin order", pubs, dl(a2, a1, b1, b2, a3, b3), nil, anyLate, "sequence 1 (d0) arrived after 2", func(r *report) int { return r.OutOfOrder }, 1},
-		{"no id line of its own", pubs, comment, nil, checkPolicy{}, "", func(r *report) int { return r.NoOwnID }, 1},
-		{"no id at all", pubs, []delivery{{Data: "d0", Node: "n1", Conn: 1}}, nil, checkPolicy{}, `an event ("d0") without any id`, nil, 0},
-		{"reset", pubs, all, []delivery{{Type: "rumor.reset", Data: "{}"}}, checkPolicy{}, "rumor.reset", func(r *report) int { return r.Resets }, 1},
-		{"wrong data", pubs, []delivery{{ID: a1, OwnID: true, Data: "d1"}}, nil, checkPolicy{}, `carries "d1", its publisher sent "d0"`, nil, 0},
-		{"unknown event", pubs[:1], []delivery{{ID: a1, OwnID: true, Data: "d0"}, {ID: b1, OwnID: true, Data: "zz"}}, nil, checkPolicy{}, "which nobody published", nil, 0},
-		{"same id twice", append([]publishRecord{pub(9, a1)}, pubs...), all, nil, checkPolicy{}, "were both given id", nil, 0},
-		{"unacked may be missing", append([]publishRecord{{Data: "x", Status: 503}}, pubs...), all, nil, checkPolicy{}, "", nil, 0},
+		{"all in order", pubs, all, nil, "", nil, 0},
+		{"resume information after the id", pubs, tilde, nil, "", nil, 0},
+		{"gap", pubs, dl(a1, b1, b2, a3, b3), nil, "sequence 2..2 never arrived, between 1 (conn 1 from n1", func(r *report) int { return r.Gaps }, 1},
+		{"gap of an acked event is missing too", pubs, dl(a1, b1, b2, a3, b3), nil, "1 acknowledged events never arrived", func(r *report) int { return r.Missing }, 1},
+		{"gap of an unacknowledged event", unackedA2, dl(a1, b1, b2, a3, b3), nil, "2 = d2, unacked: 503", func(r *report) int { return r.Gaps }, 1},
+		{"unacknowledged last event may be missing", unackedA3, dl(a1, b1, a2, b2, b3), nil, "", nil, 0},
+		{"missing at the end", pubs, dl(a1, b1, a2, b2, a3), nil, "1 acknowledged events never arrived, first: " + b3, func(r *report) int { return r.Gaps }, 0},
+		{"duplicate", pubs, dl(a1, b1, b1, a2, b2, a3, b3), nil, "duplicate " + b1, func(r *report) int { return r.Duplicates }, 1},
+		{"origins interleaved any way", pubs, dl(a1, a2, b1, b2, a3, b3), nil, "", nil, 0},
+		{"origin order", pubs, dl(a2, a1, b1, b2, a3, b3), nil, "sequence 1 (d0) arrived after 2", func(r *report) int { return r.OutOfOrder }, 1},
+		{"no id line of its own", pubs, comment, nil, b2 + " arrived without an id line of its own", func(r *report) int { return r.NoOwnID }, 1},
+		{"no id at all", pubs, []delivery{{Data: "d0", Node: "n1", Conn: 1}}, nil, `an event ("d0") without any id`, nil, 0},
+		{"reset", pubs, all, []delivery{{Type: "rumor.reset", Data: "{}"}}, "rumor.reset", func(r *report) int { return r.Resets }, 1},
+		{"wrong data", pubs, []delivery{{ID: a1, OwnID: true, Data: "d1"}}, nil, `carries "d1", its publisher sent "d0"`, nil, 0},
+		{"unknown event", pubs[:1], []delivery{{ID: a1, OwnID: true, Data: "d0"}, {ID: b1, OwnID: true, Data: "zz"}}, nil, "which nobody published", nil, 0},
+		{"same id twice", append([]publishRecord{pub(9, a1)}, pubs...), all, nil, "were both given id", nil, 0},
+		{"unacked may be missing", append([]publishRecord{{Data: "x", Status: 503}}, pubs...), all, nil, "", nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := check(tt.pubs, []subscriberLog{{Name: "s1", Events: tt.events, Resets: tt.resets}}, tt.pol)
+			r := check(tt.pubs, []subscriberLog{{Name: "s1", Events: tt.events, Resets: tt.resets}})
 			got := strings.Join(r.Problems, "\n")
 			switch {
 			case tt.want == "" && !r.OK():

@@ -185,7 +185,7 @@ func TestThrottledNode(t *testing.T) {
 	}
 	c.waitConverged(20 * time.Second)
 	time.Sleep(2 * time.Second)
-	finish(t, w, checkPolicy{})
+	finish(t, w)
 }
 
 // TestTermRestart stops n2 gracefully (SIGTERM: it must exit 0), keeps it
@@ -217,5 +217,5 @@ func TestTermRestart(t *testing.T) {
 	}
 	c.waitConverged(30 * time.Second)
 	time.Sleep(2 * time.Second)
-	finish(t, w, checkPolicy{})
+	finish(t, w)
 }

@@ -164,11 +164,10 @@ func (l *lab) heal(h string) {
 // TestPartition cuts one node of three off from the other two (not from
 // the clients) for 12 s, then heals it. Publishers keep publishing on every
 // node: the cut-off node acknowledges alone once it declared its peers
-// dead. Subscribers hold their node from the cut until every event has
-// spread after the heal, then move between nodes again. Every acknowledged
-// event must reach every subscriber exactly once and in per-origin order;
-// events from the other side of the cut arrive late, out of ID order, and
-// are counted. It measures failure detection on both sides and the time
+// dead. Subscribers hop between the nodes, across the cut, throughout. Every
+// acknowledged event must reach every subscriber exactly once, in
+// per-origin order, with no gap and an id line of its own. It measures
+// failure detection on both sides and the time
 // the halves take to merge again (memberlist forgets dead peers; the
 // periodic re-join, 2 s here, brings them back).
 func TestPartition(t *testing.T) {
@@ -186,11 +185,8 @@ func TestPartition(t *testing.T) {
 	c := newCluster(t, specs, clusterOptions{Transport: fwd.transport()})
 	c.startAll()
 	w := steadyLoad(t, c, fwd.transport())
-	// Subscribers stay where they started (s3 on n3, the others on n1 and
-	// n2) until the partition is over and its events have spread: a
-	// subscriber that moves across the cut, or resumes while late events
-	// are still arriving, can miss or repeat them (see docs/CHAOS.md).
-	w.Freeze()
+	// Subscribers keep hopping between all three nodes, across the cut and
+	// back, the whole time: their ids carry what a resume needs.
 	time.Sleep(2 * time.Second)
 
 	names := c.selves()
@@ -213,7 +209,6 @@ func TestPartition(t *testing.T) {
 	healed := time.Now()
 	l.heal("n3")
 	merge := c.waitConverged(30 * time.Second)
-	merged := time.Now()
 	t.Logf("MERGE healed after %v of partition; every node saw every node alive %v after the heal", healed.Sub(cut).Round(10*time.Millisecond), merge.Round(10*time.Millisecond))
 	for i := range c.specs {
 		for _, j := range []int{0, 1, 2} {
@@ -230,15 +225,7 @@ func TestPartition(t *testing.T) {
 		t.Errorf("events acknowledged during the partition did not reach every subscriber within 20s of the merge")
 	}
 	t.Logf("MERGE every subscriber had every acknowledged event %v after the heal", time.Since(healed).Round(10*time.Millisecond))
-	// Now every subscriber moves to another node at least once.
-	w.Thaw()
 	time.Sleep(4 * time.Second)
 
-	lateFrom, lateTo := cut.Add(-time.Second), merged.Add(2*time.Second)
-	finish(t, w, checkPolicy{Late: func(id eventID, d delivery) (string, bool) {
-		if at := id.Unix(); at.After(lateFrom) && at.Before(lateTo) {
-			return "published during the partition, delivered after the heal", true
-		}
-		return "", false
-	}})
+	finish(t, w)
 }

@@ -117,10 +117,6 @@ type workload struct {
 	subCancel context.CancelFunc
 	subWG     sync.WaitGroup
 
-	// frozen holds subscribers where they are: no voluntary move, and a
-	// stream that ends reconnects to the same node.
-	frozen atomic.Bool
-
 	mu   sync.Mutex
 	pubs []publishRecord
 	subs []*subscriber
@@ -281,7 +277,7 @@ func (w *workload) subscribe(s *subscriber, first int) {
 		moved := false
 		if m := s.moveTo.Swap(-1); m >= 0 {
 			node, moved = int(m), true
-		} else if conn > 1 && !w.frozen.Load() {
+		} else if conn > 1 {
 			i, ok := w.readyNode(w.subCtx, node)
 			if !ok {
 				conn--
@@ -328,14 +324,7 @@ func (w *workload) stream(s *subscriber, node, conn int, query string, lastID *s
 	if s.moveTo.Load() >= 0 {
 		return 0, errMove // MoveAll came between the choice of node and here
 	}
-	var leave *time.Timer
-	leave = time.AfterFunc(stay, func() {
-		if w.frozen.Load() {
-			leave.Reset(stay)
-			return
-		}
-		cancel(errStay)
-	})
+	leave := time.AfterFunc(stay, func() { cancel(errStay) })
 	defer leave.Stop()
 	idle := time.AfterFunc(idleTimeout, func() { cancel(errIdle) })
 	defer idle.Stop()
@@ -405,13 +394,6 @@ func (r idleReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// Freeze keeps every subscriber on its node: no voluntary move, and a
-// stream that ends resumes on the same node. Thaw undoes it.
-func (w *workload) Freeze() { w.frozen.Store(true) }
-
-// Thaw lets subscribers move again.
-func (w *workload) Thaw() { w.frozen.Store(false) }
 
 // MoveAll ends every subscriber's stream and has it resume on node i with
 // its Last-Event-ID. WaitArrived waits for them to get there.

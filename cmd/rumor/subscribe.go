@@ -27,7 +27,7 @@ func runSubscribe(ctx context.Context, args []string, getenv func(string) string
 	fs := flag.NewFlagSet("rumor subscribe", flag.ContinueOnError)
 	server := newServerFlag(getenv)
 	fs.Var(server, "server", "rumor node's base `URL`; repeat it or give a comma-separated list, and a failed or ended stream resumes on the next one (env RUMOR_SERVER)")
-	lastID := fs.String("last-event-id", "", "resume after this event id")
+	lastID := fs.String("last-event-id", "", "resume after this id: the lastEventId that --json prints (a bare event id means everything up to its time)")
 	asJSON := fs.Bool("json", false, `print one JSON object per event: {"id","event","data"}`)
 	retry := fs.Duration("retry", time.Second, "first reconnection delay until the server sends retry:")
 	maxRetry := fs.Duration("max-retry", 30*time.Second, "longest delay between reconnection attempts; they never stop")
@@ -220,18 +220,23 @@ func (s *subscriber) print(ev streamEvent) error {
 		_, err := fmt.Fprintf(s.notice, "rumor subscribe: %s: events after %q are no longer retained and were missed; refetch your state\n", broker.ResetType, reset.LastEventID)
 		return err
 	}
+	// The id line is the event's id, then after "~" where a resume on any
+	// node starts: show the event's id, the one its publisher got back;
+	// --json also gives the whole line, to resume with.
+	id, _, _ := strings.Cut(ev.ID, "~")
 	var b bytes.Buffer
 	if s.json {
 		line, _ := json.Marshal(struct {
-			ID    string `json:"id"`
-			Event string `json:"event"`
-			Data  string `json:"data"`
-		}{ev.ID, ev.Type, ev.Data})
+			ID          string `json:"id"`
+			Event       string `json:"event"`
+			Data        string `json:"data"`
+			LastEventID string `json:"lastEventId,omitempty"`
+		}{id, ev.Type, ev.Data, ev.ID})
 		b.Write(line)
 		b.WriteByte('\n')
 	} else {
-		if ev.ID != "" {
-			fmt.Fprintf(&b, "id: %s\n", ev.ID)
+		if id != "" {
+			fmt.Fprintf(&b, "id: %s\n", id)
 		}
 		if ev.Type != "message" {
 			fmt.Fprintf(&b, "event: %s\n", ev.Type)
