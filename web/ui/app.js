@@ -460,7 +460,9 @@
         if (!info.reconnected) {
           note("subscribed to " + channels.join(" ") + " on " + (node.name || node.http) + ", types " + sub.types.join(" "), "", { "data-kind": "open" });
         } else if (info.lastEventId) {
-          note("reconnected, resumed after " + info.lastEventId, "good", { "data-kind": "resumed", "data-after": info.lastEventId });
+          // The id line is the event's id, then resume information after "~".
+          var after = info.lastEventId.split("~")[0];
+          note("reconnected, resumed after " + after, "good", { "data-kind": "resumed", "data-after": after });
         } else {
           note("reconnected; no event had arrived, so there was nothing to resume after", "good", { "data-kind": "resumed" });
         }
@@ -481,7 +483,7 @@
         }
       },
       onReset: function (info) {
-        note("the node no longer holds the events after " + (info.lastEventId || "the requested id") +
+        note("the node no longer holds the events after " + ((info.lastEventId || "").split("~")[0] || "the requested id") +
           ": some may have been missed; reload any state built from them", "warn", { "data-kind": "reset" });
       },
       onEvent: showEvent
