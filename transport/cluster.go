@@ -421,12 +421,12 @@ func (c *Cluster) Ready() error {
 func (c *Cluster) Send(e *broker.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var frame []byte
-	encode := func() []byte {
-		if frame == nil {
-			frame = c.frames.encode(e)
+	var f encoded
+	encode := func() encoded {
+		if f.b == nil {
+			f = c.frames.encode(e)
 		}
-		return frame
+		return f
 	}
 	for _, l := range c.links {
 		l.send(e, encode)

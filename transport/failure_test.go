@@ -173,10 +173,10 @@ func (r *skipRelay) Send(e *broker.Event) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	frame := r.frames.encode(e)
+	f := r.frames.encode(e)
 	for name, l := range r.links {
 		if !r.skip(name, e) {
-			l.send(e, func() []byte { return frame })
+			l.send(e, func() encoded { return f })
 		}
 	}
 }

@@ -44,7 +44,7 @@ func defaultTiming() timing {
 
 // out is one queued frame: an event or a watermark.
 type out struct {
-	frame []byte // an event's frame, shared with the other links
+	frame encoded // an event's, shared with the other links; held until written
 	w     uint64
 }
 
@@ -111,8 +111,8 @@ func (l *link) signal() {
 }
 
 // send queues e, whose frame is encode's; called with the hub's lock
-// held, so it only appends. encode runs at most once for all links.
-func (l *link) send(e *broker.Event, encode func() []byte) {
+// held, so it only appends. encode encodes at most once for all links.
+func (l *link) send(e *broker.Event, encode func() encoded) {
 	l.first.CompareAndSwap(0, e.ID.Seq)
 	l.mu.Lock()
 	if len(l.unacked) == 0 {
@@ -126,7 +126,7 @@ func (l *link) send(e *broker.Event, encode func() []byte) {
 		l.unacked = l.unacked[:n]
 	}
 	if l.up.Load() {
-		l.queue = append(l.queue, out{frame: encode()})
+		l.queue = append(l.queue, out{frame: encode().hold()})
 	}
 	l.mu.Unlock()
 	l.signal()
@@ -139,7 +139,7 @@ func (l *link) watermark(w uint64) {
 		return
 	}
 	l.mu.Lock()
-	if n := len(l.queue); n > 0 && l.queue[n-1].frame == nil {
+	if n := len(l.queue); n > 0 && l.queue[n-1].frame.b == nil {
 		l.queue[n-1].w = w
 	} else {
 		l.queue = append(l.queue, out{w: w})
@@ -274,6 +274,7 @@ func (l *link) connect(log *slog.Logger) error {
 	}
 	l.mu.Lock()
 	resend := mergeBySeq(held, l.unacked)
+	clear(l.queue) // dropped unwritten: their chunks are left to the GC
 	l.queue = l.queue[:0]
 	l.digest = true
 	l.up.Store(true)
@@ -328,7 +329,7 @@ func (l *link) connect(log *slog.Logger) error {
 		}
 		for i := range batch {
 			o := &batch[i]
-			frame := o.frame // encoded once for every link
+			frame := o.frame.b // encoded once for every link
 			if frame == nil {
 				var w [8]byte
 				putU64(w[:], o.w)
@@ -338,6 +339,7 @@ func (l *link) connect(log *slog.Logger) error {
 			if _, err := bw.Write(frame); err != nil {
 				return err
 			}
+			o.frame.release() // bw holds a copy
 			*o = out{}
 		}
 		if digest {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -97,30 +99,82 @@ func appendEvent(dst []byte, e *broker.Event) []byte {
 
 // frames encodes the events this node sends into shared chunks: each
 // event is encoded once for every link (with N peers it would otherwise be
-// encoded N times), and allocation happens per chunk, not per event. A
-// chunk lives while a link's queue holds one of its frames; links drop
-// frames once written (their resend lists keep events, not frames). Not
-// safe for concurrent use: the Cluster's lock guards it.
-type frames struct{ chunk []byte }
+// encoded N times). A chunk goes back to the pool once every link that
+// queued one of its frames has written it, so encoding allocates nothing
+// in steady state. Not safe for concurrent use: the Cluster's lock guards
+// it; the frames it returns are safe to write and release from any
+// goroutine.
+type frames struct {
+	cur  *chunk // where the next frame goes; frames holds one reference on it
+	pool sync.Pool
+}
+
+// chunk is a block of frames. refs counts the frames queued on links and
+// not yet written, plus one while frames encodes into it; the release that
+// takes it to zero returns it to the pool.
+type chunk struct {
+	buf  []byte
+	refs atomic.Int64
+	pool *sync.Pool
+}
+
+func (c *chunk) release() {
+	if n := c.refs.Add(-1); n == 0 {
+		c.buf = c.buf[:0]
+		c.pool.Put(c)
+	} else if n < 0 {
+		panic("transport: frame chunk released more often than held")
+	}
+}
+
+// encoded is one event's frame, shared by the links that queue it. Each
+// queued copy holds a reference on its chunk (hold) and gives it back once
+// written (release); a copy that is dropped unwritten just never returns
+// its chunk to the pool. The bytes must not be modified.
+type encoded struct {
+	b []byte
+	c *chunk // nil when b has an allocation of its own
+}
+
+func (f encoded) hold() encoded {
+	if f.c != nil {
+		f.c.refs.Add(1)
+	}
+	return f
+}
+
+func (f encoded) release() {
+	if f.c != nil {
+		f.c.release()
+	}
+}
 
 // frameChunk is the size of a chunk; a frame over a quarter of it gets an
 // allocation of its own.
 const frameChunk = 64 << 10
 
-// encode returns e's frameEvent frame. The bytes are shared: do not modify
-// them.
-func (f *frames) encode(e *broker.Event) []byte {
+// encode returns e's frameEvent frame, not yet held by anyone.
+func (f *frames) encode(e *broker.Event) encoded {
 	n := eventSize(e)
 	size := 1 + uvarintLen(uint64(n)) + n
 	if size > frameChunk/4 {
-		return appendEventFrame(make([]byte, 0, size), e, n)
+		return encoded{b: appendEventFrame(make([]byte, 0, size), e, n)}
 	}
-	if cap(f.chunk)-len(f.chunk) < size {
-		f.chunk = make([]byte, 0, frameChunk)
+	if f.cur == nil || cap(f.cur.buf)-len(f.cur.buf) < size {
+		if f.cur != nil {
+			f.cur.release()
+		}
+		c, _ := f.pool.Get().(*chunk)
+		if c == nil {
+			c = &chunk{buf: make([]byte, 0, frameChunk), pool: &f.pool}
+		}
+		c.refs.Store(1)
+		f.cur = c
 	}
-	start := len(f.chunk)
-	f.chunk = appendEventFrame(f.chunk, e, n)
-	return f.chunk[start:len(f.chunk):len(f.chunk)]
+	c := f.cur
+	start := len(c.buf)
+	c.buf = appendEventFrame(c.buf, e, n)
+	return encoded{b: c.buf[start:len(c.buf):len(c.buf)], c: c}
 }
 
 // appendEventFrame appends e's frameEvent frame to dst; n is

@@ -64,9 +64,11 @@ func BenchmarkEncodePeers(b *testing.B) {
 				var f frames
 				b.ReportAllocs()
 				for b.Loop() {
-					frame := f.encode(e)
+					enc := f.encode(e)
 					for _, bw := range out {
-						_, _ = bw.Write(frame)
+						held := enc.hold() // as each link queues it
+						_, _ = bw.Write(held.b)
+						held.release()
 					}
 				}
 			})

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestFramesEncode(t *testing.T) {
 		if n%2 == 0 {
 			e.Born = time.Unix(int64(n), 0)
 		}
-		got = append(got, f.encode(e))
+		got = append(got, f.encode(e).b)
 		want = append(want, appendFrame(nil, frameEvent, appendEvent(nil, e)))
 		if size := eventSize(e); size != len(appendEvent(nil, e)) {
 			t.Fatalf("eventSize = %d, want %d", size, len(appendEvent(nil, e)))
@@ -81,6 +82,54 @@ func TestFramesEncode(t *testing.T) {
 		if _, err := decodeEvent(p); err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
+	}
+}
+
+// A chunk is reused only once every link that queued one of its frames
+// has written it: frames still held keep their bytes, however many events
+// are encoded (into recycled chunks) meanwhile.
+func TestFramesReuseOnlyReleased(t *testing.T) {
+	var f frames
+	type queued struct {
+		enc  encoded
+		want []byte
+	}
+	var held []queued
+	rng := rand.New(rand.NewPCG(1, 2))
+	recycled := 0
+	seen := map[*chunk]bool{}
+	for i := range 20000 {
+		e := sampleEvent()
+		e.ID.Seq = uint64(i + 1)
+		e.Data = bytes.Repeat([]byte{'a' + byte(i%26)}, 1+rng.IntN(3000))
+		enc := f.encode(e)
+		if enc.c != nil && seen[enc.c] && len(enc.c.buf) == len(enc.b) {
+			recycled++ // the first frame of a chunk that came back
+		}
+		seen[enc.c] = true
+		want := appendFrame(nil, frameEvent, appendEvent(nil, e))
+		for range rng.IntN(3) { // 0 to 2 links queue it
+			held = append(held, queued{enc.hold(), want})
+		}
+		// Links write in their own time: release a random part of what
+		// is held, checking each frame's bytes as it is written.
+		for len(held) > 0 && rng.IntN(4) != 0 {
+			j := rng.IntN(len(held))
+			if q := held[j]; !bytes.Equal(q.enc.b, q.want) {
+				t.Fatalf("event %d: a held frame changed before it was written", i)
+			}
+			held[j].enc.release()
+			held[j] = held[len(held)-1]
+			held = held[:len(held)-1]
+		}
+	}
+	for _, q := range held {
+		if !bytes.Equal(q.enc.b, q.want) {
+			t.Fatal("a held frame changed before it was written")
+		}
+	}
+	if recycled == 0 {
+		t.Error("no chunk was ever reused: released frames do not go back to the pool")
 	}
 }
 
@@ -220,7 +269,7 @@ func FuzzEventRoundTrip(f *testing.F) {
 		e := &broker.Event{ID: broker.ID{Time: tm, Origin: origin, Seq: seq}, Channel: channel, Type: typ, Key: key, Data: data, Born: time.Unix(0, born)}
 		// The links' shared frame is the frame of the payload.
 		var f frames
-		if frame, want := f.encode(e), appendFrame(nil, frameEvent, appendEvent(nil, e)); !bytes.Equal(frame, want) {
+		if frame, want := f.encode(e).b, appendFrame(nil, frameEvent, appendEvent(nil, e)); !bytes.Equal(frame, want) {
 			t.Fatalf("frames.encode(%+v) = %x, want %x", e, frame, want)
 		}
 		got, err := decodeEvent(appendEvent(nil, e))
