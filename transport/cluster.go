@@ -191,7 +191,7 @@ func New(cfg Config) (*Cluster, error) {
 		changes:  make(chan struct{}, 1),
 	}
 	c.metrics = newMetrics(c, cfg.Registerer)
-	c.guard = newGuard(cfg.MaxStrangers, cfg.StrangerBytes, cfg.Registerer)
+	c.guard = newGuard(cfg.MaxStrangers, cfg.StrangerBytes, c.isMemberAddr, cfg.Registerer)
 	return c, nil
 }
 

@@ -21,11 +21,22 @@ import (
 // memory (memberlist's buffer may reach twice that) for at most
 // memberlist's TCP timeout, and all strangers together at most MaxStrangers
 // times that. memberlist's own push/pull of the member list is a few hundred
-// bytes per member, far below the default.
+// bytes per member, far below the default; but a push/pull also carries
+// Config.State (the revocations: up to several MiB), so a connection from
+// the address of a live member, or of one that passed the relay handshake
+// before (a member rejoining after a partition), may read up to
+// memberlist's own limit for a push/pull (memberBytes) instead. Addresses are not authentication, but
+// a stranger must hold a member's address to get that far, and memberlist
+// still refuses what it cannot decrypt.
 const (
 	defaultMaxStrangers  = 32
 	defaultStrangerBytes = 1 << 20
 	guardPerAddr         = 8 // slots one remote address may hold
+	// memberBytes is what a connection from a member's address may read
+	// unproven: memberlist's limit on a push/pull (20 MiB) plus its framing.
+	memberBytes = 20<<20 + 64<<10
+	// maxPeerAddrs bounds the addresses remembered as peers'.
+	maxPeerAddrs = 4096
 )
 
 // Why the guard refused or cut a connection, for
@@ -45,15 +56,17 @@ var errGuardTooLarge = errors.New("gossip stream over its byte budget before it 
 type guard struct {
 	streams  int
 	maxBytes int64
+	member   func(netip.Addr) bool // whether an address is a live member's; nil: none is
 
 	mu     sync.Mutex
 	open   int
 	byAddr map[netip.Addr]int
+	peers  map[netip.Addr]bool // addresses that passed the relay handshake, at most maxPeerAddrs
 
 	refused *prometheus.CounterVec
 }
 
-func newGuard(streams int, maxBytes int64, reg prometheus.Registerer) *guard {
+func newGuard(streams int, maxBytes int64, member func(netip.Addr) bool, reg prometheus.Registerer) *guard {
 	if streams <= 0 {
 		streams = defaultMaxStrangers
 	}
@@ -63,7 +76,9 @@ func newGuard(streams int, maxBytes int64, reg prometheus.Registerer) *guard {
 	g := &guard{
 		streams:  streams,
 		maxBytes: maxBytes,
+		member:   member,
 		byAddr:   make(map[netip.Addr]int),
+		peers:    make(map[netip.Addr]bool),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rumor_gossip_streams_refused_total",
 			Help: "TCP connections on the gossip port closed before they proved to be peers: limit (every slot taken), addr_limit (too many from one address), too_large (over the byte budget).",
@@ -111,6 +126,15 @@ func (g *guard) admit(conn net.Conn) net.Conn {
 	return gc
 }
 
+// knownPeer reports whether addr is a live member's or passed the relay
+// handshake before.
+func (g *guard) knownPeer(addr netip.Addr) bool {
+	g.mu.Lock()
+	known := g.peers[addr]
+	g.mu.Unlock()
+	return known || g.member != nil && g.member(addr)
+}
+
 func (g *guard) release(addr netip.Addr) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -136,11 +160,16 @@ type guardedConn struct {
 	left   int64 // bytes it may still read while unproven
 	mu     sync.Mutex
 	proven bool
+	member bool // its budget was raised to memberBytes
 	once   sync.Once
 }
 
 func (c *guardedConn) Read(b []byte) (int, error) {
 	c.mu.Lock()
+	if !c.proven && c.left <= 0 && !c.member && c.g.knownPeer(c.addr) {
+		c.member = true
+		c.left = max(memberBytes-c.g.maxBytes, 0)
+	}
 	proven, left := c.proven, c.left
 	c.mu.Unlock()
 	if !proven {
@@ -188,4 +217,23 @@ func prove(conn net.Conn) {
 	gc.proven = true
 	gc.mu.Unlock()
 	gc.giveBack()
+	g := gc.g
+	g.mu.Lock()
+	if len(g.peers) < maxPeerAddrs {
+		g.peers[gc.addr] = true
+	}
+	g.mu.Unlock()
+}
+
+// isMemberAddr reports whether a is the address of a live member other
+// than this node.
+func (c *Cluster) isMemberAddr(a netip.Addr) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, n := range c.known {
+		if ip, ok := netip.AddrFromSlice(n.Addr); ok && name != c.name && ip.Unmap() == a {
+			return true
+		}
+	}
+	return false
 }

@@ -2,8 +2,10 @@ package transport
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -111,4 +113,52 @@ func TestGossipStrangersBounded(t *testing.T) {
 		t.Errorf("a got %d events from b, want 1", len(got))
 	}
 	waitFor(t, "no slot held by the peer's relay", 5*time.Second, func() bool { return metric("rumor_gossip_streams_unproven") == 0 })
+}
+
+// A connection from a member's address, or from one that passed the relay
+// handshake before, may read up to memberlist's own push/pull limit
+// unproven (a push/pull carries the revocations, which can be MiBs); one
+// from anywhere else is cut at the stranger's budget.
+func TestGuardMemberAddressBudget(t *testing.T) {
+	const budget = 64 << 10
+	member := netip.MustParseAddr("127.0.0.1")
+	g := newGuard(4, budget, func(a netip.Addr) bool { return a == member }, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dial := func(from string) (client, conn net.Conn) {
+		d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		client, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		raw, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conn = g.admit(raw); conn == nil {
+			t.Fatalf("from %s: refused a slot", from)
+		}
+		return client, conn
+	}
+	// 127.0.0.3 passes the relay handshake once: it is a peer's address.
+	_, peer := dial("127.0.0.3")
+	prove(peer)
+	peer.Close()
+	for _, tt := range []struct {
+		from string
+		ok   bool
+	}{{"127.0.0.1", true}, {"127.0.0.3", true}, {"127.0.0.2", false}} {
+		client, conn := dial(tt.from)
+		go func() { _, _ = client.Write(make([]byte, 4*budget)) }()
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := io.ReadFull(conn, make([]byte, 4*budget))
+		if tt.ok && err != nil || !tt.ok && !errors.Is(err, errGuardTooLarge) {
+			t.Errorf("from %s: reading 4 × the budget = %v, want ok %v", tt.from, err, tt.ok)
+		}
+		conn.Close()
+	}
 }
