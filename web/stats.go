@@ -34,6 +34,23 @@ type relayStats struct {
 	Queued     int      `json:"queued"`               // rumor_relay_queue_depth
 	Unacked    int      `json:"unacked"`              // rumor_relay_unacked_events
 	AckLatency *buckets `json:"ackLatency,omitempty"` // rumor_relay_ack_latency_seconds
+	Links      []Link   `json:"links,omitempty"`      // per peer, when the Cluster is a LinkReporter
+}
+
+// Link is this node's relay link to one peer, for the UI's link matrix.
+type Link struct {
+	Peer    string  `json:"peer"`    // the peer's member name
+	Up      bool    `json:"up"`      // the relay connection is open
+	Queued  int     `json:"queued"`  // frames waiting to be written to the peer
+	Unacked int     `json:"unacked"` // events sent and not yet acknowledged
+	Oldest  float64 `json:"oldest"`  // seconds since the oldest unacknowledged event was published; 0 when none
+	LastAck float64 `json:"lastAck"` // seconds since the peer last acknowledged; 0 before it first did
+}
+
+// LinkReporter is a Cluster that can also say how its relay link to each
+// peer is. The UI shows them as a matrix; without it, only the sums.
+type LinkReporter interface {
+	Links() []Link
 }
 
 // stats reads this node's nodeStats from its registry.
@@ -71,6 +88,9 @@ func (h *Handler) stats() *nodeStats {
 		}
 	}
 	if hasRelay && h.opts.Cluster != nil {
+		if lr, ok := h.opts.Cluster.(LinkReporter); ok {
+			relay.Links = lr.Links()
+		}
 		st.Relay = &relay
 	}
 	return st

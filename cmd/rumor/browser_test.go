@@ -182,6 +182,10 @@ func TestBrowserUI(t *testing.T) {
 			document.querySelector('#chart-refused .legend li[data-series="' + r + '"]') !== null)`)
 		page.wait(t, "every node's relay links up", `[...document.querySelectorAll('#members td.relay')].length === 3 &&
 			[...document.querySelectorAll('#members td.relay')].every(td => td.dataset.links === "2/2")`)
+		page.wait(t, "the link matrix: every node to every other, up", fmt.Sprintf(
+			`[...document.querySelectorAll('#links td[data-from]')].length === 6 &&
+			 [...document.querySelectorAll('#links td[data-from]')].every(td => td.dataset.up === "true") &&
+			 document.querySelector('#links td[data-from=%q][data-to=%q]') !== null`, n1.name(), n3.name()))
 	})
 
 	step("resume after the stream breaks", func(t *testing.T) {

@@ -350,8 +350,9 @@ func leaveTimeout(ctx context.Context) time.Duration {
 type members struct{ c *transport.Cluster }
 
 var (
-	_ web.Cluster     = members{}
-	_ transport.State = (*auth.Revocations)(nil)
+	_ web.Cluster      = members{}
+	_ web.LinkReporter = members{}
+	_ transport.State  = (*auth.Revocations)(nil)
 )
 
 func (m members) Self() string             { return m.c.Self() }
@@ -361,6 +362,16 @@ func (m members) Members() []web.Member {
 	out := make([]web.Member, len(ms))
 	for i, tm := range ms {
 		out[i] = web.Member{Name: tm.Name, Addr: tm.Addr, HTTP: tm.HTTP, Admin: tm.Admin, State: tm.State, Self: tm.Self}
+	}
+	return out
+}
+
+// Links reports the relay links for the UI's link matrix.
+func (m members) Links() []web.Link {
+	ls := m.c.Links()
+	out := make([]web.Link, len(ls))
+	for i, l := range ls {
+		out[i] = web.Link{Peer: l.Peer, Up: l.Up, Queued: l.Queued, Unacked: l.Unacked, Oldest: l.Oldest.Seconds(), LastAck: l.LastAck.Seconds()}
 	}
 	return out
 }

@@ -136,6 +136,7 @@
       if (!members.some(function (m) { return m.name === n; })) delete latest[n];
     });
     if (!members.length) body.appendChild(el("tr", { className: "empty" }, el("td", { colspan: 4 }, "No members.")));
+    renderLinks();
     $("cluster-summary").textContent = alive + " of " + members.length + " alive · " + plural(subs, "subscriber");
   }
 
@@ -150,6 +151,47 @@
       title: r.connected + " of " + r.peers + " relay links up, " + r.queued + " queued, " + r.unacked + " unacknowledged" +
         (r.ackLatency ? ", ack p99 " + fmtMs(quantile(r.ackLatency, 0.99)) : "")
     }, r.connected + "/" + r.peers + " links", el("span", { className: "sub-line" }, r.queued + " queued · " + r.unacked + " unacked"));
+  }
+
+  // renderLinks draws the relay link matrix from the members' stats: row
+  // node → column node, the events waiting for the column's
+  // acknowledgement and how old the oldest is.
+  function renderLinks() {
+    var nodes = members.filter(function (m) { return m.stats && m.stats.relay && m.stats.relay.links; });
+    $("links-wrap").hidden = nodes.length < 2;
+    if (nodes.length < 2) return;
+    var names = members.filter(function (m) { return m.state === "alive" || m.state === "suspect"; }).map(function (m) { return m.name; });
+    var head = $("links-head"), body = $("links");
+    head.textContent = "";
+    body.textContent = "";
+    head.appendChild(el("tr", null, el("th", { scope: "col" }, "from ↓ to →")));
+    var hr = head.firstChild;
+    names.forEach(function (n) { hr.appendChild(el("th", { scope: "col" }, n)); });
+    nodes.forEach(function (m) {
+      var byPeer = {};
+      m.stats.relay.links.forEach(function (l) { byPeer[l.peer] = l; });
+      var tr = el("tr", null, el("th", { scope: "row" }, m.name));
+      names.forEach(function (to) {
+        if (to === m.name) {
+          tr.appendChild(el("td", { className: "self" }, "·"));
+          return;
+        }
+        var l = byPeer[to];
+        if (!l) {
+          tr.appendChild(el("td", { className: "down", "data-from": m.name, "data-to": to, "data-up": "false", title: "no relay link" }, "no link"));
+          return;
+        }
+        var waiting = l.queued + l.unacked;
+        var cls = !l.up ? "down" : l.oldest > 1 ? "slow" : "ok";
+        var text = !l.up ? "down" : waiting === 0 ? "0" : waiting + " · " + fmtMs(l.oldest);
+        tr.appendChild(el("td", {
+          className: cls, "data-from": m.name, "data-to": to, "data-up": String(l.up), "data-waiting": waiting,
+          title: (l.up ? "up" : "down") + ", " + l.queued + " queued, " + l.unacked + " unacknowledged" +
+            (l.unacked ? ", oldest " + fmtMs(l.oldest) : "") + (l.lastAck ? ", last acknowledgement " + fmtMs(l.lastAck) + " ago" : "")
+        }, text));
+      });
+      body.appendChild(tr);
+    });
   }
 
   // watchCluster follows GET /cluster/events. EventSource reconnects by
