@@ -237,6 +237,12 @@ func stressReaders(t *testing.T) {
 	cancel()
 	t.Logf("readers: %d slow + %d stalled, %d events of %d KiB published (%s): RSS at start %s, peak %s (+%s); history %s; slow disconnects %v, subscriber bytes now %v",
 		slow, stalled, published, size>>10, mib(int64(published*size)), mib(base), mib(p), mib(p-base), mib(int64(n.metric("rumor_history_bytes"))), n.metric("rumor_slow_disconnects_total"), n.metric("rumor_subscriber_bytes"))
+	// The bound's terms here: history (at most 256 MiB) and the evicted
+	// events streams still hold, shared; half a GiB leaves the garbage
+	// collector its slack and is far from the 3.6 GiB of before.
+	if p-base > 512<<20 {
+		t.Errorf("slow and stalled readers took %s, want under 512 MiB", mib(p-base))
+	}
 }
 
 // 400 publishers without a token send 2 MiB of a 4 MiB batch and hold it;
@@ -283,6 +289,9 @@ func stressTokenless(t *testing.T) {
 	}
 	t.Logf("tokenless: RSS at start %s; 400 holding 2 MiB of a 4 MiB batch: peak %s (+%s); 4,100 holding \"[\": a valid publish got %d",
 		mib(base), mib(bodies), mib(bodies-base), status)
+	if bodies-base > 64<<20 || status != http.StatusOK {
+		t.Errorf("tokenless bodies took %s and a valid publish got %d, want no body read (under 64 MiB) and 200", mib(bodies-base), status)
+	}
 }
 
 // 40 strangers on the gossip port send the label, the encrypted-message
@@ -327,4 +336,7 @@ func stressGossip(t *testing.T) {
 	p := peak()
 	t.Logf("gossip flood: %d strangers, %s accepted by the node's socket; RSS at start %s, peak %s (+%s)",
 		strangers, mib(sent.Load()), mib(base), mib(p), mib(p-base))
+	if p-base > 96<<20 { // 32 strangers × 2 × 1 MiB, and slack
+		t.Errorf("the gossip flood took %s, want under 96 MiB", mib(p-base))
+	}
 }
