@@ -2,6 +2,7 @@ package charttest
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -64,13 +65,20 @@ func TestHelmTestPod(t *testing.T) {
 			}
 		})
 	}
+	if notes := mustRender(t, release{}).Files["rumor/templates/NOTES.txt"]; !strings.Contains(notes, "helm test rumor -n streams --logs") {
+		t.Errorf("NOTES.txt does not say how to run the test:\n%s", notes)
+	}
 	for name, values := range map[string]string{
 		"tests off":               "tests: {enabled: false}",
 		"auth on, no way to sign": "auth: {enabled: true, jwksUrl: " + jwksURL + "}",
 		"tls on":                  tlsSecretValues,
 	} {
-		if pods := mustRender(t, release{Values: values}).all("Pod"); len(pods) != 0 {
+		r := mustRender(t, release{Values: values})
+		if pods := r.all("Pod"); len(pods) != 0 {
 			t.Errorf("%s: rendered %d test Pods, want none", name, len(pods))
+		}
+		if strings.Contains(r.Files["rumor/templates/NOTES.txt"], "helm test") {
+			t.Errorf("%s: NOTES.txt mentions helm test without a test Pod", name)
 		}
 	}
 }

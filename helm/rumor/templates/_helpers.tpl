@@ -244,6 +244,17 @@ trusted proxies, where all clients would share one address.
 {{- end }}
 {{- end }}
 
+{{/*
+"true" when the `helm test` Pod is rendered (tests/check.yaml): tests.enabled, no TLS on
+the pods, and with auth a way to a token (the chart's HMAC secret or tests.tokenSecret).
+*/}}
+{{- define "rumor.checkPod" -}}
+{{- $hmac := false }}
+{{- range (include "rumor.authItems" . | fromJson).items }}{{ if eq .path "hmac-secret" }}{{ $hmac = true }}{{ end }}{{ end }}
+{{- $authOK := or (not .Values.auth.enabled) .Values.tests.tokenSecret.name $hmac }}
+{{- if and .Values.tests.enabled $authOK (not (include "rumor.tls" .)) }}true{{ end }}
+{{- end }}
+
 {{- define "rumor.terminationGracePeriodSeconds" -}}
 {{- $min := add (int .Values.preStopSleepSeconds) (int .Values.config.drainTimeoutSeconds) }}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
