@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rumorhq/rumor/broker"
@@ -457,4 +458,24 @@ func TestPositionMarks(t *testing.T) {
 	if st := h.Stats(); st.Peers != 1 {
 		t.Errorf("Stats().Peers = %d, want 1", st.Peers)
 	}
+}
+
+// TestSilentMemberForgotten: a member we were told of and never heard from
+// (it died before its first watermark reached us) is named in positions,
+// then forgotten with the history's lifetime, so ids do not grow forever.
+func TestSilentMemberForgotten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHub(t, broker.Options{Now: time.Now, HistoryTTL: time.Minute})
+		s := subscribe(t, h, broker.ID{}, "a")
+		h.Member(9)
+		publish(t, h, "a", "x")
+		if id := firstLine(s.Frame(drain(t, s)[0])); !strings.Contains(id, "~9.0") {
+			t.Errorf("id with a silent member = %q, want it named at 0", id)
+		}
+		time.Sleep(2*time.Minute + 2*time.Second) // history TTL + a minute, and the sweep's tick
+		e := publish(t, h, "a", "y")
+		if id := firstLine(s.Frame(drain(t, s)[0])); id != e.String() {
+			t.Errorf("id once the silent member is forgotten = %q, want the bare %q", id, e)
+		}
+	})
 }

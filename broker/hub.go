@@ -493,6 +493,14 @@ func (h *Hub) sweep() {
 				delete(h.orders, o)
 			}
 		}
+		// Members we were told of and never heard from (they died
+		// before their first event or watermark reached us) are
+		// forgotten too, or every position would name them forever.
+		for o, st := range h.orders {
+			if _, up := h.peers[o]; !up && h.seen[o] == nil && st.mark == 0 && now.Sub(st.since) > h.opts.HistoryTTL+time.Minute {
+				delete(h.orders, o)
+			}
+		}
 		h.mu.Unlock()
 	}
 }

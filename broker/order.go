@@ -18,6 +18,7 @@ type originState struct {
 	// origin. An event at or below it that arrives now is late: a client
 	// holding that position would never get it on another node.
 	claimed uint64
+	since   time.Time // when this node first heard of the origin
 }
 
 // state returns origin's state, creating it. Called with h.mu held.
@@ -26,7 +27,7 @@ func (h *Hub) state(origin uint64) *originState {
 	if st == nil {
 		// Positions written before we heard of origin claimed its events
 		// up to their Stable.
-		st = &originState{claimed: h.stable}
+		st = &originState{claimed: h.stable, since: h.now()}
 		h.orders[origin] = st
 	}
 	return st
