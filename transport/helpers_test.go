@@ -38,8 +38,18 @@ func fastTiming(t *timing) {
 	t.ackTimeout = 5 * time.Second
 }
 
+// quickRepair is every test node's timing unless its test says otherwise:
+// the production timings but for the repair round. A node turns ready
+// after its first conclusive digest round (repairMinAge, then up to one
+// repairInterval), which with the defaults costs each test that starts a
+// cluster about a second of waiting.
+func quickRepair(t *timing) {
+	t.repairInterval = 100 * time.Millisecond
+	t.repairMinAge = 50 * time.Millisecond
+}
+
 // nodeOpts varies one test node. The zero value is a node of the shared
-// test cluster with default timings.
+// test cluster with production timings but quickRepair's.
 type nodeOpts struct {
 	join   []string
 	config func(*Config)
@@ -93,6 +103,7 @@ func startNodeWith(tb testing.TB, name string, o nodeOpts) *node {
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
+	quickRepair(&c.timing)
 	if o.timing != nil {
 		o.timing(&c.timing)
 	}
