@@ -106,7 +106,11 @@ type Cluster struct {
 	guard    *guard // the gossip port's strangers: guard.go
 
 	gossipInterval time.Duration // memberlist's, set by Start
-	frames         frames        // sent events' encodings, guarded by mu
+	// tuneMemberlist, when set (by tests, before Start), adjusts
+	// memberlist's configuration last: tests of failure detection shorten
+	// its probe interval. nil in production.
+	tuneMemberlist func(*memberlist.Config)
+	frames         frames // sent events' encodings, guarded by mu
 
 	hub     Hub
 	ml      *memberlist.Memberlist
@@ -238,6 +242,9 @@ func (c *Cluster) Start(ctx context.Context, hub Hub) error {
 	conf.Events = events{c}
 	if len(c.cfg.Key) > 0 {
 		conf.SecretKey = c.cfg.Key
+	}
+	if c.tuneMemberlist != nil {
+		c.tuneMemberlist(conf)
 	}
 	if adv := c.cfg.AdvertiseAddr; adv != "" {
 		h, p, err := net.SplitHostPort(adv)

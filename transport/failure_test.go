@@ -18,7 +18,7 @@ func TestCrashedNodeIsDroppedAndDeclaredDead(t *testing.T) {
 	t.Parallel() // mostly waiting for failure detection
 	reg := newRegistry()
 	nodes := startClusterWith(t, 3, func(i int) nodeOpts {
-		o := nodeOpts{timing: fastTiming}
+		o := nodeOpts{timing: fastTiming, memberlist: fastDetection}
 		if i == 0 {
 			o.reg = reg
 		}

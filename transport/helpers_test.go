@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rumorhq/rumor/broker"
 )
@@ -63,6 +64,19 @@ type nodeOpts struct {
 	wrap func(*broker.Hub) Hub
 	reg  *prometheus.Registry
 	log  slog.Handler
+	// memberlist adjusts the node's memberlist configuration (see
+	// fastDetection).
+	memberlist func(*memberlist.Config)
+}
+
+// fastDetection shortens memberlist's failure detection for tests that
+// wait for a member to be declared dead: probes every 200 ms instead of
+// every second, so suspicion (a multiple of the probe interval) ends in
+// about a second, not five. Only tests of what memberlist alone shows
+// (a member declared dead, rejoining) need it.
+func fastDetection(c *memberlist.Config) {
+	c.ProbeInterval = 200 * time.Millisecond
+	c.ProbeTimeout = 100 * time.Millisecond
 }
 
 // node is one in-process cluster member for tests.
@@ -107,6 +121,7 @@ func startNodeWith(tb testing.TB, name string, o nodeOpts) *node {
 	if o.timing != nil {
 		o.timing(&c.timing)
 	}
+	c.tuneMemberlist = o.memberlist
 	var relay broker.Relay = c
 	if o.relay != nil {
 		relay = o.relay(c)

@@ -48,14 +48,15 @@ func TestJoinRetriesAndRejoins(t *testing.T) {
 			c.RejoinInterval = 200 * time.Millisecond
 			c.JoinTimeout = 30 * time.Second
 		},
-		timing: fastTiming,
+		timing:     fastTiming,
+		memberlist: fastDetection,
 	})
 	waitFor(t, "a to fail joining the absent seed", 5*time.Second, func() bool { return rec.count("join failed") >= 1 })
 	if err := a.c.Ready(); err == nil {
 		t.Fatal("a is ready while its only seed is unreachable and the join timeout has not passed")
 	}
 
-	b := startNodeWith(t, "b", nodeOpts{config: func(c *Config) { c.BindAddr = seed }, timing: fastTiming})
+	b := startNodeWith(t, "b", nodeOpts{config: func(c *Config) { c.BindAddr = seed }, timing: fastTiming, memberlist: fastDetection})
 	waitConverged(t, a, b)
 	id := publish(t, b.hub, broker.AckPeer, "x", "joined")
 	waitFor(t, "a to hold b's event", 2*time.Second, func() bool { return holds(a.hub, b.hub.Origin(), id.Seq) })
@@ -65,9 +66,10 @@ func TestJoinRetriesAndRejoins(t *testing.T) {
 	b.crash()
 	downs := &peerDowns{}
 	b2 := startNodeWith(t, "b2", nodeOpts{
-		config: func(c *Config) { c.BindAddr = seed },
-		timing: fastTiming,
-		wrap:   func(h *broker.Hub) Hub { downs.Hub = h; return downs },
+		config:     func(c *Config) { c.BindAddr = seed },
+		timing:     fastTiming,
+		memberlist: fastDetection,
+		wrap:       func(h *broker.Hub) Hub { downs.Hub = h; return downs },
 	})
 	waitFor(t, "a and the new b to find each other", 10*time.Second, func() bool {
 		return memberState(a.c, b2.c.Self()) == "alive" && memberState(b2.c, a.c.Self()) == "alive"
