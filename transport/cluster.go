@@ -94,6 +94,16 @@ type meta struct {
 	Version int    `json:"v"`
 }
 
+// network is where a cluster listens and dials: TCP and UDP unless a test
+// sets Cluster.network.
+type network interface {
+	// listen is memberlist's transport on host:port (port 0 picks one).
+	listen(host string, port int) (memberlist.NodeAwareTransport, error)
+	// dial opens a stream to the gossip address addr, as the relay's
+	// links do, and gives up when ctx ends.
+	dial(ctx context.Context, addr string) (net.Conn, error)
+}
+
 // Cluster is this node's membership in a rumor cluster and its relay to
 // the other nodes. It implements broker.Relay.
 type Cluster struct {
@@ -106,10 +116,13 @@ type Cluster struct {
 	guard    *guard // the gossip port's strangers: guard.go
 
 	gossipInterval time.Duration // memberlist's, set by Start
-	// tuneMemberlist, when set (by tests, before Start), adjusts
-	// memberlist's configuration last: tests of failure detection shorten
-	// its probe interval. nil in production.
+	// Test seams, set before Start; nil in production. tuneMemberlist
+	// adjusts memberlist's configuration last (tests of failure
+	// detection shorten its probe interval); network replaces TCP and
+	// UDP (tests run whole clusters on an in-memory network, in a
+	// testing/synctest bubble).
 	tuneMemberlist func(*memberlist.Config)
+	network        network
 	frames         frames // sent events' encodings, guarded by mu
 
 	hub     Hub
@@ -220,11 +233,16 @@ func (c *Cluster) Start(ctx context.Context, hub Hub) error {
 		return fmt.Errorf("bind port %q: %w", portText, err)
 	}
 	mlog := log.New(logWriter{c.cfg.Logger.With("component", "memberlist")}, "", 0)
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{host},
-		BindPort:  port,
-		Logger:    mlog,
-	})
+	var nt memberlist.NodeAwareTransport
+	if c.network != nil {
+		nt, err = c.network.listen(host, port)
+	} else {
+		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{host},
+			BindPort:  port,
+			Logger:    mlog,
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.cfg.BindAddr, err)
 	}
@@ -234,7 +252,7 @@ func (c *Cluster) Start(ctx context.Context, hub Hub) error {
 	}
 	conf.Name = c.name
 	c.gossipInterval = conf.GossipInterval
-	conf.Transport = &demux{NetTransport: nt, c: c}
+	conf.Transport = &demux{NodeAwareTransport: nt, c: c}
 	conf.Logger = mlog
 	conf.Label = c.cfg.Label
 	conf.EnableCompression = false // LZW costs far more than it saves here
@@ -252,7 +270,9 @@ func (c *Cluster) Start(ctx context.Context, hub Hub) error {
 			h, p = adv, ""
 		}
 		conf.AdvertiseAddr = h
-		conf.AdvertisePort = nt.GetAutoBindPort()
+		if a, ok := nt.(interface{ GetAutoBindPort() int }); ok {
+			conf.AdvertisePort = a.GetAutoBindPort()
+		}
 		if p != "" {
 			if conf.AdvertisePort, err = strconv.Atoi(p); err != nil {
 				nt.Shutdown()

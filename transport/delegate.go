@@ -53,13 +53,13 @@ func (e events) NotifyUpdate(n *memberlist.Node) { e.c.memberUp(n) }
 // starts with the byte 'R', which no memberlist stream starts with (its
 // message types are small numbers, or 244 for a label).
 type demux struct {
-	*memberlist.NetTransport
+	memberlist.NodeAwareTransport
 	c *Cluster
 }
 
 func (d *demux) StreamCh() <-chan net.Conn { return d.c.streams }
 
-func (c *Cluster) demuxStreams(nt *memberlist.NetTransport) {
+func (c *Cluster) demuxStreams(nt memberlist.Transport) {
 	defer c.wg.Done()
 	for {
 		select {

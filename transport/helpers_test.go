@@ -67,6 +67,9 @@ type nodeOpts struct {
 	// memberlist adjusts the node's memberlist configuration (see
 	// fastDetection).
 	memberlist func(*memberlist.Config)
+	// network, when set, replaces TCP and UDP (memnet_test.go): the
+	// test runs in a synctest bubble.
+	network *memNet
 }
 
 // fastDetection shortens memberlist's failure detection for tests that
@@ -122,6 +125,9 @@ func startNodeWith(tb testing.TB, name string, o nodeOpts) *node {
 		o.timing(&c.timing)
 	}
 	c.tuneMemberlist = o.memberlist
+	if o.network != nil {
+		c.network = o.network
+	}
 	var relay broker.Relay = c
 	if o.relay != nil {
 		relay = o.relay(c)

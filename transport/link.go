@@ -246,7 +246,15 @@ func (l *link) connect(log *slog.Logger) error {
 		case <-ctx.Done():
 		}
 	}()
-	conn, err := d.DialContext(ctx, "tcp", l.addr)
+	var conn net.Conn
+	var err error
+	if n := l.c.network; n != nil {
+		ctx, cancel := context.WithTimeout(ctx, l.c.timing.dialTimeout)
+		defer cancel()
+		conn, err = n.dial(ctx, l.addr)
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", l.addr)
+	}
 	if err != nil {
 		return err
 	}

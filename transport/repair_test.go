@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rumorhq/rumor/broker"
@@ -90,16 +91,21 @@ func replayAll(tb testing.TB, h *broker.Hub, after broker.ID) []broker.ID {
 // the hole in its digest, a peer fills it, and no subscriber sees an event
 // twice.
 func TestGapIsDetectedAndRepaired(t *testing.T) {
+	synctest.Test(t, testGapIsDetectedAndRepaired)
+}
+
+func testGapIsDetectedAndRepaired(t *testing.T) {
 	const lost = 5 // the sequence number A's link to C loses
 	var cName string
 	var relayA *skipRelay
 	var digests digestLog
 	regC := newRegistry()
+	mn := newMemNet()
 	nodes := startClusterWith(t, 3, func(i int) nodeOpts {
 		o := nodeOpts{timing: func(t *timing) {
 			fastTiming(t)
 			t.repairMinAge = 500 * time.Millisecond // only a gap, not "above max", can bring the event early
-		}}
+		}, network: mn}
 		switch i {
 		case 0:
 			o.relay = func(c *Cluster) broker.Relay {
