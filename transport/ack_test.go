@@ -74,6 +74,10 @@ func publishAsync(ctx context.Context, h *broker.Hub, ack broker.Ack, channel, d
 // AckAll answers only once every live member holds the event: one peer's
 // ack, enough for AckPeer, is not enough.
 func TestAckAllWaitsForEveryMember(t *testing.T) {
+	inMemory(t, testAckAllWaitsForEveryMember)
+}
+
+func testAckAllWaitsForEveryMember(t *testing.T) {
 	a, b, c, held := startHeldCluster(t, nil)
 	held.hold()
 	done := publishAsync(t.Context(), a.hub, broker.AckAll, "orders", "created")
@@ -108,6 +112,10 @@ func TestAckAllWaitsForEveryMember(t *testing.T) {
 // A member that cannot acknowledge makes AckAll fail when ctx ends, with
 // the member named; the event stays published and still spreads.
 func TestAckAllTimeoutNamesMissingMember(t *testing.T) {
+	inMemory(t, testAckAllTimeoutNamesMissingMember)
+}
+
+func testAckAllTimeoutNamesMissingMember(t *testing.T) {
 	a, b, c, held := startHeldCluster(t, nil)
 	held.hold()
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
@@ -127,6 +135,10 @@ func TestAckAllTimeoutNamesMissingMember(t *testing.T) {
 
 // A member that leaves while AckAll waits for it stops being waited for.
 func TestAckAllStopsWaitingForLeftMember(t *testing.T) {
+	inMemory(t, testAckAllStopsWaitingForLeftMember)
+}
+
+func testAckAllStopsWaitingForLeftMember(t *testing.T) {
 	a, _, c, held := startHeldCluster(t, nil)
 	held.hold()
 	done := publishAsync(t.Context(), a.hub, broker.AckAll, "orders", "x")
@@ -176,6 +188,10 @@ func TestAckAllWaitsUntilMemberDeclaredDead(t *testing.T) {
 
 // Alone, AckAll is AckLocal.
 func TestAckAllAlone(t *testing.T) {
+	inMemory(t, testAckAllAlone)
+}
+
+func testAckAllAlone(t *testing.T) {
 	a := startNode(t, "alone")
 	waitFor(t, "ready", 5*time.Second, func() bool { return a.c.Ready() == nil })
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)

@@ -33,6 +33,10 @@ func TestMain(m *testing.M) {
 }
 
 func TestRelayOrderAndResumeAnywhere(t *testing.T) {
+	inMemory(t, testRelayOrderAndResumeAnywhere)
+}
+
+func testRelayOrderAndResumeAnywhere(t *testing.T) {
 	nodes := startCluster(t, 3)
 	pat, _ := broker.ParsePattern("orders.>")
 	var subs []*broker.Subscription

@@ -68,7 +68,8 @@ type nodeOpts struct {
 	// fastDetection).
 	memberlist func(*memberlist.Config)
 	// network, when set, replaces TCP and UDP (memnet_test.go): the
-	// test runs in a synctest bubble.
+	// test runs in a synctest bubble. inMemory sets it for every node of
+	// its test.
 	network *memNet
 }
 
@@ -125,6 +126,11 @@ func startNodeWith(tb testing.TB, name string, o nodeOpts) *node {
 		o.timing(&c.timing)
 	}
 	c.tuneMemberlist = o.memberlist
+	if o.network == nil {
+		if n, ok := bubbleNets.Load(tb); ok {
+			o.network = n.(*memNet)
+		}
+	}
 	if o.network != nil {
 		c.network = o.network
 	}

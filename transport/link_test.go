@@ -281,6 +281,10 @@ func (h *gatedHub) Digest() broker.Digest {
 // while its peer is unreachable still brings the peer every event, once
 // and in order (from the origin's history on reconnect, or by repair).
 func TestResendOverflowIsRepaired(t *testing.T) {
+	inMemory(t, testResendOverflowIsRepaired)
+}
+
+func testResendOverflowIsRepaired(t *testing.T) {
 	const maxUnacked = 4
 	var gated gatedHub
 	nodes := startClusterWith(t, 3, func(i int) nodeOpts {

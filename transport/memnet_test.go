@@ -6,10 +6,26 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 )
+
+// inMemory runs f in a synctest bubble with a fresh memNet that every node
+// f starts (startNodeWith with no network of its own) is on.
+func inMemory(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	synctest.Test(t, func(t *testing.T) {
+		bubbleNets.Store(t, newMemNet())
+		t.Cleanup(func() { bubbleNets.Delete(t) }) // after the nodes': cleanups are LIFO
+		f(t)
+	})
+}
+
+// bubbleNets holds inMemory's network per test.
+var bubbleNets sync.Map // testing.TB → *memNet
 
 // memNet is an in-memory network for whole test clusters: memberlist's
 // packets and streams and the relay's links, between nodes of one test,

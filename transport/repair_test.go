@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/rumorhq/rumor/broker"
@@ -14,6 +13,10 @@ import (
 // A node that joins a cluster with history catches up before it says it is
 // ready, in pages, and then serves resumes exactly like the old nodes.
 func TestJoinCatchesUpBeforeReady(t *testing.T) {
+	inMemory(t, testJoinCatchesUpBeforeReady)
+}
+
+func testJoinCatchesUpBeforeReady(t *testing.T) {
 	const n = 200
 	pages := func(t *timing) {
 		fastTiming(t)
@@ -91,7 +94,7 @@ func replayAll(tb testing.TB, h *broker.Hub, after broker.ID) []broker.ID {
 // the hole in its digest, a peer fills it, and no subscriber sees an event
 // twice.
 func TestGapIsDetectedAndRepaired(t *testing.T) {
-	synctest.Test(t, testGapIsDetectedAndRepaired)
+	inMemory(t, testGapIsDetectedAndRepaired)
 }
 
 func testGapIsDetectedAndRepaired(t *testing.T) {
@@ -100,12 +103,11 @@ func testGapIsDetectedAndRepaired(t *testing.T) {
 	var relayA *skipRelay
 	var digests digestLog
 	regC := newRegistry()
-	mn := newMemNet()
 	nodes := startClusterWith(t, 3, func(i int) nodeOpts {
 		o := nodeOpts{timing: func(t *timing) {
 			fastTiming(t)
 			t.repairMinAge = 500 * time.Millisecond // only a gap, not "above max", can bring the event early
-		}, network: mn}
+		}}
 		switch i {
 		case 0:
 			o.relay = func(c *Cluster) broker.Relay {
