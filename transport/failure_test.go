@@ -87,6 +87,10 @@ func TestCrashedNodeIsDroppedAndDeclaredDead(t *testing.T) {
 // nothing: events go out at once. Its relay is cut a stall timeout after it
 // last spoke, and positions stop waiting for its watermark.
 func TestSilentPeerIsCutAfterStallTimeout(t *testing.T) {
+	inMemory(t, testSilentPeerIsCutAfterStallTimeout)
+}
+
+func testSilentPeerIsCutAfterStallTimeout(t *testing.T) {
 	nodes := startClusterWith(t, 2, func(int) nodeOpts {
 		return nodeOpts{timing: func(t *timing) { fastTiming(t); t.stallTimeout = 500 * time.Millisecond }}
 	})
@@ -117,6 +121,10 @@ func TestSilentPeerIsCutAfterStallTimeout(t *testing.T) {
 // right after, even though C never heard from A: C gets them by digest
 // repair from B, each exactly once.
 func TestAckedEventsSurviveOriginCrash(t *testing.T) {
+	inMemory(t, testAckedEventsSurviveOriginCrash)
+}
+
+func testAckedEventsSurviveOriginCrash(t *testing.T) {
 	var cName string
 	var relayA *skipRelay
 	nodes := startClusterWith(t, 3, func(i int) nodeOpts {
@@ -183,7 +191,10 @@ func (r *skipRelay) Send(e *broker.Event) {
 
 // A graceful Leave shows as "left" on the peers, quickly, not as a death.
 func TestLeaveIsSeenAsLeft(t *testing.T) {
-	t.Parallel()
+	inMemory(t, testLeaveIsSeenAsLeft)
+}
+
+func testLeaveIsSeenAsLeft(t *testing.T) {
 	reg := newRegistry()
 	nodes := startClusterWith(t, 3, func(i int) nodeOpts {
 		if i == 0 {
@@ -230,6 +241,10 @@ func TestLeaveIsSeenAsLeft(t *testing.T) {
 // Acked gives up after the ack timeout, or when the context ends, when no
 // peer acknowledges.
 func TestAckedWithoutLivePeer(t *testing.T) {
+	inMemory(t, testAckedWithoutLivePeer)
+}
+
+func testAckedWithoutLivePeer(t *testing.T) {
 	var aName string
 	var relayB *skipRelay
 	nodes := startClusterWith(t, 2, func(i int) nodeOpts {

@@ -395,11 +395,20 @@ type rawPeer struct {
 	origin uint64
 }
 
-// dialRaw dials a node's gossip port and runs the relay handshake with
-// the relay key for key and label, as origin.
+// dialRaw dials a node's gossip port (on inMemory's network in a bubble)
+// and runs the relay handshake with the relay key for key and label, as
+// origin.
 func dialRaw(tb testing.TB, addr string, key []byte, label string, origin uint64) (*rawPeer, error) {
 	tb.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	var conn net.Conn
+	var err error
+	if n, ok := bubbleNets.Load(tb); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err = n.(*memNet).dial(ctx, addr)
+		cancel()
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, 2*time.Second)
+	}
 	if err != nil {
 		tb.Fatalf("dial %s: %v", addr, err)
 	}

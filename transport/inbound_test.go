@@ -66,6 +66,10 @@ func (h *peerLog) log() []string {
 // peer out of the order the new connection has put it back in: the new
 // reader starts only after the old one finished.
 func TestRedialKeepsPeerInOrder(t *testing.T) {
+	inMemory(t, testRedialKeepsPeerInOrder)
+}
+
+func testRedialKeepsPeerInOrder(t *testing.T) {
 	ghost := broker.NewOrigin()
 	pl := &peerLog{origin: ghost, upped: make(chan struct{}, 1)}
 	a := startNodeWith(t, "a", nodeOpts{
@@ -173,6 +177,10 @@ func TestShutdownWithIncomingConnections(t *testing.T) {
 // once, so the order stops waiting for it without waiting for the stall
 // timeout (a partition can leave the connection open).
 func TestMemberDownDropsInbound(t *testing.T) {
+	inMemory(t, testMemberDownDropsInbound)
+}
+
+func testMemberDownDropsInbound(t *testing.T) {
 	a := startNodeWith(t, "a", nodeOpts{timing: func(t *timing) { fastTiming(t); t.stallTimeout = time.Minute }})
 	origin := broker.NewOrigin()
 	m := addFakeMemberWith(t, a.c, "partitioned", origin)

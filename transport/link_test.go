@@ -35,6 +35,9 @@ func addFakeMember(tb testing.TB, c *Cluster, name string) *fakeMember {
 
 func addFakeMemberWith(tb testing.TB, c *Cluster, name string, origin uint64) *fakeMember {
 	tb.Helper()
+	if n, ok := bubbleNets.Load(tb); ok {
+		return addFakeMemberOn(tb, n.(*memNet), c, name, origin)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -66,6 +69,45 @@ func addFakeMemberWith(tb testing.TB, c *Cluster, name string, origin uint64) *f
 	addr := ln.Addr().(*net.TCPAddr)
 	md, _ := json.Marshal(meta{HTTP: "127.0.0.1:1", Origin: strconv.FormatUint(m.origin, 16), Version: relayVersion})
 	m.node = &memberlist.Node{Name: name, Addr: addr.IP, Port: uint16(addr.Port), Meta: md}
+	c.memberUp(m.node)
+	return m
+}
+
+// addFakeMemberOn is addFakeMemberWith on inMemory's network.
+func addFakeMemberOn(tb testing.TB, n *memNet, c *Cluster, name string, origin uint64) *fakeMember {
+	tb.Helper()
+	tr, err := n.listen("127.0.0.1", 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mt := tr.(*memTransport)
+	m := &fakeMember{origin: origin, accepted: make(chan net.Conn, 16)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case conn := <-mt.streams:
+				m.accepted <- conn
+			case <-mt.done:
+				return
+			}
+		}
+	}()
+	tb.Cleanup(func() {
+		mt.Shutdown()
+		<-done
+		for {
+			select {
+			case conn := <-m.accepted:
+				conn.Close()
+			default:
+				return
+			}
+		}
+	})
+	md, _ := json.Marshal(meta{HTTP: "127.0.0.1:1", Origin: strconv.FormatUint(m.origin, 16), Version: relayVersion})
+	m.node = &memberlist.Node{Name: name, Addr: mt.ip, Port: uint16(mt.port), Meta: md}
 	c.memberUp(m.node)
 	return m
 }
@@ -162,6 +204,10 @@ func (f *fakeConn) ack(tb testing.TB, seq uint64) {
 // history fills in the rest, so the peer never sees the origin's events out
 // of order; and no watermark ever overtakes an event on the wire.
 func TestLinkResendsUnackedBeforeWatermark(t *testing.T) {
+	inMemory(t, testLinkResendsUnackedBeforeWatermark)
+}
+
+func testLinkResendsUnackedBeforeWatermark(t *testing.T) {
 	const maxUnacked = 8
 	a := startNodeWith(t, "a", nodeOpts{timing: func(t *timing) {
 		fastTiming(t)
