@@ -11,7 +11,8 @@ import (
 )
 
 // eventID is an event id as a client sees it:
-// "TTTTTTTTTTTTTTTT-OOOOOOOOOOOOOOOO-S", hex, ordered by time, origin, seq.
+// "TTTTTTTTTTTTTTTT-OOOOOOOOOOOOOOOO-S": hex time, origin (a node incarnation)
+// and sequence (counting that origin's events from 1).
 // The checker parses it itself rather than with package broker, so that it
 // judges the wire format from outside.
 type eventID struct {
@@ -36,19 +37,6 @@ func parseEventID(s string) (eventID, error) {
 	return id, nil
 }
 
-func (a eventID) less(b eventID) bool {
-	if a.Time != b.Time {
-		return a.Time < b.Time
-	}
-	if a.Origin != b.Origin {
-		return a.Origin < b.Origin
-	}
-	return a.Seq < b.Seq
-}
-
-// Unix is the wall-clock part of the id's hybrid logical clock time.
-func (a eventID) Unix() time.Time { return time.UnixMilli(int64(a.Time >> 16)) }
-
 // report is the checker's verdict. The counts are exact; Problems lists
 // the first 60 findings in words.
 type report struct {
@@ -67,12 +55,18 @@ type report struct {
 	NoOwnID    int // deliveries without an id line of their own
 	Resets     int // rumor.reset signals
 
-	Problems        []string
+	BySubscriber []string // per subscriber with a problem: its counts
+	Problems     []string
+
 	problemsDropped int
+	subProblems     int // problems of the subscriber being checked
 }
 
+// problem records a finding: at most 60 in all and 6 per subscriber are
+// kept in words, so that every subscriber's first findings show.
 func (r *report) problem(format string, args ...any) {
-	if len(r.Problems) >= 60 {
+	r.subProblems++
+	if len(r.Problems) >= 60 || r.subProblems > 6 {
 		r.problemsDropped++
 		return
 	}
@@ -94,6 +88,9 @@ func (r *report) String() string {
 	var b strings.Builder
 	b.WriteString(r.Summary())
 	b.WriteByte('\n')
+	for _, l := range r.BySubscriber {
+		fmt.Fprintf(&b, "  %s\n", l)
+	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "  PROBLEM: %s\n", p)
 	}
@@ -113,12 +110,13 @@ func (r *report) String() string {
 //     the first one the subscriber got: between two events of an origin,
 //     every event of that origin in between arrived too (sequences count
 //     an origin's events from 1 with no holes);
-//   - every event has an id line of its own (its id, or its id then '~'
-//     and resume information);
+//   - every event comes with an id line of its own (an id sent only as a
+//     comment, or none, leaves a browser's Last-Event-ID on an older
+//     event);
 //   - no rumor.reset arrives.
 //
-// Events of different origins may arrive in any interleaving: each node
-// delivers an event as soon as it holds it.
+// There is no order across origins to check: every node delivers an event
+// as soon as it holds it.
 func check(pubs []publishRecord, subs []subscriberLog) *report {
 	r := &report{NodesPerSub: map[string]int{}}
 	byID := map[string]publishRecord{}             // event id → its publish
@@ -172,6 +170,8 @@ func check(pubs []publishRecord, subs []subscriberLog) *report {
 	}
 
 	for _, s := range subs {
+		r.subProblems = 0
+		before := *r
 		from := func(d delivery) string {
 			c := s.conn(d.Conn)
 			resume := c.Resume
@@ -194,7 +194,7 @@ func check(pubs []publishRecord, subs []subscriberLog) *report {
 			nodes[d.Node] = true
 			if !d.OwnID && d.ID != "" {
 				r.NoOwnID++
-				r.problem("%s: %s arrived without an id line of its own, on %s", s.Name, d.ID, from(d))
+				r.problem("%s: %s (%s) came without an id line of its own (its id only in a comment), on %s", s.Name, d.ID, d.Data, from(d))
 			}
 			if d.ID == "" {
 				r.problem("%s: an event (%q) without any id, on %s", s.Name, d.Data, from(d))
@@ -270,6 +270,11 @@ func check(pubs []publishRecord, subs []subscriberLog) *report {
 		if len(missing) > 0 {
 			r.problem("%s: %d acknowledged events never arrived, first: %s", s.Name, len(missing), strings.Join(missing[:min(5, len(missing))], ", "))
 		}
+		if r.subProblems > 0 {
+			r.BySubscriber = append(r.BySubscriber, fmt.Sprintf("%s: %d problems: %d duplicates, %d out of order, %d skipped, %d acked never arrived, %d without an id line, %d resets; %d connections",
+				s.Name, r.subProblems, r.Duplicates-before.Duplicates, r.OutOfOrder-before.OutOfOrder, r.Gaps-before.Gaps,
+				r.Missing-before.Missing, r.NoOwnID-before.NoOwnID, r.Resets-before.Resets, len(s.Conns)))
+		}
 	}
 	return r
 }
@@ -328,9 +333,9 @@ func TestCheck(t *testing.T) {
 		{"unacknowledged last event may be missing", unackedA3, dl(a1, b1, a2, b2, b3), nil, "", nil, 0},
 		{"missing at the end", pubs, dl(a1, b1, a2, b2, a3), nil, "1 acknowledged events never arrived, first: " + b3, func(r *report) int { return r.Gaps }, 0},
 		{"duplicate", pubs, dl(a1, b1, b1, a2, b2, a3, b3), nil, "duplicate " + b1, func(r *report) int { return r.Duplicates }, 1},
-		{"origins interleaved any way", pubs, dl(a1, a2, b1, b2, a3, b3), nil, "", nil, 0},
+		{"origins interleave freely", pubs, dl(a1, a2, a3, b1, b2, b3), nil, "", nil, 0},
 		{"origin order", pubs, dl(a2, a1, b1, b2, a3, b3), nil, "sequence 1 (d0) arrived after 2", func(r *report) int { return r.OutOfOrder }, 1},
-		{"no id line of its own", pubs, comment, nil, b2 + " arrived without an id line of its own", func(r *report) int { return r.NoOwnID }, 1},
+		{"no id line of its own", pubs, comment, nil, b2 + " (d3) came without an id line of its own", func(r *report) int { return r.NoOwnID }, 1},
 		{"no id at all", pubs, []delivery{{Data: "d0", Node: "n1", Conn: 1}}, nil, `an event ("d0") without any id`, nil, 0},
 		{"reset", pubs, all, []delivery{{Type: "rumor.reset", Data: "{}"}}, "rumor.reset", func(r *report) int { return r.Resets }, 1},
 		{"wrong data", pubs, []delivery{{ID: a1, OwnID: true, Data: "d1"}}, nil, `carries "d1", its publisher sent "d0"`, nil, 0},
@@ -338,6 +343,14 @@ func TestCheck(t *testing.T) {
 		{"same id twice", append([]publishRecord{pub(9, a1)}, pubs...), all, nil, "were both given id", nil, 0},
 		{"unacked may be missing", append([]publishRecord{{Data: "x", Status: 503}}, pubs...), all, nil, "", nil, 0},
 	}
+	t.Run("every subscriber's problems show", func(t *testing.T) {
+		dups := dl(a1, a1, a1, a1, a1, a1, a1, a1, a1, a1, b1, a2, b2, a3, b3)
+		r := check(pubs, []subscriberLog{{Name: "s1", Events: dups}, {Name: "s2", Events: dl(a1, b1, b2, a3, b3)}})
+		got := strings.Join(r.Problems, "\n")
+		if r.Duplicates != 9 || !strings.Contains(got, "s2: origin") || len(r.BySubscriber) != 2 {
+			t.Errorf("check() = %s\nwant 9 duplicates of s1 counted, s2's gap listed, and a line per subscriber", r)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := check(tt.pubs, []subscriberLog{{Name: "s1", Events: tt.events, Resets: tt.resets}})

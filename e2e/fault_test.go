@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -144,6 +145,61 @@ func crossNode(w *workload, from int, p *probe, n int, timeout time.Duration) (t
 		return 0, false
 	}
 	return at.Sub(rec.Sent), true
+}
+
+// TestFrozenNode stops n3's process (SIGSTOP) for 4 s while publishers
+// publish on every node (n3 is p3's home) and subscribers hop between
+// nodes with Last-Event-ID, then continues it (SIGCONT) and moves every
+// subscriber onto n3 at once, while n3 still catches up on what it missed.
+// Every acknowledged event must reach every subscriber exactly once, in
+// per-origin order, with no gap, each with an id line of its own. And the
+// healthy nodes must not wait for the frozen one: while n3 is stopped, an
+// event published on n1 reaches a stream on n2 (and the other way) within
+// a second.
+func TestFrozenNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process cluster test")
+	}
+	c := newCluster(t, loopbackSpecs(t, 3), clusterOptions{})
+	c.startAll()
+	w := hopLoad(t, c, nil, 40*time.Millisecond)
+	probes := []*probe{openProbe(t, c, 0, channels[0]), openProbe(t, c, 1, channels[0])}
+	time.Sleep(2 * time.Second)
+
+	const victim, frozenFor = 2, 4 * time.Second
+	stopped := c.pause(victim)
+	end := stopped.Add(frozenFor)
+	var worst time.Duration
+	var lost []string
+	for n := 1; n <= 40 && time.Now().Before(end.Add(-300*time.Millisecond)); n++ {
+		from, to := n%2, 1-n%2
+		d, ok := crossNode(w, from, probes[to], n, time.Until(end)+3*time.Second)
+		if !ok {
+			lost = append(lost, fmt.Sprintf("%s→%s #%d", c.specs[from].Name, c.specs[to].Name, n))
+			continue
+		}
+		worst = max(worst, d)
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Until(end))
+	c.resume(victim)
+	t.Logf("FROZEN %s for %v; events between the healthy nodes took at most %v meanwhile", c.specs[victim].Name, time.Since(stopped).Round(10*time.Millisecond), worst.Round(time.Millisecond))
+	if len(lost) > 0 {
+		t.Errorf("while %s was stopped, probe events were not acknowledged or did not arrive: %s", c.specs[victim].Name, strings.Join(lost, ", "))
+	}
+	if worst > time.Second {
+		t.Errorf("while %s was stopped, an event published on a healthy node took %v to reach a stream on the other healthy node; want under 1s (a node must not wait for a frozen peer)", c.specs[victim].Name, worst.Round(time.Millisecond))
+	}
+	// Every subscriber resumes on the node that was frozen, while it
+	// catches up.
+	w.MoveAll(victim)
+	if !w.WaitArrived(10 * time.Second) {
+		t.Errorf("not every subscriber could open a stream on %s within 10s of SIGCONT", c.specs[victim].Name)
+	}
+	t.Logf("every subscriber resumed on %s %v after SIGCONT", c.specs[victim].Name, time.Since(end).Round(10*time.Millisecond))
+	c.waitConverged(20 * time.Second)
+	time.Sleep(2 * time.Second)
+	finish(t, w)
 }
 
 // TestThrottledNode stops n2 for 100 ms in every 500 ms for 8 s, as a

@@ -161,19 +161,36 @@ func (l *lab) heal(h string) {
 	l.must("ip", "netns", "exec", l.ns(h), "nft", "delete", "table", "inet", partitionTable)
 }
 
+// partitionFor is how long TestPartition keeps n3 cut off:
+// $RUMOR_E2E_PARTITION (a Go duration, 10s to 5m), else 12s.
+func partitionFor(t *testing.T) time.Duration {
+	t.Helper()
+	v := os.Getenv("RUMOR_E2E_PARTITION")
+	if v == "" {
+		return 12 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 10*time.Second || d > 5*time.Minute {
+		t.Fatalf("RUMOR_E2E_PARTITION=%q: want a duration from 10s to 5m", v)
+	}
+	return d
+}
+
 // TestPartition cuts one node of three off from the other two (not from
-// the clients) for 12 s, then heals it. Publishers keep publishing on every
-// node: the cut-off node acknowledges alone once it declared its peers
-// dead. Subscribers hop between the nodes, across the cut, throughout. Every
-// acknowledged event must reach every subscriber exactly once, in
-// per-origin order, with no gap and an id line of its own. It measures
-// failure detection on both sides and the time
-// the halves take to merge again (memberlist forgets dead peers; the
+// the clients) for 12 s (RUMOR_E2E_PARTITION), then heals it. Publishers
+// keep publishing on every node: the cut-off node acknowledges alone once
+// it declared its peers dead. Subscribers keep hopping between nodes with
+// Last-Event-ID the whole time, across the cut too, and all move onto n3
+// right after the heal. Every acknowledged event must reach every
+// subscriber exactly once, in per-origin order, with no gap, each with an
+// id line of its own. It measures failure detection on both sides and the
+// time the halves take to merge again (memberlist forgets dead peers; the
 // periodic re-join, 2 s here, brings them back).
 func TestPartition(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process cluster test")
 	}
+	cutFor := partitionFor(t)
 	l := newLab(t, "n1", "n2", "n3", "c")
 	specs := make([]nodeSpec, 3)
 	for i := range specs {
@@ -184,15 +201,19 @@ func TestPartition(t *testing.T) {
 	fwd := startForwarder(t, l.ns("c"), l.subnet)
 	c := newCluster(t, specs, clusterOptions{Transport: fwd.transport()})
 	c.startAll()
-	w := steadyLoad(t, c, fwd.transport())
-	// Subscribers keep hopping between all three nodes, across the cut and
-	// back, the whole time: their ids carry what a resume needs.
+	// A long partition publishes more slowly, so that the default history
+	// (1000 events per channel) still covers every resume.
+	every := 40 * time.Millisecond
+	if cutFor > 20*time.Second {
+		every = 120 * time.Millisecond
+	}
+	w := hopLoad(t, c, fwd.transport(), every)
 	time.Sleep(2 * time.Second)
 
 	names := c.selves()
 	cut := time.Now()
 	l.isolate("n3", "n1", "n2")
-	t.Logf("isolated n3 from n1 and n2")
+	t.Logf("isolated n3 from n1 and n2 for %v", cutFor)
 	deadline := cut.Add(20 * time.Second)
 	for _, pair := range [][2]int{{0, 2}, {1, 2}, {2, 0}, {2, 1}} {
 		obs, gone := pair[0], pair[1]
@@ -204,10 +225,15 @@ func TestPartition(t *testing.T) {
 		}
 		t.Logf("DETECT %s dropped %s %v after the cut", c.specs[obs].Name, c.specs[gone].Name, since(at, cut))
 	}
-	time.Sleep(time.Until(cut.Add(12 * time.Second)))
+	time.Sleep(time.Until(cut.Add(cutFor)))
 
 	healed := time.Now()
 	l.heal("n3")
+	// Every subscriber resumes on n3 at once, while the halves merge.
+	w.MoveAll(2)
+	if !w.WaitArrived(10 * time.Second) {
+		t.Errorf("not every subscriber could open a stream on n3 within 10s of the heal")
+	}
 	merge := c.waitConverged(30 * time.Second)
 	t.Logf("MERGE healed after %v of partition; every node saw every node alive %v after the heal", healed.Sub(cut).Round(10*time.Millisecond), merge.Round(10*time.Millisecond))
 	for i := range c.specs {
@@ -225,7 +251,6 @@ func TestPartition(t *testing.T) {
 		t.Errorf("events acknowledged during the partition did not reach every subscriber within 20s of the merge")
 	}
 	t.Logf("MERGE every subscriber had every acknowledged event %v after the heal", time.Since(healed).Round(10*time.Millisecond))
-	time.Sleep(4 * time.Second)
-
+	time.Sleep(2 * time.Second)
 	finish(t, w)
 }
