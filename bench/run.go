@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,7 +73,12 @@ type Config struct {
 	Hold           time.Duration // idle run: how long the streams stay open before the reading
 	Ack            string        // ?ack= on every publish; empty means the server's default
 	Prefix         string        // channels are PREFIX.RUN.INDEX
-	MaxEventBytes  int           // largest event data a reader accepts
+	// Envelope has every stream ask for ?envelope=json and checks that
+	// each event names the subscriber's channel (Misrouted otherwise): a
+	// test of the channel the server reports, at the envelope's cost. A
+	// bare server does not envelope.
+	Envelope      bool
+	MaxEventBytes int // largest event data a reader accepts
 	// MaxRetry caps how long a subscriber waits before reopening a stream
 	// the server ended with a retry: field (a browser waits all of it);
 	// 0 reopens at once, as without retry:.
@@ -296,6 +302,9 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 			seqs: make([]seqs, cfg.Publishers),
 		}
 		s.path = streamPath(s.base, r.names[s.ch])
+		if cfg.Envelope {
+			s.path += "?envelope=json"
+		}
 		r.subs = append(r.subs, s)
 		subWG.Go(func() { s.run(subCtx, dialing, connected) })
 	}
@@ -668,7 +677,20 @@ func (s *subscriber) connect(ctx context.Context) (net.Conn, EventReader, error)
 func (s *subscriber) receive(ev Event) {
 	now := time.Now().UnixNano()
 	r := s.r
-	st, ok := parsePayload(ev.Data)
+	data := ev.Data
+	if r.cfg.Envelope {
+		var env struct{ Channel, Data *string }
+		if json.Unmarshal([]byte(data), &env) != nil || env.Channel == nil || env.Data == nil {
+			r.foreign.Add(1)
+			return
+		}
+		if *env.Channel != r.names[s.ch] {
+			r.misrouted.Add(1) // the envelope names another channel than the stream's
+			return
+		}
+		data = *env.Data
+	}
+	st, ok := parsePayload(data)
 	switch {
 	case !ok || st.run != r.id || st.pub >= len(s.seqs) || st.seq == 0:
 		r.foreign.Add(1)

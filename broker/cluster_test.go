@@ -61,8 +61,7 @@ func (n *memNet) queue(from int, m netMsg) {
 			if m.e != nil {
 				// Each link carries its own copy, as the wire does: a hub
 				// owns the events delivered to it.
-				e := *m.e
-				m.e = &e
+				m.e = &broker.Event{ID: m.e.ID, Channel: m.e.Channel, Type: m.e.Type, Data: m.e.Data, Key: m.e.Key, Born: m.e.Born}
 			}
 			n.links[k] = append(n.links[k], m)
 		}

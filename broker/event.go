@@ -2,7 +2,9 @@ package broker
 
 import (
 	"encoding/json"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Message is what a publisher asks to publish.
@@ -25,6 +27,9 @@ type Event struct {
 
 	pos   Position // this node's position once the event was delivered here
 	frame []byte   // the SSE encoding, built once and shared by every subscriber
+	// envelope is the enveloped SSE encoding (EnvelopeFrame), built by the
+	// first stream that asks for it and shared by every other.
+	envelope atomic.Pointer[[]byte]
 }
 
 // Position returns what a client has passed once it has this event and
@@ -37,7 +42,9 @@ func (e *Event) Position() Position {
 	return e.pos
 }
 
-// Size is the event's weight against history budgets.
+// Size is the event's weight against history budgets. It leaves out the
+// enveloped frame, which appears whenever a stream first asks for it: a
+// weight that changed while the event is held would unbalance the budgets.
 func (e *Event) Size() int {
 	return len(e.Data) + len(e.Channel) + len(e.Type) + len(e.Key) + len(e.frame) + 128
 }
@@ -51,6 +58,108 @@ func (e *Event) Frame() []byte {
 		e.frame = appendFrame(make([]byte, 0, len(e.Data)+len(e.Type)+80), e.Position(), e.Type, e.Data)
 	}
 	return e.frame
+}
+
+// EnvelopeFrame returns the event's enveloped SSE encoding, for streams
+// that ask which channel each event came from: the same id and event type
+// lines as Frame, and one data line holding the JSON object
+//
+//	{"id":"ID","channel":"CHANNEL","type":"TYPE","data":"DATA"}
+//
+// where id is the bare event id (its publisher's), type is left out when the
+// event has none, and data is the payload as a JSON string. It is built
+// once, by the first stream that needs it, and shared: do not modify it.
+func (e *Event) EnvelopeFrame() []byte {
+	if f := e.envelope.Load(); f != nil {
+		return *f
+	}
+	f := appendEnvelopeFrame(make([]byte, 0, len(e.Data)+len(e.Channel)+len(e.Type)+160), e.Position(), e)
+	// Two streams may build it at once: one copy wins, both are equal.
+	e.envelope.CompareAndSwap(nil, &f)
+	return *e.envelope.Load()
+}
+
+// AppendEnvelope appends the envelope's JSON object (see EnvelopeFrame) to
+// dst.
+func AppendEnvelope(dst []byte, e *Event) []byte {
+	dst = append(dst, `{"id":"`...)
+	dst = e.ID.Append(dst)
+	// Channel names and types are plain ASCII without quotes or
+	// backslashes (ValidateChannel, ValidateType): no escaping.
+	dst = append(dst, `","channel":"`...)
+	dst = append(dst, e.Channel...)
+	if e.Type != "" {
+		dst = append(dst, `","type":"`...)
+		dst = append(dst, e.Type...)
+	}
+	dst = append(dst, `","data":`...)
+	dst = appendJSONString(dst, e.Data)
+	return append(dst, '}')
+}
+
+func appendEnvelopeFrame(dst []byte, p Position, e *Event) []byte {
+	dst = append(dst, "id: "...)
+	dst = p.Append(dst)
+	dst = append(dst, '\n')
+	if e.Type != "" {
+		dst = append(dst, "event: "...)
+		dst = append(dst, e.Type...)
+		dst = append(dst, '\n')
+	}
+	// The JSON escapes every line break: one data line.
+	dst = append(dst, "data: "...)
+	dst = AppendEnvelope(dst, e)
+	return append(dst, '\n', '\n')
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
+// U+FFFD (events are UTF-8, this keeps the output JSON whatever it gets);
+// U+2028 and U+2029 are escaped too, so the text is also JavaScript.
+func appendJSONString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\u202`...)
+			dst = append(dst, hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 // AppendFrame appends the SSE encoding of one event to dst. Type must be a

@@ -59,8 +59,7 @@ func (n *modelNet) queue(from int, m netMsg) {
 			if m.e != nil {
 				// Each link carries its own copy, as the wire does: a hub
 				// owns the events delivered to it.
-				e := *m.e
-				m.e = &e
+				m.e = &broker.Event{ID: m.e.ID, Channel: m.e.Channel, Type: m.e.Type, Data: m.e.Data, Key: m.e.Key, Born: m.e.Born}
 			}
 			n.queues[k] = append(n.queues[k], m)
 		}

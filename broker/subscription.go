@@ -25,6 +25,7 @@ type Subscription struct {
 	hub      *Hub
 	patterns []Pattern
 	wild     bool // has a wildcard pattern
+	envelope bool // frames carry the envelope: SubscribeRequest.Envelope
 
 	// Replay holds the retained events after the resume position, in
 	// order, to be written before anything Drain returns.
@@ -105,16 +106,24 @@ func (s *Subscription) giveBack(n int64) {
 // client came from a node that held events this one did not yet), the id
 // joins both positions instead, so that the client's next resume, anywhere,
 // is still exact. Only the stream's writer calls it.
+//
+// With SubscribeRequest.Envelope the frame is e's shared EnvelopeFrame
+// instead, and a joined one is enveloped too.
 func (s *Subscription) Frame(e *Event) []byte {
-	if s.from == nil {
-		return e.Frame()
-	}
-	p := e.Position()
-	if p.Covers(*s.from) {
+	if s.from != nil {
+		p := e.Position()
+		if !p.Covers(*s.from) {
+			if s.envelope {
+				return appendEnvelopeFrame(nil, s.from.Join(p, e.ID), e)
+			}
+			return appendFrame(nil, s.from.Join(p, e.ID), e.Type, e.Data)
+		}
 		s.from = nil
-		return e.Frame()
 	}
-	return appendFrame(nil, s.from.Join(p, e.ID), e.Type, e.Data)
+	if s.envelope {
+		return e.EnvelopeFrame()
+	}
+	return e.Frame()
 }
 
 // push queues e; it reports whether the subscription just overflowed.
@@ -186,12 +195,21 @@ func (s *Subscription) Close() {
 type SubscribeRequest struct {
 	Patterns []Pattern
 	From     Position // resume after this position (a Last-Event-ID); zero means live only
+	// Last starts a stream that does not resume (From is zero) with the
+	// last Last retained events of the matching channels; 0 means none.
+	Last int
+	// Envelope makes Frame wrap each event's data in a JSON object that
+	// names its channel (Event.EnvelopeFrame).
+	Envelope bool
 }
 
 // Subscribe registers a subscription. With From set, Subscription.Replay
 // holds every retained event on the matching channels that From has not
 // passed, in the order this node got them, and live events continue
 // exactly after them: no gap, no duplicate, whichever node wrote From.
+// Without From, Last > 0 puts the last Last retained events in Replay, in
+// the order this node got them, and live events continue exactly after
+// them.
 func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 	if len(req.Patterns) == 0 {
 		return nil, fmt.Errorf("%w: no channel", ErrBadPattern)
@@ -202,6 +220,10 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 		wake:     make(chan struct{}, 1),
 		max:      h.opts.QueueSize,
 		maxBytes: h.opts.QueueBytes,
+		envelope: req.Envelope,
+	}
+	if req.Last < 0 {
+		return nil, fmt.Errorf("%w: a negative number of last events", ErrBadPattern)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -247,8 +269,29 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 			// this node yet: they must not come twice.
 			s.skip = &from
 		}
+	} else if req.Last > 0 {
+		s.Replay = h.latest(chans, req.Last)
 	}
 	return s, nil
+}
+
+// latest returns the last n retained events on chans, in arrival order.
+// Called with h.mu held.
+func (h *Hub) latest(chans []*channel, n int) []*Event {
+	var entries []*entry
+	for _, c := range chans {
+		live := c.log.live()
+		entries = append(entries, live[max(0, len(live)-n):]...)
+	}
+	if len(chans) > 1 {
+		slices.SortFunc(entries, func(a, b *entry) int { return cmpUint(a.n, b.n) })
+	}
+	entries = entries[max(0, len(entries)-n):]
+	events := make([]*Event, len(entries))
+	for i, en := range entries {
+		events[i] = en.e
+	}
+	return events
 }
 
 // replay collects the retained events on chans that a client at p has not

@@ -155,6 +155,11 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	envelope, last, err := streamOptions(r) // envelope.go
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	client := h.clientAddr(r)
 	if !h.acquireClient(client) {
 		h.shed(w, r, rejectClientLimit)
@@ -178,7 +183,7 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, aerr)
 		return
 	}
-	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: patterns, From: after})
+	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: patterns, From: after, Last: last, Envelope: envelope})
 	if err != nil {
 		h.unregister(s)
 		h.releaseClient(client)

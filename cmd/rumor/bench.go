@@ -97,6 +97,7 @@ func parseBench(args []string, getenv func(string) string, stdout, stderr io.Wri
 	maxRetry := fs.Duration("max-retry", time.Second, "the longest a subscriber waits to reopen a stream the server ended with a longer retry: (a browser waits all of it); 0 reopens at once")
 	cluster := fs.Int("cluster", 0, "start this many rumor nodes in this process (like rumor dev; 1 is a single node) and test them instead of --server")
 	bare := fs.Bool("bare", false, "start the reference bare fan-out loop in this process and test it instead of --url")
+	envelope := fs.Bool("envelope", false, "streams ask for ?envelope=json and every event must name the subscriber's channel (counted as misrouted otherwise); not with --bare")
 	cross := fs.Bool("cross-node", false, "publish to the first server only and subscribe on the others, so every event crosses nodes")
 	subs := fs.Int("subscribers", 100, fmt.Sprintf("streams to open (at most %d)", bench.MaxSubscribers))
 	channels := fs.Int("channels", 1, "channels; subscriber i streams channel i mod channels, event g goes to channel g mod channels")
@@ -153,6 +154,9 @@ func parseBench(args []string, getenv func(string) string, stdout, stderr io.Wri
 	if *cluster > 0 && *bare {
 		errs = append(errs, errors.New("--cluster and --bare: pick one"))
 	}
+	if *envelope && *bare {
+		errs = append(errs, errors.New("--envelope and --bare: the bare loop sends data as published"))
+	}
 	b := &benchRun{
 		cfg: bench.Config{
 			Subscribers:    *subs,
@@ -167,6 +171,7 @@ func parseBench(args []string, getenv func(string) string, stdout, stderr io.Wri
 			Hold:           *hold,
 			Ack:            *ack,
 			Prefix:         "bench",
+			Envelope:       *envelope,
 			MaxEventBytes:  int(max(min(maxEventN, 1<<30), sizeN)),
 			MaxRetry:       *maxRetry,
 			NewReader:      newBenchReader,

@@ -83,6 +83,23 @@ func TestBenchCrossNode(t *testing.T) {
 	wantClean(t, res, 100, 10*100)
 }
 
+// TestBenchEnvelope: with --envelope every stream asks for ?envelope=json
+// and each event must name the subscriber's channel, across nodes.
+func TestBenchEnvelope(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	t.Cleanup(func() { waitGoroutines(t, "hashicorp/memberlist.", 5*time.Second) })
+	res, err := runBenchJSON(t, "--cluster", "3", "--cross-node", "--envelope", "--subscribers", "12", "--channels", "4", "--publishers", "2", "--count", "200", "--rate", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantClean(t, res, 200, 12*50)
+	if res.Misrouted != 0 || res.Foreign != 0 {
+		t.Errorf("misrouted %d, foreign %d; want every event enveloped with its subscriber's channel", res.Misrouted, res.Foreign)
+	}
+}
+
 // sseServer is a server whose streams put rumor bench's parser to the
 // test: every event is encoded another way (CRLF, CR, a type, comments,
 // retry: lines, field values without a space, an id-only block, bytes

@@ -28,7 +28,7 @@ func runSubscribe(ctx context.Context, args []string, getenv func(string) string
 	server := newServerFlag(getenv)
 	fs.Var(server, "server", "rumor node's base `URL`; repeat it or give a comma-separated list, and a failed or ended stream resumes on the next one (env RUMOR_SERVER)")
 	lastID := fs.String("last-event-id", "", "resume after this id: the lastEventId that --json prints (a bare event id means everything up to its time)")
-	asJSON := fs.Bool("json", false, `print one JSON object per event: {"id","event","data"}`)
+	asJSON := fs.Bool("json", false, `print one JSON object per event: {"id","channel","event","data","lastEventId"} (the stream asks for ?envelope=json to learn each event's channel)`)
 	retry := fs.Duration("retry", time.Second, "first reconnection delay until the server sends retry:")
 	maxRetry := fs.Duration("max-retry", 30*time.Second, "longest delay between reconnection attempts; they never stop")
 	idle := fs.Duration("idle-timeout", time.Minute, "reconnect when nothing (not even a heartbeat) arrives for this long")
@@ -56,7 +56,11 @@ func runSubscribe(ctx context.Context, args []string, getenv func(string) string
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
-	query := url.Values{"channel": fs.Args()}.Encode()
+	q := url.Values{"channel": fs.Args()}
+	if *asJSON {
+		q.Set("envelope", "json") // each event names its channel: docs/API.md, Which channel
+	}
+	query := q.Encode()
 	var urls []string
 	for _, base := range bases {
 		u := base.JoinPath("events")
@@ -226,12 +230,23 @@ func (s *subscriber) print(ev streamEvent) error {
 	id, _, _ := strings.Cut(ev.ID, "~")
 	var b bytes.Buffer
 	if s.json {
+		// The data is the envelope {"id","channel","type","data"}; a node
+		// that sent the data as published leaves the channel empty.
+		var env struct {
+			Channel *string `json:"channel"`
+			Data    *string `json:"data"`
+		}
+		channel, data := "", ev.Data
+		if json.Unmarshal([]byte(ev.Data), &env) == nil && env.Channel != nil && env.Data != nil {
+			channel, data = *env.Channel, *env.Data
+		}
 		line, _ := json.Marshal(struct {
 			ID          string `json:"id"`
+			Channel     string `json:"channel"`
 			Event       string `json:"event"`
 			Data        string `json:"data"`
 			LastEventID string `json:"lastEventId,omitempty"`
-		}{id, ev.Type, ev.Data, ev.ID})
+		}{id, channel, ev.Type, data, ev.ID})
 		b.Write(line)
 		b.WriteByte('\n')
 	} else {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -503,5 +504,44 @@ func TestBackoffRounds(t *testing.T) {
 	}
 	if d := b.next(); d < 1500*time.Millisecond || d > 2*time.Second {
 		t.Errorf("first attempt of the second round waits %v, want 2s less up to a quarter", d)
+	}
+}
+
+// --json against a real node: one stream of a channel and a pattern, and
+// every line names the event's channel while the data stays as published.
+func TestSubscribeJSONChannel(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := startCluster(t, ctx, 1)
+	n := c.nodes[0]
+	sub := start(t, env(nil), subscribeArgs(n.URL(), "--json", "demo", "orders.>")...)
+	for deadline := time.Now().Add(10 * time.Second); n.hub.Stats().Subscribers == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("rumor subscribe did not connect within 10s")
+		}
+	}
+	want := []map[string]string{
+		{"channel": "demo", "event": "message", "data": "a\nb"},
+		{"channel": "orders.eu", "event": "order.paid", "data": `{"n":1}`},
+	}
+	want[0]["id"] = c.publish(t, n, "demo", "", "a\nb")
+	want[1]["id"] = c.publish(t, n, "orders.eu", "order.paid", `{"n":1}`)
+	c.publish(t, n, "elsewhere", "", "not subscribed")
+	out := sub.out.waitFor(t, "two JSON lines", func(s string) bool { return strings.Count(s, "\n") >= 2 })
+	sub.stop(t)
+	var got []map[string]string
+	for line := range strings.Lines(out) {
+		var m map[string]string
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("--json printed %q, not JSON: %v", line, err)
+		}
+		if !strings.HasPrefix(m["lastEventId"], m["id"]) {
+			t.Errorf("--json lastEventId %q does not start with id %q", m["lastEventId"], m["id"])
+		}
+		delete(m, "lastEventId")
+		got = append(got, m)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("subscribe --json printed %v, want %v", got, want)
 	}
 }

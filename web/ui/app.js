@@ -469,6 +469,7 @@
       el("div", { className: "meta" },
         el("time", { className: "ev-time", datetime: ev.time.toISOString() }, clock(ev.time)),
         el("code", { className: "ev-id" }, ev.id || "(no id)"),
+        el("span", { className: "ev-channel", title: "channel" }, ev.channel || ""),
         el("span", { className: "ev-type" }, ev.type),
         el("span", { className: "ev-size" }, bytes(new Blob([data]).size))),
       pre, toggle));

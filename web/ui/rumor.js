@@ -3,14 +3,15 @@
  *
  *   const sub = rumor.subscribe(["orders.>", "chat"], {
  *     types: ["message", "order.created"],
- *     onEvent(ev) { console.log(ev.id, ev.type, ev.data); },
+ *     onEvent(ev) { console.log(ev.id, ev.channel, ev.type, ev.data); },
  *     onReset(info) { reloadState(); },
  *     refreshToken(info) { return fetch("/session", {method: "POST"}); },
  *   });
  *   ...
  *   sub.close();
  *
- * One EventSource carries every channel and pattern (GET /events?channel=…).
+ * One EventSource carries every channel and pattern (GET /events?channel=…),
+ * with ?envelope=json so that each event says which channel it came from.
  * The browser resumes after a dropped connection by sending Last-Event-ID;
  * when the server answers in a way EventSource gives up on (a proxy's 502,
  * say), this helper opens a new one with ?lastEventId= after a jittered
@@ -65,6 +66,8 @@
     this._token = opts.token ? String(opts.token) : null;
     this._refreshes = 0; // since the stream last opened
     this._withCredentials = !!opts.withCredentials;
+    this._envelope = opts.envelope !== false;
+    this._last = opts.last > 0 ? Math.floor(opts.last) : 0;
     this._remember = opts.dedupe == null ? 1000 : Math.max(0, opts.dedupe | 0);
     this._seen = new Set();
     this._order = [];
@@ -112,6 +115,10 @@
     // A new EventSource cannot set Last-Event-ID; rumor takes the query
     // parameter instead. The browser's own reconnects send the header.
     if (this.lastEventId) q.push("lastEventId=" + encodeURIComponent(this.lastEventId));
+    else if (this._last) q.push("last=" + this._last); // the node ignores it on a resume
+    // Each event's data comes wrapped as {"id","channel","type","data"}:
+    // onEvent gets the channel and the data as published.
+    if (this._envelope) q.push("envelope=json");
     // A token in the URL needs --auth-query-token; a cookie travels by itself.
     if (this._token) q.push("token=" + encodeURIComponent(this._token));
     var es = new EventSource(this.url + "/events?" + q.join("&"), { withCredentials: this._withCredentials });
@@ -251,7 +258,17 @@
       }
       this.lastEventId = pos;
     }
-    safely(this.onEvent, { id: id, type: e.type, data: e.data, time: new Date(), event: e });
+    var data = e.data, channel = null;
+    if (this._envelope) {
+      try {
+        var env = JSON.parse(e.data);
+        if (env && typeof env.channel === "string" && typeof env.data === "string") {
+          channel = env.channel;
+          data = env.data;
+        }
+      } catch (err) { /* not an envelope: a node without it; give the data as is */ }
+    }
+    safely(this.onEvent, { id: id, channel: channel, type: e.type, data: data, time: new Date(), event: e });
   };
 
   Subscription.prototype._onReset = function (e) {
@@ -269,6 +286,9 @@
    *   url          base URL of a rumor node; default the page's origin
    *   types        event types to dispatch; default ["message"]
    *   lastEventId  resume after this id on the first connect
+   *   last         start with the last N retained events (when not resuming)
+   *   envelope     false: do not ask for the channel of each event (the
+   *                data is then as published either way); default true
    *   dedupe       how many recent ids to remember; default 1000, 0 for none
    *   withCredentials  send cookies to another origin
  *   token        a token sent as ?token= (the node needs --auth-query-token);
@@ -279,7 +299,9 @@
  *                nothing once the cookie is renewed; rumor.js then resumes
  *                after lastEventId. Without it the stream closes (but for
  *                a kick, after which it comes back in 1 to 2 s).
-   *   onEvent({id, type, data, time, event})
+   *   onEvent({id, channel, type, data, time, event})   channel: where the
+   *                event was published (null with envelope false); data is
+   *                as published; event.data is the raw envelope
    *   onOpen({reconnected, lastEventId})   reconnected: resumed after lastEventId
    *   onError({state, status, message, reason, retryIn, event})
    *                state "connecting": the browser retries by itself;
