@@ -34,6 +34,7 @@ func fastTiming(t *timing) {
 	t.dialTimeout = time.Second
 	t.stallTimeout = time.Second
 	t.heartbeat = 20 * time.Millisecond
+	t.watermarkIdle = 100 * time.Millisecond
 	t.repairInterval = 100 * time.Millisecond
 	t.repairMinAge = 50 * time.Millisecond
 	t.ackTimeout = 5 * time.Second
