@@ -223,7 +223,7 @@ func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, r
 	}
 	ids = make([]ID, len(msgs))
 	h.idem.expire(now) // a key is never honoured past its TTL
-	var last *Event
+	var last, wait *Event // wait: a replayed event of ours
 	for i, m := range msgs {
 		// Each message with a known key (from an earlier publish, a peer,
 		// or earlier in this batch) gets its first id and is not published
@@ -232,6 +232,11 @@ func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, r
 			if id, ok := h.idem.get(m.Key); ok {
 				ids[i] = id
 				replayed = true
+				if id.Origin == h.origin && (wait == nil || id.Seq > wait.ID.Seq) {
+					// A retry waits for its acks as the first publish
+					// did: that one may have timed out.
+					wait = &Event{ID: id}
+				}
 				continue
 			}
 		}
@@ -258,6 +263,9 @@ func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, r
 		last = e
 	}
 	h.mu.Unlock()
+	if wait != nil && (last == nil || wait.ID.Seq > last.ID.Seq) {
+		last = wait
+	}
 	if ack == AckPeer && h.opts.Relay != nil && last != nil {
 		if err := h.opts.Relay.Acked(ctx, last); err != nil {
 			return ids, replayed, fmt.Errorf("no peer acknowledged %v: %w", last.ID, err)

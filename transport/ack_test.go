@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -131,6 +132,48 @@ func testAckAllTimeoutNamesMissingMember(t *testing.T) {
 	waitFor(t, c.name+" to hold the event", 5*time.Second, func() bool {
 		return holds(c.hub, ids[0].Origin, ids[0].Seq)
 	})
+}
+
+// A retry of an AckAll publish with the same idempotency key, after the
+// first attempt timed out, is answered by the first publish's id: it must
+// wait for every member too, or a backend that retries would take the
+// answer for "every member holds it" while one does not.
+func TestAckAllRetryWaits(t *testing.T) {
+	inMemory(t, testAckAllRetryWaits)
+}
+
+func testAckAllRetryWaits(t *testing.T) {
+	a, _, c, held := startHeldCluster(t, nil)
+	held.hold()
+	msg := []broker.Message{{Channel: "orders", Data: []byte("created"), Key: "order-1"}}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	first, _, err := a.hub.Publish(ctx, msg, broker.AckAll)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("first Publish with AckAll while %s holds back = %v, want a deadline error", c.name, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ids, replayed, err := a.hub.Publish(t.Context(), msg, broker.AckAll)
+		if err == nil && (!replayed || len(ids) != 1 || ids[0] != first[0]) {
+			err = fmt.Errorf("retry answered %v (replayed %v), want the first id %v", ids, replayed, first)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the retry with AckAll returned (%v) while %s did not hold the event", err, c.name)
+	case <-time.After(100 * time.Millisecond):
+	}
+	held.release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the retry with AckAll: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the retry with AckAll did not return once every member held the event")
+	}
 }
 
 // A member that leaves while AckAll waits for it stops being waited for.
