@@ -35,6 +35,8 @@ type Bare struct {
 	channels map[string]*bareChannel
 	closed   bool
 	done     chan struct{}
+	peers    []net.Conn // with RelayTo: every publish is written to each
+	out      []byte     // the relay frame being written
 }
 
 type bareChannel struct{ subs map[*bareSub]struct{} }
@@ -89,6 +91,18 @@ func (b *Bare) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	ch := r.PathValue("channel")
 	b.mu.Lock()
+	seq := b.fanout(ch, data)
+	if len(b.peers) > 0 {
+		b.relay(ch, data)
+	}
+	b.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, "{\"id\":\"%d\",\"channel\":%q}\n", seq, ch)
+}
+
+// fanout frames one event and hands it to every subscriber of ch. Called
+// with b.mu held.
+func (b *Bare) fanout(ch string, data []byte) uint64 {
 	b.seq++
 	seq := b.seq
 	frame := appendBareFrame(make([]byte, 0, len(data)+32), seq, data)
@@ -109,9 +123,7 @@ func (b *Bare) publish(w http.ResponseWriter, r *http.Request) {
 		default:
 		}
 	}
-	b.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, "{\"id\":\"%d\",\"channel\":%q}\n", seq, ch)
+	return seq
 }
 
 // appendBareFrame is SSE framing: id:, then one data: line per line of
@@ -220,7 +232,21 @@ func serveMemMetrics(w http.ResponseWriter, r *http.Request) {
 // ServeBare serves a Bare on ln until ctx ends, then ends its streams and
 // shuts the server down.
 func ServeBare(ctx context.Context, ln net.Listener) error {
+	return ServeBareRelay(ctx, ln, nil, nil)
+}
+
+// ServeBareRelay is ServeBare as one of a bare cluster: it fans out the
+// events peers relay to relayLn (if not nil), and writes every publish to
+// the relay listeners at relayTo, dialled first.
+func ServeBareRelay(ctx context.Context, ln, relayLn net.Listener, relayTo []string) error {
 	b := NewBare()
+	if relayLn != nil {
+		go func() { _ = b.ServeRelay(relayLn) }()
+		defer relayLn.Close()
+	}
+	if err := b.RelayTo(ctx, relayTo); err != nil {
+		return err
+	}
 	srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

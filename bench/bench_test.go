@@ -600,3 +600,47 @@ func TestValidate(t *testing.T) {
 		t.Errorf("Validate of a good config = %v", err)
 	}
 }
+
+// TestRunBareCluster: three bare loops relaying to each other, publishing
+// on the first and subscribing on the second, deliver every event once and
+// in order: the bare cluster fault.sh measures as the floor of rumor-3.
+func TestRunBareCluster(t *testing.T) {
+	var relayAddrs []string
+	var urls []string
+	start := func(relayTo []string) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rln net.Listener
+		if relayTo == nil {
+			if rln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+				t.Fatal(err)
+			}
+			relayAddrs = append(relayAddrs, rln.Addr().String())
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- ServeBareRelay(ctx, ln, rln, relayTo) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("ServeBareRelay: %v", err)
+			}
+		})
+		urls = append(urls, "http://"+ln.Addr().String())
+	}
+	start(nil)
+	start(nil)
+	start(relayAddrs) // the publishing node dials both before it serves
+	cfg := testConfig(urls[1])
+	cfg.PubURLs = []string{urls[2]}
+	res, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = 4*134 + 3*133 + 3*133
+	if res.Published != 400 || res.Delivered != want || res.Expected != want || !res.OK() {
+		t.Errorf("run = %+v\nwant 400 published, %d delivered, nothing wrong", res, want)
+	}
+}

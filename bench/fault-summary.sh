@@ -27,9 +27,9 @@ def net: if .result.published > 0 and .relay.idleSeconds > 0
 
 . as $all
 | ($all | map(.binary // "rumor") | unique | map(select(. != null))) as $lbls
-| ($all | map(select(.target == "bare"))) as $bare
+| ($all | map(select(.target == "bare" or .target == "bare-3"))) as $bare
 | $lbls[] as $lbl
-| ($all | map(select(.target != "bare" and (.binary // "rumor") == $lbl))) as $mine
+| ($all | map(select(.target != "bare" and .target != "bare-3" and (.binary // "rumor") == $lbl))) as $mine
 | ($mine + $bare | faults) as $f | ($mine | scale) as $s
 | (if ($lbls | length) > 1 then "## Binary: \($lbl)\n" else empty end),
   (if ($f | length) > 0 then
@@ -37,6 +37,7 @@ def net: if .result.published > 0 and .relay.idleSeconds > 0
 	"| run | rounds | p50 ms | p90 ms | p99 ms | max ms | p99 / same round no fault | load (1 min) |",
 	"|---|---:|---|---|---|---|---|---|",
 	( [ {n: "bare loop, one process (same load)", point: "", target: "bare"},
+	    {n: "bare cluster, three processes relaying (same load)", point: "", target: "bare-3"},
 	    {n: "no fault", point: "none", target: "rumor-3"},
 	    {n: "s3 frozen \($f | map(select(.point == "frozen") | .fault.seconds) | median | r(1)) s", point: "frozen", target: "rumor-3"},
 	    {n: "s3 throttled (100 ms in 500 ms)", point: "throttled", target: "rumor-3"} ][] as $p
@@ -46,6 +47,10 @@ def net: if .result.published > 0 and .relay.idleSeconds > 0
 	  | "| \($p.n) | \($okr | length) | \($okr | map(.result.latency.p50) | stat(2)) | \($okr | map(.result.latency.p90) | stat(2)) | \($okr | map(p99) | stat(2)) | \($okr | map(.result.latency.max) | stat(1)) | \(if $p.point == "frozen" or $p.point == "throttled" then ($f | ratios(.point == $p.point; .point == "none"; p99) | stat(2)) else "—" end) | \($runs | loads) |"),
 	"",
 	"Cross-node p99 (no fault, three processes) / bare loop p99, per round: **\($f | ratios(.point == "none"; .target == "bare"; p99) | stat(2))**",
+	(if ($f | map(select(.target == "bare-3")) | length) > 0 then
+	"",
+	"Bare cluster p99 / bare loop p99, per round (what the hop costs here): **\($f | ratios(.target == "bare-3"; .target == "bare"; p99) | stat(2))**; cross-node p99 (no fault) / bare cluster p99 (what rumor adds): **\($f | ratios(.point == "none"; .target == "bare-3"; p99) | stat(2))**"
+	else empty end),
 	"",
 	"\($f | length) runs; events lost + duplicated + out of order + misrouted: \($f | bad); failed runs: \($f | map(select(.exit != 0)) | length).",
 	""

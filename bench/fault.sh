@@ -16,7 +16,10 @@
 #           none (no fault), frozen (s3 gets SIGSTOP for FREEZE seconds, then
 #           SIGCONT), throttled (s3 is stopped 100 ms in every 500 ms while
 #           the publishers run). Beside them, the same load on the bare loop
-#           (`rumor bench bare`, one process): the cross-node reference.
+#           (`rumor bench bare`, one process): the cross-node reference;
+#           and bare-3, three bare loops relaying over plain TCP (`rumor
+#           bench bare --relay-addr/--relay-to`), published on the first,
+#           subscribed on the second: the floor of any three-process run.
 #   scale   `rumor dev --nodes N` for N in NODES, subscribers and publishers
 #           spread over every node; p99, CPU per event, and the relay's TCP
 #           writes per event (below).
@@ -227,6 +230,26 @@ start_once() {
 		STARTED+=("$pid") SERVER_PIDS+=("$pid") SERVER_URLS+=("http://127.0.0.1:$port")
 		wait_up "http://127.0.0.1:$port" /metrics "$pid"
 		;;
+	bare-3)
+		# A bare cluster: b2 and b3 take relayed events, b1 (started last,
+		# it dials them before it serves) writes every publish to both.
+		local rports=()
+		for i in 2 3; do
+			port=$(free_port)
+			gport=$(free_port)
+			"$BENCH" bench bare --http-addr "127.0.0.1:$port" --relay-addr "127.0.0.1:$gport" >"$log.b$i" 2>&1 &
+			pid=$!
+			STARTED+=("$pid") SERVER_PIDS+=("$pid") SERVER_URLS+=("http://127.0.0.1:$port") GPORTS+=("$gport")
+			rports+=("127.0.0.1:$gport")
+			wait_up "http://127.0.0.1:$port" /metrics "$pid" || return 1
+		done
+		port=$(free_port)
+		"$BENCH" bench bare --http-addr "127.0.0.1:$port" --relay-to "${rports[0]},${rports[1]}" >"$log.b1" 2>&1 &
+		pid=$!
+		STARTED+=("$pid")
+		SERVER_PIDS=("$pid" "${SERVER_PIDS[@]}") SERVER_URLS=("http://127.0.0.1:$port" "${SERVER_URLS[@]}")
+		wait_up "http://127.0.0.1:$port" /metrics "$pid" || return 1
+		;;
 	dev-*)
 		local n=${target#dev-}
 		"$B" dev --nodes "$n" --http-port 0 --max-streams-per-client 0 --log-level warn >"$log.dev" 2>&1 &
@@ -382,7 +405,7 @@ run() {
 	fi
 	urls=$(join "${SERVER_URLS[@]}")
 	# The fault part publishes on s1 and subscribes on s2 only: s3 is the peer.
-	[[ $part == fault && $target == rumor-3 ]] && urls=${SERVER_URLS[0]},${SERVER_URLS[1]}
+	[[ $part == fault && $target == *-3 ]] && urls=${SERVER_URLS[0]},${SERVER_URLS[1]}
 	local blog=$OUT/logs/$name.bench
 	local r0 ri r1 r2
 	r0=$(relay_counters)
@@ -456,11 +479,14 @@ with_binaries() {
 
 if has_part fault; then
 	for ((round = 1; round <= REPS; round++)); do
-		for t in $(rotate $((round - 1)) bare none frozen throttled); do
+		for t in $(rotate $((round - 1)) bare bare-3 none frozen throttled); do
 			if [[ $t == bare ]]; then
 				# The bare loop is the same code for every binary: once a round.
 				B=${BPATHS[0]} BLABEL=${BLABELS[0]}
 				run fault "" bare "$round" $FAULT_ARGS
+			elif [[ $t == bare-3 ]]; then
+				B=${BPATHS[0]} BLABEL=${BLABELS[0]}
+				run fault "" bare-3 "$round" $FAULT_ARGS --cross-node
 			else
 				with_binaries "$round" run fault "$t" rumor-3 "$round" $FAULT_ARGS --cross-node
 			fi

@@ -83,12 +83,12 @@ func TestFaultScript(t *testing.T) {
 		if fault := r.Point == "frozen" || r.Point == "throttled"; fault != (r.Fault.Seconds > 0) {
 			t.Errorf("run %s: fault lasted %vs", run, r.Fault.Seconds)
 		}
-		if rumor := r.Target != "bare"; rumor != (r.Relay.Segments > 0) {
+		if relayed := r.Target != "bare"; relayed != (r.Relay.Segments > 0) {
 			t.Errorf("run %s: %d relay segments counted", run, r.Relay.Segments)
 		}
 	}
 	slices.Sort(runs)
-	want := []string{"fault//bare", "fault/frozen/rumor-3", "fault/none/rumor-3", "fault/throttled/rumor-3", "scale/3/dev-3"}
+	want := []string{"fault//bare", "fault//bare-3", "fault/frozen/rumor-3", "fault/none/rumor-3", "fault/throttled/rumor-3", "scale/3/dev-3"}
 	if !slices.Equal(runs, want) {
 		t.Errorf("runs %v, want %v", runs, want)
 	}
@@ -101,7 +101,7 @@ func TestFaultScript(t *testing.T) {
 	if !regexp.MustCompile(`\| s3 frozen [0-9]+\.[0-9] s \| 1 \|`).Match(summary) {
 		t.Errorf("summary.md lacks the frozen row:\n%s", summary)
 	}
-	for _, want := range []string{"| s3 throttled (100 ms in 500 ms) | 1 |", "Cross-node p99 (no fault, three processes) / bare loop p99", "| 3 | 1 |", "events lost + duplicated + out of order + misrouted: 0"} {
+	for _, want := range []string{"| s3 throttled (100 ms in 500 ms) | 1 |", "Cross-node p99 (no fault, three processes) / bare loop p99", "Bare cluster p99 / bare loop p99", "| bare cluster, three processes relaying (same load) | 1 |", "| 3 | 1 |", "events lost + duplicated + out of order + misrouted: 0"} {
 		if !strings.Contains(string(summary), want) {
 			t.Errorf("summary.md lacks %q:\n%s", want, summary)
 		}

@@ -444,8 +444,10 @@ func (b *benchReader) Comment() string      { return b.comment }
 func runBare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rumor bench bare", flag.ContinueOnError)
 	addr := fs.String("http-addr", "127.0.0.1:8090", "HTTP listen address")
+	relayAddr := fs.String("relay-addr", "", "also take events relayed by other bare loops on this TCP address (a bare cluster: the floor of a cross-node run)")
+	relayTo := fs.String("relay-to", "", "comma-separated relay addresses of other bare loops: every publish is written to each")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: rumor bench bare [flags]\n\nServes the reference bare fan-out loop (POST /channels/{channel}, GET\n/channels/{channel}, /metrics, /debug/pprof/) until interrupted.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: rumor bench bare [flags]\n\nServes the reference bare fan-out loop (POST /channels/{channel}, GET\n/channels/{channel}, /metrics, /debug/pprof/) until interrupted. With\n--relay-addr and --relay-to, three of them form a bare cluster: the floor\nof a cross-node run.\n\nFlags:\n")
 		printFlags(fs)
 	}
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
@@ -458,8 +460,19 @@ func runBare(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("bench bare: %w", err)
 	}
+	var rln net.Listener
+	if *relayAddr != "" {
+		if rln, err = net.Listen("tcp", *relayAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("bench bare: %w", err)
+		}
+	}
+	var to []string
+	if *relayTo != "" {
+		to = strings.Split(*relayTo, ",")
+	}
 	fmt.Fprintf(stdout, "bare fan-out loop on http://%s (pid %d)\n", dialable(ln.Addr()), os.Getpid())
-	return bench.ServeBare(ctx, ln)
+	return bench.ServeBareRelay(ctx, ln, rln, to)
 }
 
 // runSummarize is `rumor bench summarize`: the medians and ratios of a
