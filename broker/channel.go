@@ -96,10 +96,45 @@ func ValidateType(t string) error {
 	return nil
 }
 
+// SystemPrefix starts the names of system channels: channels that rumor's
+// own faces use (the Mercure face keeps its updates in "$mercure"). No
+// client can name one: ValidateChannel and ParsePattern refuse the "$",
+// and wildcard patterns never match a system channel, so a stream on ">"
+// sees none of their events. Publish accepts them, and a face subscribes
+// with SystemPattern.
+const SystemPrefix = "$"
+
+// IsSystem reports whether name is a system channel's.
+func IsSystem(name string) bool { return strings.HasPrefix(name, SystemPrefix) }
+
+// ValidateEventChannel checks the channel of an event: a channel name, or
+// a system channel's ("$" and a channel name). Faces check what clients
+// send with ValidateChannel.
+func ValidateEventChannel(name string) error {
+	if IsSystem(name) {
+		if err := validateName(name[len(SystemPrefix):], false); err != nil {
+			return fmt.Errorf("%w %q: %s", ErrBadChannel, clip(name), err)
+		}
+		return nil
+	}
+	return ValidateChannel(name)
+}
+
+// SystemPattern returns the pattern of the system channel "$" + name,
+// which ParsePattern refuses.
+func SystemPattern(name string) (Pattern, error) {
+	if err := validateName(name, false); err != nil {
+		return Pattern{}, fmt.Errorf("%w %q: %s", ErrBadPattern, clip(name), err)
+	}
+	full := SystemPrefix + name
+	return Pattern{text: full, parts: strings.Split(full, ".")}, nil
+}
+
 // Pattern matches channel names. "*" matches exactly one token and ">" (last
 // only) one or more tokens: "orders.*" matches "orders.eu" but not
 // "orders.eu.paid"; "orders.>" matches both but not "orders".
-// A pattern without wildcards matches only itself.
+// A pattern without wildcards matches only itself. Wildcards never match a
+// system channel (see SystemPrefix).
 type Pattern struct {
 	text  string
 	parts []string
@@ -123,6 +158,9 @@ func (p Pattern) Literal() bool { return !strings.ContainsAny(p.text, "*>") }
 func (p Pattern) Match(channel string) bool {
 	if p.Literal() {
 		return channel == p.text
+	}
+	if IsSystem(channel) {
+		return false
 	}
 	for i, want := range p.parts {
 		if want == ">" {

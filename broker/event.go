@@ -30,7 +30,27 @@ type Event struct {
 	// envelope is the enveloped SSE encoding (EnvelopeFrame), built by the
 	// first stream that asks for it and shared by every other.
 	envelope atomic.Pointer[[]byte]
+
+	decoded atomic.Value // of decodedValue: what a face made of Data (Decoded)
 }
+
+// Decoded returns what decode makes of the event, computing it once per
+// event however many subscribers and goroutines ask: a face that carries
+// its own envelope in Data (the Mercure face) parses it once, not once
+// per subscriber. decode must be a pure function of the event; if two
+// goroutines race, one result wins and both return it. Only one face may
+// use it for the events of a channel.
+func (e *Event) Decoded(decode func(*Event) any) any {
+	if v, ok := e.decoded.Load().(decodedValue); ok {
+		return v.v
+	}
+	e.decoded.CompareAndSwap(nil, decodedValue{decode(e)})
+	return e.decoded.Load().(decodedValue).v
+}
+
+// decodedValue wraps Decoded's results, which atomic.Value needs of one
+// concrete type.
+type decodedValue struct{ v any }
 
 // Position returns what a client has passed once it has this event and
 // everything this node delivered before it: the id its frame carries. It

@@ -109,6 +109,26 @@ func (h *Hub) seenOf(origin uint64) *seen {
 	return s
 }
 
+// Retained returns the events channel retains here, oldest first: the order
+// this node got them, which is the order its subscribers did. The slice is
+// the caller's; the events are shared and must not be modified. A face
+// that resumes by an id of its own (the Mercure face) looks the id up here
+// and subscribes from the event's Position.
+func (h *Hub) Retained(channel string) []*Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.channels[channel]
+	if c == nil {
+		return nil
+	}
+	live := c.log.live()
+	out := make([]*Event, len(live))
+	for i, en := range live {
+		out[i] = en.e
+	}
+	return out
+}
+
 // Channels lists the active channels by name.
 func (h *Hub) Channels() []ChannelInfo {
 	h.mu.Lock()

@@ -280,7 +280,7 @@ func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, r
 }
 
 func validate(m Message) error {
-	if err := ValidateChannel(m.Channel); err != nil {
+	if err := ValidateEventChannel(m.Channel); err != nil {
 		return err
 	}
 	if m.Type != "" {

@@ -52,6 +52,11 @@ const maxMarks = 256
 // bare event id means.
 func PositionOf(id ID) Position { return Position{Last: id, Stable: id.Time} }
 
+// Earliest returns the position before every event: a subscription from
+// it replays everything retained (and reports Reset if anything was
+// evicted). It is not the zero Position, which means "live only".
+func Earliest() Position { return Position{Last: ID{Origin: 1}} }
+
 // IsZero reports whether p is the zero Position ("nothing seen").
 func (p Position) IsZero() bool { return p.Last.IsZero() && p.Stable == 0 && len(p.Marks) == 0 }
 

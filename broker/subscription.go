@@ -24,8 +24,9 @@ var (
 type Subscription struct {
 	hub      *Hub
 	patterns []Pattern
-	wild     bool // has a wildcard pattern
-	envelope bool // frames carry the envelope: SubscribeRequest.Envelope
+	wild     bool              // has a wildcard pattern
+	envelope bool              // frames carry the envelope: SubscribeRequest.Envelope
+	filter   func(*Event) bool // SubscribeRequest.Filter; nil means every event
 
 	// Replay holds the retained events after the resume position, in
 	// order, to be written before anything Drain returns.
@@ -131,6 +132,9 @@ func (s *Subscription) push(e *Event) (queued, overflowed bool) {
 	if s.skip != nil && s.skip.Includes(e.ID) {
 		return false, false
 	}
+	if s.filter != nil && !s.filter(e) {
+		return false, false
+	}
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
@@ -201,6 +205,14 @@ type SubscribeRequest struct {
 	// Envelope makes Frame wrap each event's data in a JSON object that
 	// names its channel (Event.EnvelopeFrame).
 	Envelope bool
+	// Filter, when set, is asked about each event of the patterns' channels,
+	// live or replayed; only those it accepts are queued (or put in
+	// Replay). It runs on the goroutine that fans the event out, with the
+	// hub's lock held: it must be fast, must not block and must not call
+	// the hub. A face that narrows a channel further than its name (the
+	// Mercure face's topic selectors and private updates) filters here, so
+	// that a subscriber is not woken for events it will not send.
+	Filter func(*Event) bool
 }
 
 // Subscribe registers a subscription. With From set, Subscription.Replay
@@ -221,6 +233,7 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 		max:      h.opts.QueueSize,
 		maxBytes: h.opts.QueueBytes,
 		envelope: req.Envelope,
+		filter:   req.Filter,
 	}
 	if req.Last < 0 {
 		return nil, fmt.Errorf("%w: a negative number of last events", ErrBadPattern)
@@ -261,6 +274,9 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 	if !req.From.IsZero() {
 		from := req.From
 		s.Replay, s.Reset = h.replay(chans, from, s.wild)
+		if s.filter != nil {
+			s.Replay = slices.DeleteFunc(s.Replay, func(e *Event) bool { return !s.filter(e) })
+		}
 		// Replayed events carry the positions they were stored with,
 		// which lack what the client saw before: join until they cover it.
 		s.from = &from

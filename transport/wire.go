@@ -309,7 +309,7 @@ func (n names) event(p []byte) (*broker.Event, error) {
 	if e.ID.Time == 0 || e.ID.Origin == 0 || e.ID.Seq == 0 {
 		return nil, fmt.Errorf("%w: zero id field", errFrame)
 	}
-	if err := broker.ValidateChannel(e.Channel); err != nil {
+	if err := broker.ValidateEventChannel(e.Channel); err != nil {
 		return nil, err
 	}
 	if e.Type != "" {
