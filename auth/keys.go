@@ -73,6 +73,7 @@ const (
 // rotation swaps in a new one.
 type keyState struct {
 	parser  *jwt.Parser // allows exactly the algorithms of these keys
+	lax     *jwt.Parser // the same algorithms, without the claim checks a face does itself (VerifyToken)
 	keyfunc jwt.Keyfunc
 	methods []string // the algorithms the keys verify, for Methods and error messages
 	jwks    *JWKS    // the set, for a JWKS source

@@ -71,6 +71,7 @@ type Config struct {
 type Authenticator struct {
 	keys       *keyring
 	parserOpts []jwt.ParserOption // every check but the algorithms, which come with the keys
+	laxOpts    []jwt.ParserOption // the checks of VerifyToken: no required exp, aud or iss
 	cookie     string
 	query      bool
 	leeway     time.Duration
@@ -105,6 +106,11 @@ func New(c Config) (*Authenticator, error) {
 	}
 	a.parserOpts = []jwt.ParserOption{
 		jwt.WithExpirationRequired(),
+		jwt.WithStrictDecoding(),
+		jwt.WithLeeway(c.Leeway),
+		jwt.WithTimeFunc(func() time.Time { return a.now() }),
+	}
+	a.laxOpts = []jwt.ParserOption{
 		jwt.WithStrictDecoding(),
 		jwt.WithLeeway(c.Leeway),
 		jwt.WithTimeFunc(func() time.Time { return a.now() }),
@@ -184,7 +190,8 @@ var asymmetric = []string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.A
 
 func (a *Authenticator) keyState(allowed []string, keyfunc jwt.Keyfunc, set *JWKS) *keyState {
 	opts := append([]jwt.ParserOption{jwt.WithValidMethods(allowed)}, a.parserOpts...)
-	return &keyState{parser: jwt.NewParser(opts...), keyfunc: keyfunc, methods: allowed, jwks: set}
+	lax := append([]jwt.ParserOption{jwt.WithValidMethods(allowed)}, a.laxOpts...)
+	return &keyState{parser: jwt.NewParser(opts...), lax: jwt.NewParser(lax...), keyfunc: keyfunc, methods: allowed, jwks: set}
 }
 
 // Leeway returns the clock skew tolerated on exp and nbf.

@@ -92,6 +92,10 @@ func (h *Handler) corsMiddleware(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.mercure != nil && strings.HasPrefix(r.URL.Path, MercurePath) {
+			next.ServeHTTP(w, r) // the Mercure face has its own origins (mercure.go)
+			return
+		}
 		hd := w.Header()
 		// The answer depends on Origin: caches must keep one per origin.
 		hd.Add("Vary", "Origin")

@@ -33,6 +33,9 @@ type Hub interface {
 	Channels() []broker.ChannelInfo
 	// Stats returns the counters behind /metrics and the UI's node view.
 	Stats() broker.Stats
+	// Retained returns a channel's retained events: the Mercure face finds
+	// the event a Last-Event-ID names there.
+	Retained(channel string) []*broker.Event
 }
 
 var _ Hub = (*broker.Hub)(nil)
@@ -71,6 +74,8 @@ type Options struct {
 	PublishWindow         time.Duration                 // the window of PublishRate; 0 means 1s
 	TrustedProxies        []string                      // CIDR prefixes of proxies whose X-Forwarded-For names the client; nil means the TCP peer is the client
 	ReadBodyTimeout       time.Duration                 // time a publisher has to send its body; 0 means 30s
+
+	Mercure *MercureOptions // non-nil: serve the Mercure face at /.well-known/mercure (mercure.go)
 }
 
 // Handler serves rumor's HTTP API. Create it with NewHandler.
@@ -85,6 +90,7 @@ type Handler struct {
 	sec     *security
 	cors    corsPolicy
 	proxies []netip.Prefix // Options.TrustedProxies
+	mercure *mercureFace   // nil without Options.Mercure
 
 	draining atomic.Bool
 	inflight atomic.Int64 // publish requests being handled
@@ -151,6 +157,11 @@ func NewHandler(o Options) (*Handler, error) {
 		proxies: proxies,
 	}
 	h.batches.New = func() any { return new(batch) }
+	if o.Mercure != nil {
+		if h.mercure, err = newMercureFace(h, *o.Mercure); err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+	}
 	if h.metrics, err = newMetrics(o.Registry, h); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -201,6 +212,18 @@ func (h *Handler) routes(views bool, ui http.HandlerFunc) http.Handler {
 	r.With(h.authenticate, limit).Post("/channels/{channel}", h.handlePublish)
 	r.Get("/events", h.handleStream)
 	r.With(h.authenticate, limit).Post("/publish", h.handleBatch)
+	if m := h.mercure; m != nil {
+		r.Group(func(r chi.Router) {
+			r.Use(m.middleware)
+			r.Get(MercurePath, m.handleSubscribe)
+			r.With(limit).Post(MercurePath, m.handlePublish)
+			r.Options(MercurePath, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+			if m.o.Subscriptions {
+				r.Get(subscriptionsPath, m.handleSubscriptions)
+				r.Get(subscriptionsPath+"/*", m.handleSubscriptions)
+			}
+		})
+	}
 	r.Get("/healthz", h.handleHealth)
 	r.Get("/readyz", h.handleReady)
 	if !views {

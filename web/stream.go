@@ -72,8 +72,9 @@ type stream struct {
 	kick     chan string // a reason to end now: endRevoked or endKicked
 	rearm    time.Time   // when deadline next moves the write deadline
 	sub      *broker.Subscription
-	lastID   []byte    // the id line of the last frame sent (frames are shared and immutable), or of the resume position
-	wrote    time.Time // when deliver last wrote
+	lastID   []byte                     // the id line of the last frame sent (frames are shared and immutable), or of the resume position
+	framer   func(*broker.Event) []byte // the frame of an event for another face (Mercure); nil means the broker's
+	wrote    time.Time                  // when deliver last wrote
 	linger   *time.Timer
 }
 
@@ -81,6 +82,11 @@ type stream struct {
 // broker encoded once for every stream, whose id line is the event's own id
 // and, after "~", what a resume on any node needs (see broker.Position).
 func (s *stream) frame(e *broker.Event) []byte {
+	if s.framer != nil {
+		f := s.framer(e)
+		s.lastID = f
+		return f
+	}
 	f := s.sub.Frame(e)
 	s.lastID = f
 	return f
