@@ -274,9 +274,6 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 	if !req.From.IsZero() {
 		from := req.From
 		s.Replay, s.Reset = h.replay(chans, from, s.wild)
-		if s.filter != nil {
-			s.Replay = slices.DeleteFunc(s.Replay, func(e *Event) bool { return !s.filter(e) })
-		}
 		// Replayed events carry the positions they were stored with,
 		// which lack what the client saw before: join until they cover it.
 		s.from = &from
@@ -287,6 +284,9 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 		}
 	} else if req.Last > 0 {
 		s.Replay = h.latest(chans, req.Last)
+	}
+	if s.filter != nil {
+		s.Replay = slices.DeleteFunc(s.Replay, func(e *Event) bool { return !s.filter(e) })
 	}
 	return s, nil
 }
