@@ -30,6 +30,11 @@ import (
 // "." threshold for each mark: "ID~S~O.T~O.T". A bare event id is therefore
 // the position "every event with a Time up to this id's" — the meaning
 // Last-Event-ID had before positions existed, so old ids still resume.
+//
+// A position written with no event (a channel's head before its first
+// event, a history cursor before its first page) has the zero Last and
+// writes it as "0": "0~S~O.T". The zero Position ("nothing seen") has no
+// text form.
 type Position struct {
 	Last   ID
 	Stable uint64
@@ -140,9 +145,13 @@ func (p Position) String() string { return string(p.Append(nil)) }
 
 // Append appends the text form to b.
 func (p Position) Append(b []byte) []byte {
-	b = p.Last.Append(b)
-	if p.Stable == p.Last.Time && len(p.Marks) == 0 {
-		return b
+	if p.Last.IsZero() {
+		b = append(b, '0')
+	} else {
+		b = p.Last.Append(b)
+		if p.Stable == p.Last.Time && len(p.Marks) == 0 {
+			return b
+		}
 	}
 	b = append(b, '~')
 	b = strconv.AppendUint(b, p.Stable, 16)
@@ -158,18 +167,23 @@ func (p Position) Append(b []byte) []byte {
 // ParsePosition parses the text form written by Position.String, including
 // a bare event id. It accepts exactly that form (lower-case hex without
 // leading zeros after the id, marks sorted by origin, at most 256 of them,
-// the event's own origin at or past it) and refuses anything else with
-// ErrBadID.
+// the event's own origin at or past it, "0" for no event but never the
+// zero Position) and refuses anything else with ErrBadID.
 func ParsePosition(s string) (Position, error) {
 	head, rest, ext := strings.Cut(s, "~")
-	id, err := ParseID(head)
-	if err != nil {
-		return Position{}, err
+	bad := func() (Position, error) { return Position{}, fmt.Errorf("%w: %q", ErrBadID, clip(s)) }
+	var id ID
+	if head != "0" {
+		var err error
+		if id, err = ParseID(head); err != nil {
+			return Position{}, err
+		}
+	} else if !ext {
+		return bad()
 	}
 	if !ext {
 		return PositionOf(id), nil
 	}
-	bad := func() (Position, error) { return Position{}, fmt.Errorf("%w: %q", ErrBadID, clip(s)) }
 	if len(s) > 64+maxMarks*35 || strings.Count(rest, "~") > maxMarks {
 		return bad()
 	}
@@ -195,7 +209,7 @@ func ParsePosition(s string) (Position, error) {
 		p.Marks = append(p.Marks, Mark{Origin: o, Time: t})
 	}
 	if len(p.Marks) == 0 && p.Stable == id.Time {
-		return bad() // the canonical form of this position is the bare id
+		return bad() // the canonical form of this position is the bare id, or it is the zero Position
 	}
 	if p.Threshold(id.Origin) < id.Time {
 		return bad() // a position always includes the event it was written with

@@ -35,6 +35,8 @@ func TestPositionText(t *testing.T) {
 		{broker.PositionOf(id), "018bcfe568000001-0000000000000abc-1f"},
 		{broker.Position{Last: id, Stable: 0x10}, "018bcfe568000001-0000000000000abc-1f~10"},
 		{broker.Position{Last: id, Stable: id.Time, Marks: []broker.Mark{{Origin: 7, Time: 0}, {Origin: 0xfe, Time: 0x2a}}}, "018bcfe568000001-0000000000000abc-1f~18bcfe568000001~7.0~fe.2a"},
+		{broker.Position{Stable: 0x10}, "0~10"},                                      // no event: a head before the first
+		{broker.Position{Marks: []broker.Mark{{Origin: 7, Time: 0x2a}}}, "0~0~7.2a"}, // nothing but one origin's events
 	} {
 		if got := tc.p.String(); got != tc.want {
 			t.Errorf("String() = %q, want %q", got, tc.want)
@@ -70,6 +72,7 @@ func TestParsePositionRefuses(t *testing.T) {
 		id + "~10000000000000000", // 17 hex digits
 		id + "~10" + strings.Repeat("~7.1", 300),
 		"018bcfe568000001-0000000000000abc-0~10",
+		"0", "0~0", "00~10", "0~", "0000000000000000-0000000000000000-0~10", // no event: never bare, never the zero Position
 	} {
 		if p, err := broker.ParsePosition(s); err == nil {
 			t.Errorf("ParsePosition(%q) = %v, want an error", s, p)
@@ -118,6 +121,7 @@ func FuzzParsePosition(f *testing.F) {
 	f.Add("018bcfe568000001-0000000000000abc-1f")
 	f.Add("018bcfe568000001-0000000000000abc-1f~10~7.0~fe.2a")
 	f.Add("018bcfe568000001-0000000000000abc-1f~0")
+	f.Add("0~10~7.2a")
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := broker.ParsePosition(s)
 		if err != nil {

@@ -321,14 +321,11 @@ func (h *Hub) replay(chans []*channel, p Position, wild bool) (events []*Event, 
 		}
 		entries = append(entries, c.log.missing(p)...)
 	}
-	for _, o := range h.orders {
-		if o.first.Seq > 1 && !p.Includes(o.first) {
-			// The client has not seen the first event of this origin we
-			// ever held, and there were earlier ones we never got: they
-			// were gone before this node caught up, so it cannot tell
-			// whether the client missed some.
-			reset = true
-		}
+	if h.unknownBefore(p) {
+		// There were events before the first this node holds of some
+		// origin, gone before it caught up: it cannot tell whether the
+		// client missed some.
+		reset = true
 	}
 	if wild && h.forgotten.missedBy(p) {
 		// The patterns may have matched channels dropped since.

@@ -29,6 +29,12 @@ type Hub interface {
 	Publish(ctx context.Context, msgs []broker.Message, ack broker.Ack) (ids []broker.ID, replayed bool, err error)
 	// Subscribe registers a stream's subscription; the stream closes it.
 	Subscribe(req broker.SubscribeRequest) (*broker.Subscription, error)
+	// History returns a page of a channel's retained events: GET
+	// /channels/{channel}/history (history.go).
+	History(req broker.HistoryRequest) (broker.HistoryPage, error)
+	// Head returns a channel's latest id and the position to stream from:
+	// GET /channels/{channel}/head. It may wait for the node to settle.
+	Head(ctx context.Context, channel string) (broker.Head, error)
 	// Channels lists the active channels: GET /channels and the UI.
 	Channels() []broker.ChannelInfo
 	// Stats returns the counters behind /metrics and the UI's node view.
@@ -211,6 +217,8 @@ func (h *Handler) routes(views bool, ui http.HandlerFunc) http.Handler {
 	r.Get("/channels/{channel}", h.handleStream)
 	r.With(h.authenticate, limit).Post("/channels/{channel}", h.handlePublish)
 	r.Get("/events", h.handleStream)
+	r.Get("/channels/{channel}/history", h.handleHistory) // history.go
+	r.Get("/channels/{channel}/head", h.handleHead)
 	r.With(h.authenticate, limit).Post("/publish", h.handleBatch)
 	if m := h.mercure; m != nil {
 		r.Group(func(r chi.Router) {
