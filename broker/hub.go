@@ -222,7 +222,7 @@ func (h *Hub) Publish(ctx context.Context, msgs []Message, ack Ack) (ids []ID, r
 		return h.Publish(ctx, msgs, ack)
 	}
 	ids = make([]ID, len(msgs))
-	h.idem.expire(now) // a key is never honoured past its TTL
+	h.idem.expire(now)    // a key is never honoured past its TTL
 	var last, wait *Event // wait: a replayed event of ours
 	for i, m := range msgs {
 		// Each message with a known key (from an earlier publish, a peer,
