@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/dunglas/go-urlpattern"
@@ -81,6 +82,17 @@ type Selector struct {
 	tmpl *regexp.Regexp         // Template with a "{": the template's expression
 	pat  *urlpattern.URLPattern // URLPattern
 	base string                 // URLPattern: the hub's URL, for relative topics
+
+	// last is the latest topic matched against a template or pattern, and
+	// the answer: one update goes to every subscriber sharing this
+	// compiled selector (the Cache shares them) one after the other, so
+	// the topic is parsed and matched once per update, not per subscriber.
+	last atomic.Pointer[memo]
+}
+
+type memo struct {
+	topic string
+	ok    bool
 }
 
 // Kind returns how s matches.
@@ -164,12 +176,20 @@ func (s *Selector) Match(topic string) bool {
 		return true
 	case topic == s.text && s.pat == nil:
 		return true
-	case s.tmpl != nil:
-		return s.tmpl.MatchString(topic)
-	case s.pat != nil:
-		return testPattern(s.pat, topic, s.base)
+	case s.tmpl == nil && s.pat == nil:
+		return false
 	}
-	return false
+	if m := s.last.Load(); m != nil && m.topic == topic {
+		return m.ok
+	}
+	var ok bool
+	if s.tmpl != nil {
+		ok = s.tmpl.MatchString(topic)
+	} else {
+		ok = testPattern(s.pat, topic, s.base)
+	}
+	s.last.Store(&memo{topic: topic, ok: ok})
+	return ok
 }
 
 func testPattern(p *urlpattern.URLPattern, topic, base string) (ok bool) {
