@@ -52,6 +52,7 @@ type Config struct {
 	LogLevel       string // debug, info, warn or error
 	Pprof          bool
 	SecurityConfig // auth, CORS, TLS and limits: security.go
+	MercureConfig  // the Mercure face: mercure.go
 }
 
 // option is one `rumor serve` flag and its environment variable.
@@ -99,7 +100,7 @@ func serveOptions(getenv func(string) string) []option {
 		{"log-format", "text|json", "text", "log format, to stdout", setString(func(c *Config) *string { return &c.LogFormat })},
 		{"log-level", "level", "info", "log level: debug, info, warn or error", setString(func(c *Config) *string { return &c.LogLevel })},
 		{"pprof", "bool", "false", "serve net/http/pprof at /debug/pprof/", setBool(func(c *Config) *bool { return &c.Pprof })},
-	}, securityOptions()...)
+	}, append(securityOptions(), mercureOptions()...)...)
 }
 
 // envName is the environment variable of a flag: --gossip-addr ↔ RUMOR_GOSSIP_ADDR.
@@ -270,6 +271,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateSecurity())
+	errs = append(errs, c.validateMercure())
 	return errors.Join(errs...)
 }
 

@@ -29,7 +29,8 @@ type node struct {
 	hub     *broker.Hub
 	cluster *transport.Cluster // nil for a single node
 	web     *web.Handler
-	auth    *auth.Authenticator // nil without auth
+	auth    *auth.Authenticator   // nil without auth
+	mercure []*auth.Authenticator // the Mercure face's keys: mercure.go
 	public  *listener
 	admin   *listener  // nil without --admin-addr
 	failed  chan error // a server that stopped by itself
@@ -161,6 +162,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 		return nil, err
 	}
 	n.auth = wo.Auth
+	if n.mercure, err = cfg.applyMercure(&wo); err != nil {
+		return nil, err
+	}
 	if tlsConf != nil {
 		wo.PeerTLS = peerTLS(tlsConf, cfg.PeerTLSServerName)
 	}
@@ -316,6 +320,9 @@ func (n *node) shutdown(ctx context.Context) error {
 	// or verifies a token any more.
 	n.hub.Close()
 	n.auth.Close()
+	for _, a := range n.mercure {
+		a.Close()
+	}
 	return errors.Join(errs...)
 }
 
@@ -328,6 +335,9 @@ func (n *node) abort() {
 		n.hub.Close()
 	}
 	n.auth.Close()
+	for _, a := range n.mercure {
+		a.Close()
+	}
 	for _, l := range []*listener{n.public, n.admin} {
 		if l != nil {
 			l.ln.Close()
