@@ -48,6 +48,7 @@ func TestParseServeDefaults(t *testing.T) {
 		want.NodeName = "rumor"
 	}
 	want.SecurityConfig = c.SecurityConfig // security_test.go checks those
+	want.MercureConfig = c.MercureConfig   // mercure_test.go checks those
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("parseServe(nil) =\n%+v\nwant\n%+v", c, want)
 	}
