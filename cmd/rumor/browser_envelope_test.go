@@ -89,6 +89,42 @@ func TestBrowserEnvelope(t *testing.T) {
 		t.Errorf("rumor.subscribe(demo, {last: 1}) = %+v, want the retained %s, then %s", l, before, want[0].id)
 	}
 
+	// Snapshot, then stream, with rumor.js: the head, then a stream from
+	// it gets exactly what came after; history reads the same events.
+	page.eval(t, `window.recipe = {events: [], page: null};
+		rumor.head("demo").then((h) => { recipe.head = h;
+			window.fromHead = rumor.subscribe("demo", {lastEventId: h.head, onEvent: (ev) => recipe.events.push(ev.id)}); });
+		rumor.history("demo", {limit: 1}).then((p) => { recipe.page = p; }); true`)
+	page.wait(t, "the head and a page of history", `recipe.head && recipe.page && window.fromHead && fromHead.readyState === "open"`)
+	after := c.publish(t, n1, "demo", "", "after the head")
+	page.wait(t, "the event after the head", `recipe.events.length >= 1`)
+	var recipe struct {
+		Head   struct{ Last, Head string }
+		Events []string
+		Page   struct {
+			Events []struct{ ID, Data string }
+			More   bool
+			Next   string
+		}
+	}
+	if err := json.Unmarshal([]byte(page.eval(t, `JSON.stringify(recipe)`).(string)), &recipe); err != nil {
+		t.Fatal(err)
+	}
+	if recipe.Head.Last != want[0].id || !strings.HasPrefix(recipe.Head.Head, want[0].id) || len(recipe.Events) != 1 || recipe.Events[0] != after {
+		t.Errorf("rumor.head then a stream from it: head %+v, events %q; want last %s, then only %s", recipe.Head, recipe.Events, want[0].id, after)
+	}
+	if p := recipe.Page; len(p.Events) != 1 || p.Events[0].ID != before || !p.More || p.Next == "" {
+		t.Errorf("rumor.history(demo, {limit: 1}) = %+v, want %s and more", p, before)
+	}
+	// HTTP/1.1 gives a page six connections to a node: free them for what
+	// follows.
+	page.eval(t, `[env, plain].forEach((es) => es.close()); [lib, last, fromHead].forEach((s) => s.close()); true`)
+	page.eval(t, `rumor.history("a..b").then(() => { window.refused = "resolved"; }, (e) => { window.refused = e.status + " " + e.message; }); true`)
+	page.wait(t, "rumor.history's refusal", `window.refused !== undefined`)
+	if got := page.eval(t, `window.refused`).(string); !strings.HasPrefix(got, "400 invalid channel") {
+		t.Errorf("rumor.history of a bad channel rejected with %q, want 400 and the node's error", got)
+	}
+
 	// The UI's console: its log shows each event's channel.
 	page.do(t, "subscribe in the console", chromedp.SendKeys(chromedp.ID("sub-channels"), "demo orders.>\n"))
 	page.wait(t, "the console's subscription to open", `document.querySelector('#log li[data-kind="open"]') !== null`)

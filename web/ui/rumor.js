@@ -348,7 +348,58 @@
     });
   }
 
-  var rumor = { subscribe: subscribe, publish: publish, Subscription: Subscription, RESET: RESET, END: END };
+  // get fetches a JSON read of a channel (history, head) and resolves to
+  // its answer, or rejects like publish does.
+  function get(channel, what, params, opts) {
+    opts = opts || {};
+    var q = [];
+    Object.keys(params).forEach(function (k) {
+      if (params[k] != null && params[k] !== "") q.push(k + "=" + encodeURIComponent(params[k]));
+    });
+    var headers = { Accept: "application/json" };
+    if (opts.token) headers.Authorization = "Bearer " + opts.token;
+    var url = base(opts.url) + "/channels/" + encodeURIComponent(channel) + "/" + what + (q.length ? "?" + q.join("&") : "");
+    return fetch(url, { headers: headers, credentials: opts.withCredentials ? "include" : "same-origin" }).then(function (resp) {
+      return resp.text().then(function (text) {
+        var json = null;
+        try { json = JSON.parse(text); } catch (err) { /* not JSON */ }
+        if (!resp.ok) {
+          var e = new Error((json && json.error) || resp.status + " " + resp.statusText);
+          e.status = resp.status;
+          e.reason = (json && json.reason) || "";
+          throw e;
+        }
+        return json;
+      });
+    }, function (err) {
+      var e = new Error("unreachable: " + err.message);
+      e.status = 0;
+      throw e;
+    });
+  }
+
+  /**
+   * head resolves to {channel, node, last, head}: the channel's latest id
+   * (null for none) and the position to stream from. Snapshot, then
+   * stream: read the head, load your state, then
+   * rumor.subscribe(channel, {lastEventId: h.head, ...}). Options: url,
+   * token (sent as Authorization: Bearer), withCredentials.
+   */
+  function head(channel, opts) {
+    return get(channel, "head", {}, opts);
+  }
+
+  /**
+   * history resolves to a page {channel, node, events, next, more, reset}
+   * of the channel's retained events. Options: after, since, cursor, last,
+   * limit (docs/API.md, History), and url, token, withCredentials.
+   */
+  function history(channel, opts) {
+    opts = opts || {};
+    return get(channel, "history", { after: opts.after, since: opts.since, cursor: opts.cursor, last: opts.last, limit: opts.limit }, opts);
+  }
+
+  var rumor = { subscribe: subscribe, publish: publish, head: head, history: history, Subscription: Subscription, RESET: RESET, END: END };
   if (typeof module === "object" && module.exports) module.exports = rumor;
   else global.rumor = rumor;
 })(typeof self !== "undefined" ? self : this);
