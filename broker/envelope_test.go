@@ -168,3 +168,22 @@ func TestSubscribeLast(t *testing.T) {
 		t.Error("Subscribe(Last -1) = nil error, want one")
 	}
 }
+
+// Streams write from their own goroutines: the first to ask builds the
+// enveloped frame, and every one gets the same bytes.
+func TestEnvelopeFrameConcurrent(t *testing.T) {
+	h := newHub(t, broker.Options{})
+	s := subscribe(t, h, broker.ID{}, "c")
+	publish(t, h, "c", "shared")
+	e := drain(t, s)[0]
+	frames := make(chan []byte, 8)
+	for range cap(frames) {
+		go func() { frames <- e.EnvelopeFrame() }()
+	}
+	first := <-frames
+	for range cap(frames) - 1 {
+		if f := <-frames; &f[0] != &first[0] {
+			t.Fatal("EnvelopeFrame() gave streams different copies")
+		}
+	}
+}
