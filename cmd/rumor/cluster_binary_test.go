@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -70,11 +71,48 @@ func startBinCluster(tb testing.TB, n int) []*binNode {
 }
 
 // signal sends sig to the node's process.
+//
+// After SIGSTOP it waits until every thread of the process is stopped:
+// kill(2) returns once the signal is queued, and the process's other
+// threads run on until the one it was delivered to gets a CPU and starts
+// the group stop, which on a loaded machine can take milliseconds, long
+// enough to take in and acknowledge an event.
 func (n *binNode) signal(tb testing.TB, sig syscall.Signal) {
 	tb.Helper()
 	if err := n.cmd.Process.Signal(sig); err != nil {
 		tb.Fatalf("kill -%v %s: %v", sig, n.name, err)
 	}
+	if sig != syscall.SIGSTOP {
+		return
+	}
+	pid := n.cmd.Process.Pid
+	deadline := time.Now().Add(10 * time.Second)
+	for !allStopped(pid) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("kill -STOP %s: its threads did not all stop within 10s", n.name)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allStopped reports whether every thread of pid is in state T (stopped).
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // publishAck publishes data on channel at server with `rumor publish --ack
