@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
+
+	"github.com/rumorhq/rumor/broker"
 )
 
 // maxStreamLast bounds ?last= on a stream: more than any history holds per
@@ -18,16 +21,29 @@ const maxStreamLast = 10000
 
 // streamOptions reads what a stream asks besides its channels: ?envelope=
 // (json wraps every event's data in {"id","channel","type","data"}; none,
-// the default, sends data as published) and ?last=N (start with the last N
-// retained events when not resuming).
-func streamOptions(r *http.Request) (envelope bool, last int, err error) {
+// the default, sends data as published), and where a stream that does not
+// resume starts: ?last=N (the last N retained events) or ?since= (the
+// events published since a duration ago or a time: parseSince).
+func streamOptions(r *http.Request, now time.Time) (envelope bool, last int, since broker.Position, err error) {
 	q := r.URL.Query()
-	envelope, err = parseEnvelope(q)
-	if err != nil {
-		return false, 0, err
+	if envelope, err = parseEnvelope(q); err != nil {
+		return false, 0, broker.Position{}, err
 	}
-	last, err = parseCount(q, "last", 0, maxStreamLast)
-	return envelope, last, err
+	if last, err = parseCount(q, "last", 0, maxStreamLast); err != nil {
+		return false, 0, broker.Position{}, err
+	}
+	if vs, ok := q["since"]; ok {
+		switch {
+		case last > 0:
+			return false, 0, broker.Position{}, errors.New("last and since: give one")
+		case len(vs) > 1:
+			return false, 0, broker.Position{}, errors.New("since: give it once")
+		}
+		if since, err = parseSince(vs[0], now); err != nil {
+			return false, 0, broker.Position{}, err
+		}
+	}
+	return envelope, last, since, nil
 }
 
 // parseEnvelope reads ?envelope=: json or none (also absent).

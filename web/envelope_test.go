@@ -6,7 +6,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/rumorhq/rumor/broker"
 )
@@ -65,6 +67,33 @@ func TestStreamEnvelopeResume(t *testing.T) {
 	}
 }
 
+// ?since= starts a stream with the events published since then; a resume
+// ignores it.
+func TestStreamSince(t *testing.T) {
+	wall := time.UnixMilli(1_800_000_000_000)
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return wall }
+	ts := newServer(t, broker.Options{Now: now}, Options{})
+	ts.publishAll(t, "c", []string{"old"})
+	mu.Lock()
+	wall = wall.Add(time.Hour)
+	mu.Unlock()
+	ids := ts.publishAll(t, "c", []string{"new1", "new2"})
+	at := url.QueryEscape(wall.Add(-time.Minute).Format(time.RFC3339))
+	s := ts.openStream(t, "/channels/c?since="+at, nil)
+	var got []string
+	for _, ev := range s.read(t, 2) {
+		got = append(got, ev.Data)
+	}
+	if !slices.Equal(got, []string{"new1", "new2"}) {
+		t.Errorf("?since=%s = %q, want new1, new2", at, got)
+	}
+	s = ts.openStream(t, "/channels/c?since="+at, http.Header{"Last-Event-ID": {ids[0]}})
+	if ev := s.read(t, 1)[0]; ev.Data != "new2" {
+		t.Errorf("a resume with ?since= starts at %q, want new2 (the resume wins)", ev.Data)
+	}
+}
+
 // ?last=N starts a stream with the last N retained events, then live ones.
 func TestStreamLast(t *testing.T) {
 	ts := newServer(t, broker.Options{}, Options{})
@@ -82,7 +111,7 @@ func TestStreamLast(t *testing.T) {
 
 func TestStreamOptionsErrors(t *testing.T) {
 	ts := newServer(t, broker.Options{}, Options{})
-	for _, q := range []string{"envelope=xml", "envelope=json&envelope=none", "last=0", "last=-1", "last=x", "last=10001", "last=01", "last=+1", "last=1&last=2", "last="} {
+	for _, q := range []string{"envelope=xml", "envelope=json&envelope=none", "last=0", "last=-1", "last=x", "last=10001", "last=01", "last=+1", "last=1&last=2", "last=", "since=x", "since=-1m", "since=1m&since=2m", "since=1m&last=1"} {
 		a := ts.do(t, http.MethodGet, "/channels/x?"+q, nil, "")
 		if a.status != http.StatusBadRequest || !strings.Contains(a.body, `"error"`) {
 			t.Errorf("GET /channels/x?%s = %d %s, want 400 with an error", q, a.status, a.body)
@@ -93,17 +122,20 @@ func TestStreamOptionsErrors(t *testing.T) {
 // FuzzStreamOptions: any query is a stream's options or a clear error,
 // never a panic; a count is within its bounds.
 func FuzzStreamOptions(f *testing.F) {
-	for _, q := range []string{"envelope=json", "last=5", "last=99999999999999999999", "envelope=none&last=1", "last=%00", "envelope"} {
+	for _, q := range []string{"envelope=json", "last=5", "last=99999999999999999999", "envelope=none&last=1", "last=%00", "envelope", "since=5m", "since=2026-12-08T06:00:00Z&envelope=json", "since=1m&last=2"} {
 		f.Add(q)
 	}
 	f.Fuzz(func(t *testing.T, query string) {
 		r := &http.Request{URL: &url.URL{RawQuery: query}}
-		envelope, last, err := streamOptions(r)
+		envelope, last, since, err := streamOptions(r, time.UnixMilli(1_800_000_000_000))
 		if err != nil {
-			if envelope || last != 0 || err.Error() == "" {
-				t.Fatalf("streamOptions(%q) = %v, %d, %v", query, envelope, last, err)
+			if envelope || last != 0 || !since.IsZero() || err.Error() == "" {
+				t.Fatalf("streamOptions(%q) = %v, %d, %v, %v", query, envelope, last, since, err)
 			}
 			return
+		}
+		if last > 0 && !since.IsZero() {
+			t.Fatalf("streamOptions(%q) = last %d and since %v: want one", query, last, since)
 		}
 		if last < 0 || last > maxStreamLast {
 			t.Fatalf("streamOptions(%q) last = %d, out of bounds", query, last)

@@ -161,10 +161,13 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	envelope, last, err := streamOptions(r) // envelope.go
+	envelope, last, since, err := streamOptions(r, time.Now()) // envelope.go
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	if after.IsZero() && !badHeader {
+		after = since // a first connection with ?since=; zero without
 	}
 	client := h.clientAddr(r)
 	if !h.acquireClient(client) {
