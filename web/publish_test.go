@@ -259,7 +259,9 @@ func (failingRelay) AckedAll(context.Context, *broker.Event) error {
 }
 
 // TestPeerAckFailure: the event is stored and will spread; the client gets
-// 503 with the id, and a retry with the key gets the same id.
+// 503 with the id, and a retry with the key gets the same id, never a
+// second event: 503 again while no peer acknowledges (it waits for the ack
+// as the first attempt did), 200 once one does (transport TestAckAllRetryWaits).
 func TestPeerAckFailure(t *testing.T) {
 	ts := newServer(t, broker.Options{Relay: failingRelay{}}, Options{DefaultAck: broker.AckPeer})
 	hdr := http.Header{"Idempotency-Key": {"k"}}
@@ -270,11 +272,15 @@ func TestPeerAckFailure(t *testing.T) {
 	if _, err := broker.ParseID(e.ID); err != nil || a.header.Get("Retry-After") == "" {
 		t.Errorf("503 body = %s, Retry-After %q; want the stored id and Retry-After", a.body, a.header.Get("Retry-After"))
 	}
+	first := e.ID
 	retry := ts.do(t, http.MethodPost, "/channels/c", hdr, "x")
-	var p published
-	decode(t, retry.body, &p)
-	if retry.status != 200 || p.ID != e.ID {
-		t.Errorf("retry = %d %s, want 200 with id %s", retry.status, retry.body, e.ID)
+	e = errorBody{}
+	decode(t, retry.body, &e)
+	if retry.status != 503 || e.ID != first {
+		t.Errorf("retry while no peer acknowledges = %d %s, want 503 with id %s", retry.status, retry.body, first)
+	}
+	if got := ts.hub.Stats().Published; got != 1 {
+		t.Errorf("after the retry the hub published %d events, want 1", got)
 	}
 	if a := ts.do(t, http.MethodPost, "/channels/c?ack=local", nil, "y"); a.status != 200 {
 		t.Errorf("publish with ack=local = %d %s, want 200", a.status, a.body)
