@@ -82,6 +82,7 @@ type Selector struct {
 	tmpl *regexp.Regexp         // Template with a "{": the template's expression
 	pat  *urlpattern.URLPattern // URLPattern
 	base string                 // URLPattern: the hub's URL, for relative topics
+	pre  prefilter              // URLPattern: cheap refusals of absolute topics
 
 	// last is the latest topic matched against a template or pattern, and
 	// the answer: one update goes to every subscriber sharing this
@@ -136,7 +137,7 @@ func Compile(k Kind, text, base string) (*Selector, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w %q: not a URL pattern: %v", ErrBadSelector, clip(text), err)
 		}
-		s.pat, s.base = p, base
+		s.pat, s.base, s.pre = p, base, newPrefilter(p)
 	default:
 		return nil, fmt.Errorf("%w: unknown kind %d", ErrBadSelector, k)
 	}
@@ -183,9 +184,11 @@ func (s *Selector) Match(topic string) bool {
 		return m.ok
 	}
 	var ok bool
-	if s.tmpl != nil {
+	switch {
+	case s.tmpl != nil:
 		ok = s.tmpl.MatchString(topic)
-	} else {
+	case s.pre.refuses(topic):
+	default:
 		ok = testPattern(s.pat, topic, s.base)
 	}
 	s.last.Store(&memo{topic: topic, ok: ok})
@@ -198,7 +201,127 @@ func testPattern(p *urlpattern.URLPattern, topic, base string) (ok bool) {
 			ok = false
 		}
 	}()
+	if hasScheme(topic) {
+		// An absolute topic ignores the base, whose parsing would cost
+		// five times the match.
+		base = ""
+	}
 	return p.Test(topic, base)
+}
+
+// hasScheme reports whether s starts with a URL scheme and ":", so that it
+// resolves against no base.
+func hasScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
+		case i > 0 && c == ':':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// prefilter refuses, without parsing them, the absolute topics a URL
+// pattern cannot match: another scheme, another host, or a path without
+// the pattern's literal start, as far as the pattern spells them literally
+// and the topic is plain enough that URL canonicalization would not change
+// them (ASCII host, no percent-escapes, dot segments or backslashes). Any
+// doubt lets the topic through to the real match.
+type prefilter struct {
+	scheme, host, path string // "" where the pattern's component is not a plain literal
+}
+
+func newPrefilter(p *urlpattern.URLPattern) prefilter {
+	var f prefilter
+	if plain(p.Protocol(), "+-.") {
+		f.scheme = p.Protocol()
+	}
+	if h := p.Hostname(); plain(h, "-.") && h != "" && !endsInNumber(h) {
+		f.host = h
+	}
+	path := p.Pathname()
+	if i := strings.IndexAny(path, `:*(){}?+\`); i >= 0 {
+		path = path[:i]
+	}
+	if plain(strings.ReplaceAll(path, "/", ""), "-._~") && !strings.Contains(path, "/.") && strings.HasPrefix(path, "/") {
+		f.path = path
+	}
+	return f
+}
+
+// endsInNumber reports whether a URL parser would read host as an IPv4
+// address (WHATWG "ends in a number"): its last label is digits, or 0x and
+// hex digits.
+func endsInNumber(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	if strings.Trim(last, "0123456789") == "" {
+		return true
+	}
+	if len(last) >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') {
+		return strings.Trim(last[2:], "0123456789abcdefABCDEF") == ""
+	}
+	return false
+}
+
+// plain reports whether s is lower-case ASCII letters, digits and extra.
+func plain(s, extra string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func (f prefilter) refuses(topic string) bool {
+	if f.scheme == "" && f.host == "" && f.path == "" || !hasScheme(topic) {
+		return false
+	}
+	scheme, rest, _ := strings.Cut(topic, ":")
+	if f.scheme != "" && !strings.EqualFold(scheme, f.scheme) {
+		return true
+	}
+	rest, ok := strings.CutPrefix(rest, "//")
+	if !ok || strings.ContainsAny(rest, `\%`) {
+		return false
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority, path := rest[:end], rest[end:]
+	if f.host != "" {
+		host := authority
+		if i := strings.LastIndexByte(host, '@'); i >= 0 {
+			host = host[i+1:]
+		}
+		if i := strings.LastIndexByte(host, ':'); i >= 0 {
+			host = host[:i]
+		}
+		host = strings.ToLower(host)
+		if host != "" && plain(host, "-.") && !endsInNumber(host) && host != f.host {
+			return true
+		}
+	}
+	if f.path != "" {
+		if i := strings.IndexAny(path, "?#"); i >= 0 {
+			path = path[:i]
+		}
+		if path != "" && !strings.Contains(path, "/.") && !strings.HasPrefix(path, f.path) {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckTopic checks a published topic: valid UTF-8, no control

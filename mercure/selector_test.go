@@ -45,6 +45,11 @@ func TestSelectorMatch(t *testing.T) {
 		{URLPattern, "/.well-known/mercure/subscriptions/Exact/:match/:subscriber", "/.well-known/mercure/subscriptions/Exact/foo/bar", true},
 		{URLPattern, "/books/:id", "https://hub.example.com/books/3", true},
 		{URLPattern, "*", "not even a url", true},
+		{URLPattern, "https://example.com/books/:id", "HTTPS://Example.COM:443/books/1", true},
+		{URLPattern, "https://example.com/books/:id", "https://example.com/a/../books/1", true},
+		{URLPattern, "https://example.com/books/:id", "http://example.com/books/1", false},
+		{URLPattern, "https://example.com/books/:id", "https://example.org/books/1", false},
+		{URLPattern, "https://example.com/books/:id", "https://example.com/films/1", false},
 	}
 	for _, tt := range tests {
 		s, err := Compile(tt.kind, tt.sel, base)
@@ -219,17 +224,28 @@ func FuzzSelectorTemplate(f *testing.F) {
 }
 
 // FuzzSelectorURLPattern compiles hostile URL patterns and matches hostile
-// topics: nothing may panic or hang.
+// topics: nothing may panic or hang, and the prefilter never refuses a
+// topic the pattern matches.
 func FuzzSelectorURLPattern(f *testing.F) {
 	for _, s := range []string{"https://example.com/books/:id", "/a/:b(\\d+)", "*://*/*", "((((((a+)+)+)+)+)", ":a*:b*:c*", "https://[::1]/x", "{a}?"} {
 		f.Add(s, "https://example.com/books/1")
 	}
+	f.Add("https://example.com/books/:id", "HTTPS://EXAMPLE.COM:443/books/1")
+	f.Add("https://example.com/books/:id", "https://user@example.com/./books/1")
+	f.Add("https://example.com/books/:id", "https://example.com/books/%31")
+	f.Add("https://example.com/b/:id", "https://example.com/a/../b/1")
 	f.Fuzz(func(t *testing.T, sel, topic string) {
 		s, err := Compile(URLPattern, sel, base)
 		if err != nil {
 			return
 		}
-		s.Match(topic)
+		got := s.Match(topic)
+		if s.All() {
+			return // the Mercure wildcard, not a URL pattern
+		}
+		if want := testPattern(s.pat, topic, s.base); got != want {
+			t.Errorf("Compile(URLPattern, %q).Match(%q) = %v, the pattern says %v", sel, topic, got, want)
+		}
 	})
 }
 
@@ -247,4 +263,25 @@ func FuzzSelectorGrants(f *testing.F) {
 			g.CanPublish([]string{"a"})
 		}
 	})
+}
+
+func TestHasScheme(t *testing.T) {
+	for s, want := range map[string]bool{"https://x": true, "urn:uuid:1": true, "a+b-c.d:x": true, "/path": false, "x": false, ":x": false, "1a:x": false, "": false, "a/b:c": false} {
+		if got := hasScheme(s); got != want {
+			t.Errorf("hasScheme(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func BenchmarkSelectorURLPatternUnshared(b *testing.B) {
+	s, err := Compile(URLPattern, "https://example.com/books/:id", base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	topics := []string{"https://example.com/books/1", "https://example.com/books/2"}
+	i := 0
+	for b.Loop() {
+		i++
+		s.Match(topics[i%2]) // a new topic every time: the memo never helps
+	}
 }
