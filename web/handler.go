@@ -226,6 +226,9 @@ func (h *Handler) routes(views bool, ui http.HandlerFunc) http.Handler {
 			r.Get(MercurePath, m.handleSubscribe)
 			r.With(limit).Post(MercurePath, m.handlePublish)
 			r.Options(MercurePath, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+			if m.o.AccessTokens {
+				r.Get(resourceMetadataPath, m.handleResourceMetadata)
+			}
 			if m.o.Subscriptions {
 				r.Get(subscriptionsPath, m.handleSubscriptions)
 				r.Get(subscriptionsPath+"/*", m.handleSubscriptions)

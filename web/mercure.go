@@ -242,9 +242,33 @@ func noToken(msg string) *mercureError {
 	return &mercureError{status: http.StatusUnauthorized, reason: auth.ReasonMissing, msg: msg}
 }
 
+// resourceMetadataPath is where the hub's OAuth 2.0 Protected Resource
+// Metadata (RFC 9728) is served, derived from MercurePath as 1.0 says.
+const resourceMetadataPath = "/.well-known/oauth-protected-resource" + MercurePath
+
+// handleResourceMetadata serves GET
+// /.well-known/oauth-protected-resource/.well-known/mercure: what a 1.0
+// client needs to get a token for this hub.
+func (m *mercureFace) handleResourceMetadata(w http.ResponseWriter, r *http.Request) {
+	md := struct {
+		Resource       string   `json:"resource"`
+		Servers        []string `json:"authorization_servers,omitempty"`
+		Methods        []string `json:"bearer_methods_supported"`
+		Cookie         bool     `json:"mercure_cookie"`
+		MercureVersion int      `json:"mercure_version"`
+	}{Resource: m.o.Audience, Methods: []string{"header", "query"}, Cookie: true, MercureVersion: 8}
+	if md.Resource == "" {
+		md.Resource = m.base(r)
+	}
+	if m.o.Issuer != "" {
+		md.Servers = []string{m.o.Issuer}
+	}
+	writeJSON(w, http.StatusOK, md)
+}
+
 // refuse answers e: rumor's JSON error body, and for 401 and 403 (and a
 // 400 about a token) the WWW-Authenticate challenge of RFC 6750.
-func (m *mercureFace) refuse(w http.ResponseWriter, e *mercureError) {
+func (m *mercureFace) refuse(w http.ResponseWriter, r *http.Request, e *mercureError) {
 	if e.reason != "" {
 		m.h.sec.authFailures.WithLabelValues(e.reason).Inc()
 	}
@@ -252,10 +276,19 @@ func (m *mercureFace) refuse(w http.ResponseWriter, e *mercureError) {
 		challenge := `Bearer realm="mercure"`
 		if e.code != "" {
 			challenge += `, error="` + e.code + `", error_description="` + quotable(e.msg) + `"`
+		} else if m.o.AccessTokens && r != nil {
+			// No token: say where a 1.0 client learns how to get one.
+			challenge += `, resource_metadata="` + quotable(m.metadataURL(r)) + `"`
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
 	writeJSON(w, e.status, errorBody{Error: e.msg, Reason: e.reason})
+}
+
+// metadataURL is the absolute URL of the resource metadata for r.
+func (m *mercureFace) metadataURL(r *http.Request) string {
+	base := m.base(r)
+	return strings.TrimSuffix(base, MercurePath) + resourceMetadataPath
 }
 
 // Where a request's token came from.

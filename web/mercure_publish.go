@@ -112,7 +112,7 @@ func (m *mercureFace) refusePublish(w http.ResponseWriter, r *http.Request, e *m
 	}
 	m.h.metrics.publishErrors.WithLabelValues(reason).Inc()
 	skipBody(w, r)
-	m.refuse(w, e)
+	m.refuse(w, r, e)
 }
 
 // readUpdate reads and checks the publish form's fields (the body, and

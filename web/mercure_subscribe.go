@@ -110,23 +110,23 @@ func (m *mercureFace) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	base := m.base(r)
 	sels, merr := m.selectors(r, base)
 	if merr != nil {
-		m.refuse(w, merr)
+		m.refuse(w, r, merr)
 		return
 	}
 	raw, _, merr := m.token(r)
 	if merr != nil {
-		m.refuse(w, merr)
+		m.refuse(w, r, merr)
 		return
 	}
 	var cred *credential
 	switch {
 	case raw != "":
 		if cred, merr = m.verify(m.o.Subscriber, "subscriber", raw, base); merr != nil {
-			m.refuse(w, merr)
+			m.refuse(w, r, merr)
 			return
 		}
 	case !m.o.Anonymous:
-		m.refuse(w, noToken("subscribing needs a token: send Authorization: Bearer TOKEN or the "+m.o.Cookie+" cookie"))
+		m.refuse(w, r, noToken("subscribing needs a token: send Authorization: Bearer TOKEN or the "+m.o.Cookie+" cookie"))
 		return
 	}
 	set := mercure.NewSet(sels)
@@ -183,7 +183,7 @@ func (m *mercureFace) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		if aerr := h.opts.Revocations.Check(s.who); aerr != nil {
 			h.unregister(s)
 			h.releaseClient(client)
-			m.refuse(w, invalidToken(aerr.Reason, "%s", aerr.Msg))
+			m.refuse(w, r, invalidToken(aerr.Reason, "%s", aerr.Msg))
 			return
 		}
 	}

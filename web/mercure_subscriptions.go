@@ -208,7 +208,7 @@ func (m *mercureFace) handleSubscriptions(w http.ResponseWriter, r *http.Request
 		merr = insufficientScope("the token does not grant subscribe on %s", clip(path))
 	}
 	if merr != nil {
-		m.refuse(w, merr)
+		m.refuse(w, r, merr)
 		return
 	}
 	match := func(d subscriptionDoc) bool { return d.ID == canon || strings.HasPrefix(d.ID, canon+"/") }

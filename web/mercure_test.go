@@ -444,3 +444,110 @@ func TestMercureSubscriptions(t *testing.T) {
 		}
 	}
 }
+
+func TestMercureCORSAndCookies(t *testing.T) {
+	ts := newMercureServer(t, func(o *MercureOptions) {
+		o.Anonymous = false
+		o.CORSOrigins = []string{"https://app.example.com"}
+		o.PublishOrigins = []string{"https://admin.example.com"}
+	})
+	do := func(method, path string, h http.Header, body string) *http.Response {
+		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	// Preflights: the Mercure origins, not rumor's (none here).
+	for origin, want := range map[string]string{"https://app.example.com": "https://app.example.com", "https://admin.example.com": "https://admin.example.com", "https://evil.example": ""} {
+		resp := do(http.MethodOptions, MercurePath, http.Header{"Origin": {origin}, "Access-Control-Request-Method": {"GET"}, "Access-Control-Request-Headers": {"authorization"}}, "")
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != want {
+			t.Errorf("preflight from %s: Allow-Origin %q, want %q", origin, got, want)
+		}
+		if want != "" && resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Errorf("preflight from %s: no credentials", origin)
+		}
+	}
+	pub := mercureToken(t, mercurePubKey, false, pubClaim("*"))
+	form := "topic=t&data=x"
+	formType := []string{"application/x-www-form-urlencoded"}
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+		status int
+	}{
+		{"cookie, no origin", http.Header{"Cookie": {"mercureAuthorization=" + pub}, "Content-Type": formType}, 403},
+		{"cookie, foreign origin", http.Header{"Cookie": {"mercureAuthorization=" + pub}, "Content-Type": formType, "Origin": {"https://evil.example"}}, 403},
+		{"cookie, subscribe-only origin", http.Header{"Cookie": {"mercureAuthorization=" + pub}, "Content-Type": formType, "Origin": {"https://app.example.com"}}, 403},
+		{"cookie, publish origin", http.Header{"Cookie": {"mercureAuthorization=" + pub}, "Content-Type": formType, "Origin": {"https://admin.example.com"}}, 200},
+		{"cookie, publish origin by Referer", http.Header{"Cookie": {"mercureAuthorization=" + pub}, "Content-Type": formType, "Referer": {"https://admin.example.com/page"}}, 200},
+		{"1.0 cookie name, own origin", http.Header{"Cookie": {"__Secure-mercure_access_token=" + pub}, "Content-Type": formType, "Origin": {ts.URL}}, 200},
+		{"header beats a bad cookie", http.Header{"Cookie": {"mercureAuthorization=garbage"}, "Authorization": {"Bearer " + pub}, "Content-Type": formType}, 200},
+	} {
+		if resp := do(http.MethodPost, MercurePath, tt.header, form); resp.StatusCode != tt.status {
+			t.Errorf("%s: publish = %d, want %d", tt.name, resp.StatusCode, tt.status)
+		}
+	}
+	// Subscribers: the cookie and the query parameters carry a token.
+	sub := mercureToken(t, mercureSubKey, false, subClaim("*"))
+	mercureSubscribe(t, ts.URL, "topic=t&access_token="+sub, nil)
+	mercureSubscribe(t, ts.URL, "topic=t&authorization="+sub, nil)
+	mercureSubscribe(t, ts.URL, "topic=t", http.Header{"Cookie": {"mercureAccessToken=" + sub}})
+	if resp := do(http.MethodGet, MercurePath+"?topic=t&access_token=bad", nil, ""); resp.StatusCode != 401 {
+		t.Errorf("a bad access_token = %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestMercureTokenExpiry(t *testing.T) {
+	ts := newMercureServer(t, func(o *MercureOptions) { o.RequireExp = true })
+	noExp := mercureToken(t, mercureSubKey, false, subClaim("*"))
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+MercurePath+"?topic=t", nil)
+	req.Header.Set("Authorization", "Bearer "+noExp)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("a 0.x token without exp under RequireExp = %d, want 401", resp.StatusCode)
+	}
+	short := mercureToken(t, mercureSubKey, false, jwt.MapClaims{"exp": time.Now().Add(1500 * time.Millisecond).Unix(), "mercure": map[string]any{"subscribe": []string{"*"}}})
+	p, _ := mercureSubscribe(t, ts.URL, "topic=t", bearer(short))
+	if ev := nextEvent(t, p); ev.Type != EndType || !strings.Contains(ev.Data, `"expired"`) {
+		t.Errorf("at exp the stream sent %+v, want %s", ev, EndType)
+	}
+}
+
+func TestMercureResourceMetadata(t *testing.T) {
+	ts := newMercureServer(t, func(o *MercureOptions) { o.Anonymous = false; o.Issuer = "https://auth.example.com" })
+	resp, err := http.Get(ts.URL + MercurePath + "?match=t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	challenge := resp.Header.Get("WWW-Authenticate")
+	want := `resource_metadata="` + ts.URL + resourceMetadataPath + `"`
+	if resp.StatusCode != 401 || !strings.Contains(challenge, want) || strings.Contains(challenge, "error=") {
+		t.Errorf("GET without a token = %d, WWW-Authenticate %q, want 401 with %s and no error code", resp.StatusCode, challenge, want)
+	}
+	resp, err = http.Get(ts.URL + resourceMetadataPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var md struct {
+		Resource       string   `json:"resource"`
+		Servers        []string `json:"authorization_servers"`
+		Methods        []string `json:"bearer_methods_supported"`
+		Cookie         bool     `json:"mercure_cookie"`
+		MercureVersion int      `json:"mercure_version"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil || md.Resource != mercureAud || len(md.Servers) != 1 || !md.Cookie || md.MercureVersion != 8 || len(md.Methods) != 2 {
+		t.Errorf("metadata = %+v, %v", md, err)
+	}
+}
