@@ -83,6 +83,12 @@ type Config struct {
 	// the server ended with a retry: field (a browser waits all of it);
 	// 0 reopens at once, as without retry:.
 	MaxRetry time.Duration
+	// Mercure runs the workload through the Mercure face instead of
+	// /channels (mercure.go); MercureToken, when set, is the publishers'
+	// Bearer token (subscribers go without one: the hub must take
+	// anonymous subscribers).
+	Mercure      bool
+	MercureToken string
 	// NewReader wraps a stream's body (the bytes after the headers, chunked
 	// encoding removed).
 	NewReader func(body io.Reader, maxData int) EventReader
@@ -125,6 +131,9 @@ func (c *Config) Validate() error {
 		check(d.v >= d.min && d.v <= MaxDuration, "%s %v: want %v to %v", d.name, d.v, d.min, MaxDuration)
 	}
 	check(c.Ack == "" || c.Ack == "peer" || c.Ack == "local", "ack %q: want peer, local or empty", c.Ack)
+	check(!c.Mercure || c.Ack == "", "ack %q: the Mercure face has no ack", c.Ack)
+	check(c.Mercure || c.MercureToken == "", "a Mercure token without the Mercure face")
+	check(!c.Mercure || !c.Envelope, "the Mercure face has no envelope")
 	check(c.Prefix != "" && !strings.ContainsAny(c.Prefix, "/?#%* >"), "channel prefix %q: want a channel name", c.Prefix)
 	check(c.MaxEventBytes >= c.Size, "max event bytes %d: want at least the size %d", c.MaxEventBytes, c.Size)
 	check(c.NewReader != nil, "no event reader")
@@ -304,6 +313,9 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 		s.path = streamPath(s.base, r.names[s.ch])
 		if cfg.Envelope {
 			s.path += "?envelope=json"
+		}
+		if cfg.Mercure {
+			s.path = mercurePath(s.base, r.names[s.ch])
 		}
 		r.subs = append(r.subs, s)
 		subWG.Go(func() { s.run(subCtx, dialing, connected) })
@@ -730,6 +742,7 @@ type publisher struct {
 func (p *publisher) run(ctx context.Context, client *http.Client, until time.Time) {
 	r, cfg := p.r, p.r.cfg
 	buf := make([]byte, 0, cfg.Size+64)
+	var mbuf []byte // the Mercure form
 	ack := ""
 	if cfg.Ack != "" {
 		ack = "?ack=" + cfg.Ack
@@ -765,7 +778,14 @@ func (p *publisher) run(ctx context.Context, client *http.Client, until time.Tim
 		seq := p.seq[c]
 		buf = appendPayload(buf[:0], stamp{run: r.id, pub: p.j, ch: c, seq: seq, sent: time.Now().UnixNano()}, cfg.Size)
 		r.attempted.Add(1)
-		if err := p.post(ctx, client, prefix+r.names[c]+ack, buf); err != nil {
+		target, body, form := prefix+r.names[c]+ack, buf, false
+		if cfg.Mercure {
+			form = true
+			target = mercureHub(p.base)
+			mbuf = appendMercureForm(mbuf[:0], r.names[c], buf)
+			body = mbuf
+		}
+		if err := p.post(ctx, client, target, body, form); err != nil {
 			p.failed[c] = append(p.failed[c], seq)
 			r.pubErrors.Add(1)
 			r.noteError(err)
@@ -779,7 +799,9 @@ func (p *publisher) run(ctx context.Context, client *http.Client, until time.Tim
 	}
 }
 
-func (p *publisher) post(ctx context.Context, client *http.Client, u string, body []byte) error {
+// post publishes body to u: the event's data, or with form a Mercure
+// publish form.
+func (p *publisher) post(ctx context.Context, client *http.Client, u string, body []byte, form bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
@@ -787,6 +809,12 @@ func (p *publisher) post(ctx context.Context, client *http.Client, u string, bod
 		return err
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if form {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if t := p.r.cfg.MercureToken; t != "" {
+			req.Header.Set("Authorization", "Bearer "+t)
+		}
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return err

@@ -109,6 +109,8 @@ func parseBench(args []string, getenv func(string) string, stdout, stderr io.Wri
 	connectTimeout := fs.Duration("connect-timeout", time.Minute, "every subscriber must be connected within this")
 	drain := fs.Duration("drain", 5*time.Second, "after publishing, how long events in flight are waited for; ends early when every subscriber has every event or nothing arrives for 2s")
 	hold := fs.Duration("hold", 3*time.Second, "with --count 0: how long the streams stay open before the memory is read")
+	mercure := fs.Bool("mercure", false, "run the load through the Mercure face (GET and POST /.well-known/mercure, channels as topics) instead of /channels; the servers need --mercure and --mercure-anonymous, and with --cluster this sets them up")
+	mercureToken := fs.String("mercure-token", getenv("RUMOR_MERCURE_TOKEN"), "with --mercure and --server: the publishers' JWT, one that may publish every topic (env RUMOR_MERCURE_TOKEN)")
 	ack := fs.String("ack", "", "?ack= on every publish: peer or local; empty means the server's default")
 	pids := fs.String("pid", "", "comma-separated PIDs of the server processes, in the order of --server: read their memory and CPU time from /proc/PID/status and /proc/PID/stat (this wins over /metrics); readings of several are summed")
 	metrics := fs.Bool("metrics", true, "read the servers' memory and CPU time from /metrics on every --server, when it answers; readings of several are summed")
@@ -157,6 +159,9 @@ func parseBench(args []string, getenv func(string) string, stdout, stderr io.Wri
 	if *envelope && *bare {
 		errs = append(errs, errors.New("--envelope and --bare: the bare loop sends data as published"))
 	}
+	if *mercure && *bare {
+		errs = append(errs, errors.New("--mercure and --bare: the bare loop has no Mercure face"))
+	}
 	b := &benchRun{
 		cfg: bench.Config{
 			Subscribers:    *subs,
@@ -175,6 +180,8 @@ func parseBench(args []string, getenv func(string) string, stdout, stderr io.Wri
 			MaxEventBytes:  int(max(min(maxEventN, 1<<30), sizeN)),
 			MaxRetry:       *maxRetry,
 			NewReader:      newBenchReader,
+			Mercure:        *mercure,
+			MercureToken:   *mercureToken,
 		},
 		cluster:    *cluster,
 		bare:       *bare,
@@ -238,9 +245,15 @@ func (b *benchRun) run(ctx context.Context, stdout, stderr io.Writer) error {
 		// As `rumor dev` runs them (one node without gossip), on free
 		// loopback ports, with no per-client stream limit: every
 		// subscriber comes from 127.0.0.1.
-		nodes, stop, err := startLocal(ctx, localCluster{
-			nodes: b.cluster, host: "127.0.0.1", label: "rumor-bench", name: "bench", alone: true,
-		}, newLogger(stderr, "text", "warn"))
+		lc := localCluster{nodes: b.cluster, host: "127.0.0.1", label: "rumor-bench", name: "bench", alone: true}
+		if cfg.Mercure {
+			base, token, err := benchMercureNodes()
+			if err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+			lc.base, cfg.MercureToken = base, token
+		}
+		nodes, stop, err := startLocal(ctx, lc, newLogger(stderr, "text", "warn"))
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
