@@ -17,6 +17,7 @@ package web
 // Mercure face", gives the argument; docs/API.md the contract.
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -151,6 +152,18 @@ func decodeUpdate(e *broker.Event) any {
 	}
 	u.frame = u.appendFrame(make([]byte, 0, len(u.Data)+len(u.ID)+len(u.Type)+32))
 	return u
+}
+
+// encode returns the envelope: compact JSON, without the HTML escapes
+// json.Marshal adds (they would grow data full of <, > and &).
+func (u *update) encode() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(u); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // updateOf returns e's update, nil if e is not one.

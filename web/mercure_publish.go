@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -79,7 +78,7 @@ func (m *mercureFace) handlePublish(w http.ResponseWriter, r *http.Request) {
 		m.refusePublish(w, r, insufficientScope("the token may not publish to %s", describeTopics(u.Topics)))
 		return
 	}
-	body, err := json.Marshal(u)
+	body, err := u.encode()
 	if err != nil {
 		h.publishError(w, err, nil)
 		return

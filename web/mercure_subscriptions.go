@@ -157,7 +157,7 @@ func (m *mercureFace) announce(docs []subscriptionDoc) {
 		if err != nil {
 			continue
 		}
-		body, err := json.Marshal(&update{Topics: []string{d.ID}, Private: true, ID: newUUID(), Data: string(data)})
+		body, err := (&update{Topics: []string{d.ID}, Private: true, ID: newUUID(), Data: string(data)}).encode()
 		if err != nil {
 			continue
 		}

@@ -551,3 +551,22 @@ func TestMercureResourceMetadata(t *testing.T) {
 		t.Errorf("metadata = %+v, %v", md, err)
 	}
 }
+
+func TestMercureDataKeptWhole(t *testing.T) {
+	ts := newMercureServer(t, nil)
+	p, _ := mercureSubscribe(t, ts.URL, "topic=t", nil)
+	waitFor(t, "stream", func() bool { return ts.h.openStreams() == 1 })
+	pub := mercureToken(t, mercurePubKey, false, pubClaim("*"))
+	data := "<a href=\"x\">&amp; é ✓</a>\r\nid: forged\rlast"
+	if s, b, _ := mercurePublish(t, ts.URL, pub, url.Values{"topic": {"t"}, "data": {data}, "id": {"real"}}); s != 200 {
+		t.Fatalf("publish = %d %s", s, b)
+	}
+	ev := nextEvent(t, p)
+	if want := "<a href=\"x\">&amp; é ✓</a>\nid: forged\nlast"; ev.Data != want || ev.LastEventID != "real" {
+		t.Errorf("got %+v, want data %q with id real", ev, want)
+	}
+	retained := ts.hub.Retained(mercureChannel)
+	if n := len(retained[len(retained)-1].Data); n > len(data)+64 {
+		t.Errorf("the envelope of %d bytes of data is %d bytes", len(data), n)
+	}
+}
