@@ -68,6 +68,9 @@ func TestR3labsClient(t *testing.T) {
 	if id, _ := c.LastEventID.Load().([]byte); string(id) != third {
 		t.Errorf("r3labs LastEventID = %q, want %q", id, third)
 	}
+	// Leave no subscription behind: TestR3labsTraps counts them.
+	cancel()
+	waitFor(t, "r3labs to end the subscription", func() bool { return goroutinesIn(r3labsSubscription) == 0 })
 }
 
 // TestR3labsTraps shows, with the real library, the traps the README warns
