@@ -122,20 +122,21 @@ run() {
 	[[ $face == mercure ]] && extra=(--mercure --mercure-token "$TOKEN")
 	local name="$face-$rep"
 	start_servers "$OUT/logs/$name.server" || { echo "mercure.sh: servers did not start" >&2; exit 1; }
-	local IFS=,
+	local servers pids
+	servers=$(IFS=,; echo "${URLS[*]}")
+	pids=$(IFS=,; echo "${PIDS[*]}")
 	set +e
 	# shellcheck disable=SC2086
-	"$B" bench --json --quiet --metrics=false --server "${URLS[*]}" --pid "${PIDS[*]}" $ARGS "${extra[@]}" >"$TMP/out.json" 2>"$OUT/logs/$name.bench"
+	"$B" bench --json --quiet --metrics=false --server "$servers" --pid "$pids" $ARGS "${extra[@]}" >"$TMP/out.json" 2>"$OUT/logs/$name.bench"
 	code=$?
 	set -e
-	unset IFS
 	stop_servers
 	local result
 	result=$(head -n 1 "$TMP/out.json")
 	[[ $result == "{"* ]] || result=null
 	printf '{"face":"%s","nodes":%d,"rep":%d,"exit":%d,"result":%s}\n' "$face" "$NODES" "$rep" "$code" "$result" >>"$RESULTS"
-	printf 'mercure.sh: %s rep %d: exit %d, %s deliveries/s, %s µs CPU/delivery, p99 %s ms\n' "$face" "$rep" "$code" \
-		"$(jq -r '.deliveryRate // "?" | floor? // .' <<<"$result")" "$(jq -r '.serverCPUPerDelivery // "?"' <<<"$result")" "$(jq -r '.latency.p99 // "?"' <<<"$result")" >&2
+	printf 'mercure.sh: %s rep %d: exit %d, %s\n' "$face" "$rep" "$code" \
+		"$(jq -r 'if . == null then "no result" else "\(.deliveryRate | floor) deliveries/s, \(.serverCPUPerDelivery * 100 | round / 100) µs CPU/delivery, p99 \(.latency.p99 * 100 | round / 100) ms" end' <<<"$result")" >&2
 }
 
 {
