@@ -80,6 +80,7 @@ type Selector struct {
 	text string
 	all  bool                   // "*"
 	tmpl *regexp.Regexp         // Template with a "{": the template's expression
+	lit  [2]string              // Template: the literal text before its first and after its last expression, which a match starts and ends with
 	pat  *urlpattern.URLPattern // URLPattern
 	base string                 // URLPattern: the hub's URL, for relative topics
 	pre  prefilter              // URLPattern: cheap refusals of absolute topics
@@ -126,7 +127,10 @@ func Compile(k Kind, text, base string) (*Selector, error) {
 		if strings.Contains(text, "{") {
 			// The reference hub treats a selector that does not parse
 			// as a template as a plain string: so does rumor.
-			s.tmpl = compileTemplate(text)
+			if s.tmpl = compileTemplate(text); s.tmpl != nil {
+				s.lit[0] = text[:strings.IndexByte(text, '{')]
+				s.lit[1] = text[strings.LastIndexByte(text, '}')+1:]
+			}
 		}
 	case Exact:
 	case URLPattern:
@@ -186,7 +190,8 @@ func (s *Selector) Match(topic string) bool {
 	var ok bool
 	switch {
 	case s.tmpl != nil:
-		ok = s.tmpl.MatchString(topic)
+		ok = len(topic) >= len(s.lit[0])+len(s.lit[1]) && strings.HasPrefix(topic, s.lit[0]) &&
+			strings.HasSuffix(topic, s.lit[1]) && s.tmpl.MatchString(topic)
 	case s.pre.refuses(topic):
 	default:
 		ok = testPattern(s.pat, topic, s.base)

@@ -24,6 +24,9 @@ func TestSelectorMatch(t *testing.T) {
 		{Template, "https://example.com/books/{id}", "https://example.com/books/{id}", true},
 		{Template, "https://example.com/{+path}", "https://example.com/a/b/c", true},
 		{Template, "https://example.com/books/{id}{?q}", "https://example.com/books/7?q=x", true},
+		{Template, "https://example.com/{id}/reviews", "https://example.com/1/reviews", true},
+		{Template, "https://example.com/{id}/reviews", "https://example.com/1/review", false},
+		{Template, "https://example.com/{id}/reviews", "https://example.org/1/reviews", false},
 		{Template, "*", "anything at all", true},
 		{Template, "books", "books", true},
 		{Template, "books", "Books", false},
@@ -211,12 +214,16 @@ func FuzzSelectorTemplate(f *testing.F) {
 	for _, s := range []string{"https://example.com/{id}", "{+a}{#b}{?c*}", "{", "}", "{a", "*", "a{b}c{d}", "{%zz}", "{a:99999}"} {
 		f.Add(s, "https://example.com/1")
 	}
+	f.Add("https://example.com/{id}/reviews", "https://example.com/1/reviews")
 	f.Fuzz(func(t *testing.T, sel, topic string) {
 		s, err := Compile(Template, sel, base)
 		if err != nil {
 			return
 		}
-		s.Match(topic)
+		got := s.Match(topic)
+		if s.tmpl != nil && got != s.tmpl.MatchString(topic) && topic != sel {
+			t.Errorf("Compile(Template, %q).Match(%q) = %v, the template says %v", sel, topic, got, !got)
+		}
 		if !s.Match(sel) {
 			t.Errorf("selector %q does not match itself", sel)
 		}
