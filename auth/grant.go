@@ -15,7 +15,8 @@ import (
 type Grants struct {
 	Publish   []string `json:"publish,omitempty"`
 	Subscribe []string `json:"subscribe,omitempty"`
-	Admin     bool     `json:"admin,omitempty"` // the admin API: revocations and kicks
+	Admin     bool     `json:"admin,omitempty"`    // the admin API: revocations and kicks
+	Presence  []string `json:"presence,omitempty"` // channel patterns whose subscribers' subjects it may see (presence.go)
 }
 
 // parseGrants parses a grant list; a token whose issuer wrote an invalid
@@ -55,6 +56,12 @@ func (a *Authenticator) CanPublish(p *Principal, channel string) *Error {
 // client knows to send one.
 func (a *Authenticator) CanSubscribe(p *Principal, patterns []broker.Pattern) *Error {
 	for _, want := range patterns {
+		if broker.Reserved(want.String()) {
+			if err := a.canWatch(p, want); err != nil {
+				return err
+			}
+			continue
+		}
 		if coveredBy(a.public, want) {
 			continue
 		}

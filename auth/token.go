@@ -257,6 +257,7 @@ type Principal struct {
 	Expires   time.Time        // the token's exp plus the leeway: it is good until then, not after
 	Publish   []broker.Pattern // channels it may publish to
 	Subscribe []broker.Pattern // channels it may subscribe to
+	Presence  []broker.Pattern // channels whose subscribers' subjects it may see
 	Via       string           // where the token came from: header, cookie or query
 	LimitKey  string           // the publish rate limit's key: its subject, or a hash of the token without one
 }
@@ -355,6 +356,9 @@ func (a *Authenticator) Verify(raw string) (*Principal, *Error) {
 		return nil, unauthorized(ReasonInvalid, "token: %v", err)
 	}
 	if p.Subscribe, err = parseGrants("subscribe", c.Rumor.Subscribe); err != nil {
+		return nil, unauthorized(ReasonInvalid, "token: %v", err)
+	}
+	if p.Presence, err = parseGrants("presence", c.Rumor.Presence); err != nil {
 		return nil, unauthorized(ReasonInvalid, "token: %v", err)
 	}
 	if err := a.revoked.Check(p); err != nil {

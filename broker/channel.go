@@ -162,6 +162,9 @@ func (p Pattern) Match(channel string) bool {
 	if IsSystem(channel) {
 		return false
 	}
+	if (p.parts[0] == "*" || p.parts[0] == ">") && Reserved(channel) {
+		return false // rumor's own channels match only patterns that name them
+	}
 	for i, want := range p.parts {
 		if want == ">" {
 			return channel != ""

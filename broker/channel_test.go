@@ -94,6 +94,14 @@ func TestPatternMatch(t *testing.T) {
 		{"a.*.c", "a.c", false},
 		{"*.*.>", "a.b", false},
 		{"*.*.>", "a.b.c", true},
+		// rumor's own channels match only patterns that name their first token.
+		{">", "rumor.presence.orders", false},
+		{"*", "rumor", false},
+		{"*.presence.orders", "rumor.presence.orders", false},
+		{"rumor.>", "rumor.presence.orders", true},
+		{"rumor.presence.*", "rumor.presence.orders", true},
+		{"rumor.presence.orders", "rumor.presence.orders", true},
+		{"*.paid", "rumors.paid", true},
 	}
 	for _, tt := range tests {
 		p, err := broker.ParsePattern(tt.pattern)
@@ -128,7 +136,8 @@ func FuzzPattern(f *testing.F) {
 			}
 			return
 		}
-		// Token by token, the reference semantics.
+		// Token by token, the reference semantics; rumor's own channels
+		// match only patterns whose first token names them.
 		pp, cp := strings.Split(pattern, "."), strings.Split(channel, ".")
 		want := len(pp) == len(cp)
 		for i, tok := range pp {
@@ -141,6 +150,9 @@ func FuzzPattern(f *testing.F) {
 				break
 			}
 		}
+		if (pp[0] == "*" || pp[0] == ">") && cp[0] == broker.ReservedToken {
+			want = false
+		}
 		if got != want {
 			t.Fatalf("%q.Match(%q) = %v, want %v", pattern, channel, got, want)
 		}
@@ -151,7 +163,7 @@ func FuzzPattern(f *testing.F) {
 			}
 		}
 		if prefix, ok := strings.CutSuffix(pattern, ".>"); ok && !strings.ContainsAny(prefix, "*>") {
-			ext := prefix + "." + channel
+			ext := prefix + "." + channel // prefix is literal: ext is reserved only if the pattern names it
 			if broker.ValidateChannel(ext) == nil && !p.Match(ext) {
 				t.Fatalf("%q.Match(%q) = false, want true", pattern, ext)
 			}

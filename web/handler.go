@@ -72,6 +72,7 @@ type Options struct {
 	// Security: auth.go, cors.go and limits.go.
 	Auth                  *auth.Authenticator           // JWT for publishers and subscribers; nil means none (anyone may publish and subscribe)
 	Revocations           *auth.Revocations             // revoked tokens and kicks, which end streams (revoke.go); nil means none, and no admin API
+	Presence              Presence                      // counts streams cluster-wide and answers GET /presence (presence.go); nil means no presence
 	Spread                func(context.Context, []byte) // sends an encoded revocation to every other node now; nil on a single node
 	CORSOrigins           []string                      // origins browsers may call from ("https://app.example.com", or "*" without credentials); nil means none
 	MaxPublishesPerClient int                           // publishes in flight per token (or client address without one); 0 means no limit (cmd's default is 256), 429 above it
@@ -235,6 +236,8 @@ func (h *Handler) routes(views bool, ui http.HandlerFunc) http.Handler {
 			}
 		})
 	}
+	r.Get("/presence", h.handlePresence)
+	r.Get("/presence/{channel}", h.handlePresenceChannel)
 	r.Get("/healthz", h.handleHealth)
 	r.Get("/readyz", h.handleReady)
 	if !views {

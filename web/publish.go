@@ -111,6 +111,9 @@ func (h *Handler) readMessage(w http.ResponseWriter, r *http.Request) (broker.Me
 	if err := broker.ValidateChannel(msg.Channel); err != nil {
 		return msg, 0, err
 	}
+	if err := checkPublishChannel(msg.Channel); err != nil {
+		return msg, 0, err
+	}
 	q := r.URL.Query()
 	if msg.Type = q.Get("event"); msg.Type != "" {
 		if err := broker.ValidateType(msg.Type); err != nil {
@@ -258,6 +261,9 @@ func (e *batchEntry) message(i int, maxData int64) (broker.Message, error) {
 	}
 	m.Channel, m.Data = *e.Channel, []byte(*e.Data)
 	if err := broker.ValidateChannel(m.Channel); err != nil {
+		return m, fmt.Errorf("%s: %w", entryName(i), err)
+	}
+	if err := checkPublishChannel(m.Channel); err != nil {
 		return m, fmt.Errorf("%s: %w", entryName(i), err)
 	}
 	if e.Event != nil && *e.Event != "" {

@@ -211,6 +211,7 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 		defer h.releaseClient(client)
 		defer s.hangUp()
 		defer sub.Close()
+		defer h.present(s)() // counted in presence while it runs
 		reason := s.run(sub, after, badHeader)
 		h.metrics.streamsEnded.WithLabelValues(reason).Inc()
 	}
@@ -569,6 +570,9 @@ func (h *Handler) patterns(r *http.Request) ([]broker.Pattern, error) {
 	for _, n := range names {
 		p, err := broker.ParsePattern(n)
 		if err != nil {
+			return nil, err
+		}
+		if err := checkStreamPattern(p); err != nil {
 			return nil, err
 		}
 		out = append(out, p)

@@ -38,6 +38,7 @@ type Config struct {
 	HistoryTTL     time.Duration
 	HistoryBytes   int64
 	Heartbeat      time.Duration
+	PresenceGrace  time.Duration // how long a channel stays empty before it is vacated
 	Coalesce       time.Duration // 0: every event written at once
 	MaxEventBytes  int64
 	MaxStreams     int
@@ -87,6 +88,7 @@ func serveOptions(getenv func(string) string) []option {
 		{"history-ttl", "duration", "5m", "how long events are retained", setDuration(func(c *Config) *time.Duration { return &c.HistoryTTL })},
 		{"history-bytes", "size", "256MiB", "retained bytes across all channels (bytes, KiB, MiB or GiB)", setSize(func(c *Config) *int64 { return &c.HistoryBytes })},
 		{"heartbeat", "duration", "15s", "comment line on idle streams", setDuration(func(c *Config) *time.Duration { return &c.Heartbeat })},
+		{"presence-grace", "duration", "5s", "how long a channel stays empty, cluster-wide, before it is vacated (and a subject gone before it has left): a subscriber who reconnects within it is neither", setDuration(func(c *Config) *time.Duration { return &c.PresenceGrace })},
 		{"coalesce", "duration", "1ms", "a busy stream writes at most once per this; events arriving meanwhile share the write (0 writes each at once)", setDuration(func(c *Config) *time.Duration { return &c.Coalesce })},
 		{"max-event-bytes", "size", "1MiB", "largest event data accepted; larger publishes get 413", setSize(func(c *Config) *int64 { return &c.MaxEventBytes })},
 		{"max-streams", "int", "20000", "concurrent SSE streams on this node", setInt(func(c *Config) *int { return &c.MaxStreams })},
@@ -247,6 +249,7 @@ func (c *Config) Validate() error {
 		{"--history-ttl", int64(c.HistoryTTL)},
 		{"--history-bytes", c.HistoryBytes},
 		{"--heartbeat", int64(c.Heartbeat)},
+		{"--presence-grace", int64(c.PresenceGrace)},
 		{"--max-event-bytes", c.MaxEventBytes},
 		{"--max-streams", int64(c.MaxStreams)},
 		{"--max-patterns", int64(c.MaxPatterns)},

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rumorhq/rumor/auth"
 	"github.com/rumorhq/rumor/broker"
+	"github.com/rumorhq/rumor/presence"
 	"github.com/rumorhq/rumor/transport"
 	"github.com/rumorhq/rumor/web"
 )
@@ -27,6 +28,7 @@ type node struct {
 	cfg     Config
 	log     *slog.Logger
 	hub     *broker.Hub
+	dir     *presence.Directory
 	cluster *transport.Cluster // nil for a single node
 	web     *web.Handler
 	auth    *auth.Authenticator   // nil without auth
@@ -140,8 +142,18 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 		Relay:        relay,
 		Logger:       log.With("component", "broker"),
 	})
+	// Presence follows its reserved channels from before the cluster
+	// starts, so that catch-up brings it every member's census.
+	po := presence.Options{Hub: n.hub, Grace: cfg.PresenceGrace, Logger: log}
+	if n.cluster != nil {
+		po.Members = n.cluster
+	}
+	if n.dir, err = presence.New(po); err != nil {
+		return nil, err
+	}
 	wo := web.Options{
 		Hub:           n.hub,
+		Presence:      n.dir,
 		NodeName:      cfg.NodeName,
 		HTTPAddr:      advertisedHTTP(ln.Addr(), cfg),
 		AdminAddr:     adminAddr,
@@ -316,8 +328,9 @@ func (n *node) shutdown(ctx context.Context) error {
 	if n.admin != nil {
 		errs = append(errs, n.admin.shutdown(ctx)...)
 	}
-	// Last, the hub and the key refresher: nothing publishes, subscribes
-	// or verifies a token any more.
+	// Last, presence, the hub and the key refresher: nothing publishes,
+	// subscribes or verifies a token any more.
+	n.dir.Close()
 	n.hub.Close()
 	n.auth.Close()
 	for _, a := range n.mercure {
@@ -330,6 +343,9 @@ func (n *node) shutdown(ctx context.Context) error {
 func (n *node) abort() {
 	if n.cluster != nil {
 		n.cluster.Shutdown()
+	}
+	if n.dir != nil {
+		n.dir.Close()
 	}
 	if n.hub != nil {
 		n.hub.Close()

@@ -1,0 +1,282 @@
+package presence
+
+// The census: each node's summary of its streams, sent as events on
+// rumor.census, and what a node holds of the others'.
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rumorhq/rumor/broker"
+)
+
+// census is the data of one event on rumor.census. A delta's entries
+// replace the sender's entries of the same keys (n 0 removes one); a full
+// census replaces everything the sender had said.
+type census struct {
+	Seq     uint64               `json:"q"`           // the sender's census number, from 1 with no holes
+	Full    bool                 `json:"f,omitempty"` // a snapshot
+	Streams int                  `json:"t"`           // the sender's open streams
+	Ch      map[string]wireEntry `json:"c,omitempty"`
+	Opened  []Record             `json:"r,omitempty"` // streams opened (with Options.Records), or all of them in a snapshot
+	Closed  []string             `json:"x,omitempty"` // ids of streams closed
+	Want    []string             `json:"w,omitempty"` // origins (hex) whose snapshot the sender lacks
+	Ann     map[string]wireAnn   `json:"a,omitempty"` // a snapshot's announced states, for a node that joins
+}
+
+type wireEntry struct {
+	N int            `json:"n"`
+	S map[string]int `json:"s,omitempty"`
+}
+
+// Bounds on a census from a peer, which must not be trusted blindly.
+const (
+	maxKeyLen     = broker.MaxChannelLen
+	maxSubjectLen = 1024
+)
+
+// decodeCensus parses a census from a peer.
+func decodeCensus(b []byte) (*census, error) {
+	var c census
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("census: %w", err)
+	}
+	if c.Seq == 0 {
+		return nil, fmt.Errorf("census: no sequence number")
+	}
+	for k, e := range c.Ch {
+		if k == "" || len(k) > maxKeyLen || e.N < 0 {
+			return nil, fmt.Errorf("census: bad entry %.64q", k)
+		}
+		for s, n := range e.S {
+			if s == "" || len(s) > maxSubjectLen || n <= 0 || n > e.N {
+				return nil, fmt.Errorf("census: bad subject in %.64q", k)
+			}
+		}
+	}
+	for ch, a := range c.Ann {
+		if _, ok := NoticeChannel(ch); !ok {
+			return nil, fmt.Errorf("census: bad announced channel %.64q", ch)
+		}
+		for s := range a.Subs {
+			if s == "" || len(s) > maxSubjectLen {
+				return nil, fmt.Errorf("census: bad announced subject in %.64q", ch)
+			}
+		}
+	}
+	return &c, nil
+}
+
+// censusState is what this node sends next.
+type censusState struct {
+	seq    uint64
+	full   bool                // the next census is a snapshot
+	dirty  map[string]struct{} // keys changed since the last census
+	opened map[string]Record
+	closed map[string]struct{}
+	want   map[uint64]time.Time // origins asked for a snapshot, and when
+	sent   time.Time            // when the last census went out
+}
+
+func newCensusState() censusState {
+	return censusState{
+		full:   true, // the first tells every member all there is
+		dirty:  make(map[string]struct{}),
+		opened: make(map[string]Record),
+		closed: make(map[string]struct{}),
+		want:   make(map[uint64]time.Time),
+	}
+}
+
+func (c *censusState) open(r Record) { c.opened[r.ID] = r }
+
+func (c *censusState) close(id string) {
+	if _, ok := c.opened[id]; ok {
+		delete(c.opened, id) // never sent: nobody needs to hear of it
+		return
+	}
+	c.closed[id] = struct{}{}
+}
+
+// nextCensus builds the census to send now, or nil when there is nothing
+// to say and no heartbeat is due. Called with d.mu held.
+func (d *Directory) nextCensus(now time.Time, asking []uint64) *census {
+	cs := &d.census
+	if !cs.full && len(cs.dirty) == 0 && len(cs.opened) == 0 && len(cs.closed) == 0 && len(asking) == 0 && now.Sub(cs.sent) < d.opts.Heartbeat {
+		return nil
+	}
+	cs.seq++
+	c := &census{Seq: cs.seq, Full: cs.full, Streams: d.total}
+	if cs.full {
+		c.Ch = make(map[string]wireEntry, len(d.local))
+		for k, e := range d.local {
+			c.Ch[k] = wire(e)
+		}
+		for _, r := range d.streams {
+			c.Opened = append(c.Opened, r)
+		}
+		c.Ann = d.wireAnnounced()
+	} else {
+		if len(cs.dirty) > 0 {
+			c.Ch = make(map[string]wireEntry, len(cs.dirty))
+		}
+		for k := range cs.dirty {
+			c.Ch[k] = wire(d.local[k])
+		}
+		for _, r := range cs.opened {
+			c.Opened = append(c.Opened, r)
+		}
+		for id := range cs.closed {
+			c.Closed = append(c.Closed, id)
+		}
+	}
+	for _, o := range asking {
+		c.Want = append(c.Want, hexOrigin(o))
+	}
+	cs.full = false
+	clear(cs.dirty)
+	clear(cs.opened)
+	clear(cs.closed)
+	cs.sent = now
+	return c
+}
+
+func wire(e *entry) wireEntry {
+	if e == nil {
+		return wireEntry{}
+	}
+	w := wireEntry{N: e.n}
+	if len(e.subs) > 0 {
+		w.S = make(map[string]int, len(e.subs))
+		for s, n := range e.subs {
+			w.S[s] = n
+		}
+	}
+	return w
+}
+
+// node is what this node holds of another's census.
+type node struct {
+	synced  bool // holds a snapshot and every census after it
+	counted bool // its entries are in Directory.agg (synced and live)
+	seq     uint64
+	heard   time.Time // when its last census arrived
+	streams int
+	ch      map[string]*entry
+	recs    map[string]Record
+	gone    time.Time // when it left the member list; zero while live
+}
+
+// applyCensus takes a census from origin. Called with d.mu held.
+func (d *Directory) applyCensus(origin uint64, c *census, now time.Time) {
+	n := d.nodes[origin]
+	if n == nil {
+		n = &node{ch: make(map[string]*entry), recs: make(map[string]Record)}
+		d.nodes[origin] = n
+	}
+	n.heard = now
+	for _, w := range c.Want {
+		if w == d.self {
+			d.census.full = true
+		}
+	}
+	switch {
+	case c.Full:
+		d.uncount(n)
+		n.ch = make(map[string]*entry, len(c.Ch))
+		for k, w := range c.Ch {
+			if w.N > 0 {
+				n.ch[k] = unwire(w)
+			}
+		}
+		n.recs = make(map[string]Record, len(c.Opened))
+		for _, r := range c.Opened {
+			n.recs[r.ID] = r
+		}
+		n.synced = true
+		d.mergeAnnounced(c.Ann)
+		delete(d.census.want, origin)
+	case n.synced && c.Seq == n.seq+1:
+		for k, w := range c.Ch {
+			old := n.ch[k]
+			var nw *entry
+			if w.N > 0 {
+				nw = unwire(w)
+				n.ch[k] = nw
+			} else {
+				delete(n.ch, k)
+			}
+			if n.counted {
+				if old != nil {
+					d.count(k, old, -1)
+				}
+				if nw != nil {
+					d.count(k, nw, +1)
+				}
+			}
+		}
+		for _, r := range c.Opened {
+			n.recs[r.ID] = r
+		}
+		for _, id := range c.Closed {
+			delete(n.recs, id)
+		}
+	default:
+		// A gap (a census given up on, or one from before we joined):
+		// what we hold of it is no longer its state.
+		if n.synced {
+			d.log.Debug("census gap: asking for a snapshot", "node", hexOrigin(origin), "have", n.seq, "got", c.Seq)
+		}
+		d.uncount(n)
+		n.synced = false
+	}
+	n.seq = c.Seq
+	n.streams = c.Streams
+	d.recount(origin, n)
+}
+
+func unwire(w wireEntry) *entry {
+	e := &entry{n: w.N}
+	if len(w.S) > 0 {
+		e.subs = make(map[string]int, len(w.S))
+		for s, k := range w.S {
+			e.subs[s] = k
+		}
+	}
+	return e
+}
+
+// recount puts n's entries into the sum, or takes them out, as it is
+// synced and live. Called with d.mu held.
+func (d *Directory) recount(origin uint64, n *node) {
+	want := n.synced && d.live[origin]
+	if want == n.counted {
+		return
+	}
+	if want {
+		for k, e := range n.ch {
+			d.count(k, e, +1)
+		}
+		n.counted = true
+		return
+	}
+	d.uncount(n)
+}
+
+func (d *Directory) uncount(n *node) {
+	if !n.counted {
+		return
+	}
+	for k, e := range n.ch {
+		d.count(k, e, -1)
+	}
+	n.counted = false
+}
+
+// parseOrigin reads an origin in hex.
+func parseOrigin(s string) (uint64, bool) {
+	o, err := strconv.ParseUint(s, 16, 64)
+	return o, err == nil && o != 0
+}
