@@ -13,8 +13,9 @@ import (
 )
 
 // census is the data of one event on rumor.census. A delta's entries
-// replace the sender's entries of the same keys (n 0 removes one); a full
-// census replaces everything the sender had said.
+// set the sender's count of each key (n 0 removes the key and its
+// subjects) and of the subjects it lists (0 removes one); a full census
+// replaces everything the sender had said.
 type census struct {
 	Seq     uint64               `json:"q"`           // the sender's census number, from 1 with no holes
 	Full    bool                 `json:"f,omitempty"` // a snapshot
@@ -51,7 +52,7 @@ func decodeCensus(b []byte) (*census, error) {
 			return nil, fmt.Errorf("census: bad entry %.64q", k)
 		}
 		for s, n := range e.S {
-			if s == "" || len(s) > maxSubjectLen || n <= 0 || n > e.N {
+			if s == "" || len(s) > maxSubjectLen || n < 0 || n > e.N || n == 0 && c.Full {
 				return nil, fmt.Errorf("census: bad subject in %.64q", k)
 			}
 		}
@@ -73,7 +74,7 @@ func decodeCensus(b []byte) (*census, error) {
 type censusState struct {
 	seq    uint64
 	full   bool                // the next census is a snapshot
-	dirty  map[string]struct{} // keys changed since the last census
+	dirty  map[string]map[string]struct{} // keys changed since the last census, and their subjects that did
 	opened map[string]Record
 	closed map[string]struct{}
 	want   map[uint64]time.Time // origins asked for a snapshot, and when
@@ -83,7 +84,7 @@ type censusState struct {
 func newCensusState() censusState {
 	return censusState{
 		full:   true, // the first tells every member all there is
-		dirty:  make(map[string]struct{}),
+		dirty:  make(map[string]map[string]struct{}),
 		opened: make(map[string]Record),
 		closed: make(map[string]struct{}),
 		want:   make(map[uint64]time.Time),
@@ -122,8 +123,19 @@ func (d *Directory) nextCensus(now time.Time, asking []uint64) *census {
 		if len(cs.dirty) > 0 {
 			c.Ch = make(map[string]wireEntry, len(cs.dirty))
 		}
-		for k := range cs.dirty {
-			c.Ch[k] = wire(d.local[k])
+		for k, subs := range cs.dirty {
+			e := d.local[k]
+			w := wireEntry{}
+			if e != nil {
+				w.N = e.n
+			}
+			if len(subs) > 0 && w.N > 0 {
+				w.S = make(map[string]int, len(subs))
+				for s := range subs {
+					w.S[s] = e.subs[s] // 0: gone
+				}
+			}
+			c.Ch[k] = w
 		}
 		for _, r := range cs.opened {
 			c.Opened = append(c.Opened, r)
@@ -200,22 +212,7 @@ func (d *Directory) applyCensus(origin uint64, c *census, now time.Time) {
 		delete(d.census.want, origin)
 	case n.synced && c.Seq == n.seq+1:
 		for k, w := range c.Ch {
-			old := n.ch[k]
-			var nw *entry
-			if w.N > 0 {
-				nw = unwire(w)
-				n.ch[k] = nw
-			} else {
-				delete(n.ch, k)
-			}
-			if n.counted {
-				if old != nil {
-					d.count(k, old, -1)
-				}
-				if nw != nil {
-					d.count(k, nw, +1)
-				}
-			}
+			d.applyEntry(n, k, w)
 		}
 		for _, r := range c.Opened {
 			n.recs[r.ID] = r
@@ -279,4 +276,46 @@ func (d *Directory) uncount(n *node) {
 func parseOrigin(s string) (uint64, bool) {
 	o, err := strconv.ParseUint(s, 16, 64)
 	return o, err == nil && o != 0
+}
+
+// applyEntry applies one key of a delta to n, and to the sum while n is
+// counted. Called with d.mu held.
+func (d *Directory) applyEntry(n *node, k string, w wireEntry) {
+	old := n.ch[k]
+	if w.N == 0 {
+		if old != nil {
+			if n.counted {
+				d.count(k, old, -1)
+			}
+			delete(n.ch, k)
+		}
+		return
+	}
+	if old == nil {
+		old = &entry{}
+		n.ch[k] = old
+	}
+	var a *entry
+	if n.counted {
+		a = d.aggEntry(k)
+		a.n += w.N - old.n
+	}
+	old.n = w.N
+	for s, c := range w.S {
+		if a != nil {
+			bump(a, s, c-old.subs[s])
+			a.n -= c - old.subs[s] // bump counts streams too; the count was set above
+		}
+		if c == 0 {
+			delete(old.subs, s)
+			continue
+		}
+		if old.subs == nil {
+			old.subs = make(map[string]int)
+		}
+		old.subs[s] = c
+	}
+	if a != nil {
+		d.tidy(k)
+	}
 }

@@ -255,7 +255,14 @@ func (d *Directory) change(key, subject string, delta int) {
 		delete(d.local, key)
 	}
 	d.tidy(key)
-	d.census.dirty[key] = struct{}{}
+	subs := d.census.dirty[key]
+	if subs == nil {
+		subs = make(map[string]struct{})
+		d.census.dirty[key] = subs
+	}
+	if subject != "" {
+		subs[subject] = struct{}{}
+	}
 }
 
 func (d *Directory) aggEntry(key string) *entry {
