@@ -73,7 +73,7 @@ func decodeCensus(b []byte) (*census, error) {
 // censusState is what this node sends next.
 type censusState struct {
 	seq    uint64
-	full   bool                // the next census is a snapshot
+	full   bool                           // the next census is a snapshot
 	dirty  map[string]map[string]struct{} // keys changed since the last census, and their subjects that did
 	opened map[string]Record
 	closed map[string]struct{}
