@@ -151,6 +151,7 @@ func decodeUpdate(e *broker.Event) any {
 		return (*update)(nil)
 	}
 	u.frame = u.appendFrame(make([]byte, 0, len(u.Data)+len(u.ID)+len(u.Type)+32))
+	u.Data = "" // the frame holds it: one copy per node, not two
 	return u
 }
 

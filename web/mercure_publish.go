@@ -104,6 +104,8 @@ func (m *mercureFace) handlePublish(w http.ResponseWriter, r *http.Request) {
 func (m *mercureFace) refusePublish(w http.ResponseWriter, r *http.Request, e *mercureError) {
 	reason := publishBadRequest
 	switch e.status {
+	case http.StatusRequestEntityTooLarge:
+		reason = publishTooLarge
 	case http.StatusUnauthorized:
 		reason = publishUnauthorized
 	case http.StatusForbidden:
@@ -129,6 +131,9 @@ func (m *mercureFace) readUpdate(r *http.Request, cred *credential, base string)
 		return nil, mercureBadRequest("%d topics: at most %d", len(u.Topics), m.o.MaxSelectors)
 	}
 	for _, t := range u.Topics {
+		if len(t) > mercure.MaxTopicLen {
+			return nil, fieldTooLarge("topic", mercure.MaxTopicLen)
+		}
 		if err := mercure.CheckTopic(t); err != nil {
 			return nil, mercureBadRequest("topic: %v", err)
 		}
@@ -153,12 +158,17 @@ func (m *mercureFace) readUpdate(r *http.Request, cred *credential, base string)
 		return nil, mercureBadRequest("id: must not start with #")
 	case strings.ContainsAny(u.ID, "\r\n\x00"):
 		return nil, mercureBadRequest("id: must not hold CR, LF or NUL")
-	case len(u.ID) > maxMercureID || !utf8.ValidString(u.ID):
-		return nil, mercureBadRequest("id: at most %d bytes of UTF-8", maxMercureID)
+	case len(u.ID) > maxMercureID:
+		return nil, fieldTooLarge("id", maxMercureID)
+	case !utf8.ValidString(u.ID):
+		return nil, mercureBadRequest("id: not UTF-8")
 	}
 	u.Type = f.Get("type")
-	if strings.ContainsAny(u.Type, "\r\n\x00") || len(u.Type) > maxMercureType || !utf8.ValidString(u.Type) {
-		return nil, mercureBadRequest("type: at most %d bytes of UTF-8 without CR, LF or NUL", maxMercureType)
+	if len(u.Type) > maxMercureType {
+		return nil, fieldTooLarge("type", maxMercureType)
+	}
+	if strings.ContainsAny(u.Type, "\r\n\x00") || !utf8.ValidString(u.Type) {
+		return nil, mercureBadRequest("type: UTF-8 without CR, LF or NUL")
 	}
 	u.Retry = f.Get("retry")
 	if u.Retry != "" {
@@ -167,6 +177,11 @@ func (m *mercureFace) readUpdate(r *http.Request, cred *credential, base string)
 		}
 	}
 	return u, nil
+}
+
+// fieldTooLarge is a publish field over its limit: 413, as 1.0 says.
+func fieldTooLarge(field string, limit int) *mercureError {
+	return &mercureError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("%s: longer than %d bytes", field, limit)}
 }
 
 // describeTopics names topics in an error, briefly.
