@@ -27,6 +27,7 @@ type Subscription struct {
 	wild     bool              // has a wildcard pattern
 	envelope bool              // frames carry the envelope: SubscribeRequest.Envelope
 	filter   func(*Event) bool // SubscribeRequest.Filter; nil means every event
+	own      bool              // SubscribeRequest.Own: not counted in Stats.Subscribers
 
 	// Replay holds the retained events after the resume position, in
 	// order, to be written before anything Drain returns.
@@ -213,6 +214,9 @@ type SubscribeRequest struct {
 	// Mercure face's topic selectors and private updates) filters here, so
 	// that a subscriber is not woken for events it will not send.
 	Filter func(*Event) bool
+	// Own marks a subscription of rumor's own (presence following its
+	// reserved channels), not a client's: Stats.Subscribers leaves it out.
+	Own bool
 }
 
 // Subscribe registers a subscription. With From set, Subscription.Replay
@@ -234,6 +238,7 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 		maxBytes: h.opts.QueueBytes,
 		envelope: req.Envelope,
 		filter:   req.Filter,
+		own:      req.Own,
 	}
 	if req.Last < 0 {
 		return nil, fmt.Errorf("%w: a negative number of last events", ErrBadPattern)
@@ -270,7 +275,9 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 		}
 	}
 	s.channels = chans
-	h.subs++
+	if !req.Own {
+		h.subs++
+	}
 	if !req.From.IsZero() {
 		from := req.From
 		s.Replay, s.Reset = h.replay(chans, from, s.wild)
@@ -352,7 +359,9 @@ func (h *Hub) unsubscribe(s *Subscription) {
 		return
 	}
 	s.closed = true
-	h.subs--
+	if !s.own {
+		h.subs--
+	}
 	delete(h.wild, s)
 	for _, c := range s.channels {
 		delete(c.subs, s)

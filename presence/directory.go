@@ -143,7 +143,7 @@ func New(o Options) (*Directory, error) {
 	}
 	census, _ := broker.ParsePattern(CensusChannel)
 	notices, _ := broker.ParsePattern(NoticePrefix + ">")
-	sub, err := o.Hub.Subscribe(broker.SubscribeRequest{Patterns: []broker.Pattern{census, notices}})
+	sub, err := o.Hub.Subscribe(broker.SubscribeRequest{Patterns: []broker.Pattern{census, notices}, Own: true})
 	if err != nil {
 		return nil, err
 	}

@@ -208,7 +208,7 @@ func (d *Directory) receive() {
 func (d *Directory) resubscribe() error {
 	census, _ := broker.ParsePattern(CensusChannel)
 	notices, _ := broker.ParsePattern(NoticePrefix + ">")
-	sub, err := d.hub.Subscribe(broker.SubscribeRequest{Patterns: []broker.Pattern{census, notices}})
+	sub, err := d.hub.Subscribe(broker.SubscribeRequest{Patterns: []broker.Pattern{census, notices}, Own: true})
 	if err != nil {
 		return err
 	}

@@ -134,6 +134,17 @@ func TestBrowserUI(t *testing.T) {
 		page.wait(t, "channel demo with 2 subscribers", `document.querySelector('#channels tr[data-channel="demo"] td[data-subscribers]')?.dataset.subscribers === "2"`)
 	})
 
+	step("presence per channel, cluster-wide", func(t *testing.T) {
+		// The page's stream on node 2 and one on node 3 are present on
+		// demo; a pattern's stream on node 1 is present on the pattern.
+		c.openStream(t, n3, "/channels/demo")
+		c.openStream(t, n1, "/events?channel=orders.%3E")
+		page.wait(t, "demo present 2, orders.> present 1, rumor's own channels hidden",
+			`document.querySelector('#channels tr[data-channel="demo"] td[data-present]')?.dataset.present === "2" &&
+			 document.querySelector('#channels tr[data-channel="orders.>"] td[data-present]')?.dataset.present === "1" &&
+			 document.querySelector('#channels tr[data-channel^="rumor."]') === null`)
+	})
+
 	step("publish from the form on node 1", func(t *testing.T) {
 		other := b.open(t, n1.URL()+"/")
 		other.wait(t, "node 1's page to know its node", fmt.Sprintf(`document.getElementById('self-name')?.textContent === %q`, n1.name()))

@@ -374,6 +374,7 @@
   function recordChannelRates(view) {
     var now = Date.now() / 1000;
     (view.channels || []).forEach(function (c) {
+      if (/^rumor(\.|$)/.test(c.name)) return; // rumor's own
       var pts = channelRates[c.name] = channelRates[c.name] || [];
       pts.push({ t: now, v: c.rate || 0 });
       while (pts.length && pts[0].t < now - WINDOW) pts.shift();
@@ -388,10 +389,23 @@
 
   var channelsBusy = false;
 
-  function renderChannels(view) {
+  // presenceCell shows who is here: streams that asked for the channel or
+  // pattern itself, cluster-wide (GET /presence), and their subjects.
+  function presenceCell(p) {
+    var n = p ? p.subscribers : 0;
+    var subjects = (p && p.subjects) || [];
+    var line = subjects.slice(0, 3).join(", ") + (subjects.length > 3 ? " +" + (subjects.length - 3) : "");
+    return el("td", { className: "num", "data-present": n, title: subjects.join(", ") }, String(n),
+      line ? el("span", { className: "sub-line" }, line) : null);
+  }
+
+  function renderChannels(view, present) {
     var body = $("channels");
     body.textContent = "";
-    var chans = view.channels || [];
+    // rumor's own channels (rumor.census, rumor.presence.*) are not shown.
+    var chans = (view.channels || []).filter(function (c) { return !/^rumor(\.|$)/.test(c.name); });
+    var byKey = {};
+    ((present && present.channels) || []).forEach(function (p) { byKey[p.channel] = p; });
     chans.forEach(function (c) {
       // Where the subscribers are: only the nodes that have some.
       var where = Object.keys(c.nodes || {}).sort().filter(function (n) { return c.nodes[n] > 0; })
@@ -404,12 +418,21 @@
           }, c.name),
           el("span", { className: "sub-line" }, where || "no subscribers")),
         el("td", { className: "num", "data-subscribers": c.subscribers }, String(c.subscribers)),
+        presenceCell(byKey[c.name]),
         el("td", { className: "num" }, (c.rate || 0) < 0.05 ? "0/s" : c.rate.toFixed(c.rate < 10 ? 1 : 0) + "/s"),
         el("td", { className: "num", title: c.published + " stored since the node started" }, plural(c.events, "event"), el("span", { className: "sub-line" }, bytes(c.bytes))),
         el("td", { className: "narrow-hide", title: c.lastPublished || "" }, ago(c.lastPublished))));
     });
-    if (!chans.length) {
-      body.appendChild(el("tr", { className: "empty" }, el("td", { colspan: 5 }, "No active channels yet: subscribe or publish in the console.")));
+    // Patterns have presence but are not channels: a row each.
+    Object.keys(byKey).sort().forEach(function (k) {
+      if (chans.some(function (c) { return c.name === k; })) return;
+      body.appendChild(el("tr", { "data-channel": k, className: "pattern" },
+        el("td", null, k, el("span", { className: "sub-line" }, "pattern")),
+        el("td", { className: "num" }, "–"), presenceCell(byKey[k]),
+        el("td", { className: "num" }, "–"), el("td", { className: "num" }, "–"), el("td", { className: "narrow-hide" }, "")));
+    });
+    if (!body.children.length) {
+      body.appendChild(el("tr", { className: "empty" }, el("td", { colspan: 6 }, "No active channels yet: subscribe or publish in the console.")));
     }
     var missing = (view.nodes || []).filter(function (n) { return !n.ok; });
     $("channels-summary").textContent = chans.length + " active" +
@@ -419,12 +442,14 @@
   function refreshChannels() {
     if (channelsBusy || document.hidden) return;
     channelsBusy = true;
-    fetch("/cluster/channels", { headers: { Accept: "application/json" } })
-      .then(function (r) {
-        if (!r.ok) throw new Error(r.status + " " + r.statusText);
-        return r.json();
-      })
-      .then(function (view) { recordChannelRates(view); renderChannels(view); }, function (err) {
+    var json = function (r) {
+      if (!r.ok) throw new Error(r.status + " " + r.statusText);
+      return r.json();
+    };
+    // Presence is optional: without it (or without a grant) the column shows 0.
+    var present = fetch("/presence", { headers: { Accept: "application/json" } }).then(json).catch(function () { return null; });
+    Promise.all([fetch("/cluster/channels", { headers: { Accept: "application/json" } }).then(json), present])
+      .then(function (r) { recordChannelRates(r[0]); renderChannels(r[0], r[1]); }, function (err) {
         $("channels-summary").textContent = "unavailable: " + err.message;
       })
       .then(function () { channelsBusy = false; });
