@@ -30,6 +30,7 @@ import (
 	"github.com/rumorhq/rumor/auth"
 	"github.com/rumorhq/rumor/broker"
 	"github.com/rumorhq/rumor/mercure"
+	"github.com/rumorhq/rumor/presence"
 )
 
 // MercurePath is the hub's URL path, fixed by the specification.
@@ -62,7 +63,19 @@ type MercureOptions struct {
 	Cookie         string              // the 0.x cookie; "" means DefaultMercureCookie
 	PublicURL      string              // the hub's URL, for relative URL patterns and topics; "" means the request's scheme and host + MercurePath
 	MaxSelectors   int                 // topic selectors per subscription, and topics per update; 0 means 128
+	Directory      MercureDirectory    // the cluster-wide directory the subscriptions API lists; nil means this node's own plus every peer's, asked over HTTP
 }
+
+// MercureDirectory carries the Mercure face's active subscriptions to
+// every node: *presence.Directory built with Records is one.
+type MercureDirectory interface {
+	// Join records an open subscription until leave is called.
+	Join(s presence.Stream) (leave func())
+	// Records returns the open streams of every live node.
+	Records() []presence.Record
+}
+
+var _ MercureDirectory = (*presence.Directory)(nil)
 
 // mercureFace serves the Mercure routes of one Handler.
 type mercureFace struct {

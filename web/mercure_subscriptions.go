@@ -4,10 +4,12 @@ package web
 // Mercure face is announced by a private update on its own topic under
 // /.well-known/mercure/subscriptions when it opens and when it ends, and
 // GET /.well-known/mercure/subscriptions[/...] lists the active ones of the
-// whole cluster: this node's own, and every reachable peer's, asked over
-// HTTP with the caller's own token (each peer checks it as this node did),
-// the way /cluster/channels asks peers for theirs. A peer that does not
-// answer makes the answer a 503 rather than a partial list.
+// whole cluster. With a MercureDirectory (the presence directory, which
+// carries every node's records to every node) the list is that
+// directory's. Without one, the node asks every reachable peer for its own
+// over HTTP with the caller's own token (each peer checks it as this node
+// did), the way /cluster/channels asks peers for theirs; a peer that does
+// not answer makes the answer a 503 rather than a partial list.
 
 import (
 	"context"
@@ -26,6 +28,7 @@ import (
 
 	"github.com/rumorhq/rumor/broker"
 	"github.com/rumorhq/rumor/mercure"
+	"github.com/rumorhq/rumor/presence"
 )
 
 // subscriptionsPath is the root of the subscriptions API and of the
@@ -95,6 +98,43 @@ func docFor(sel *mercure.Selector, subscriber string, payload json.RawMessage) s
 	return d
 }
 
+// mercureRecord starts the ids of the directory records of Mercure
+// subscriptions, which the directory carries beside other streams.
+const mercureRecord = "mercure:"
+
+// maxRecord is the largest record the directory carries (presence drops
+// larger payloads).
+const maxRecord = 4 << 10
+
+// recordOf is the directory record of d: the document itself, without its
+// token payload when that would make it too large to carry.
+func recordOf(d subscriptionDoc) json.RawMessage {
+	b, err := json.Marshal(d)
+	if err == nil && len(b) > maxRecord {
+		d.Payload = nil
+		b, err = json.Marshal(d)
+	}
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// directoryDocs returns the subscriptions the directory holds, every node's.
+func (m *mercureFace) directoryDocs() []subscriptionDoc {
+	var out []subscriptionDoc
+	for _, r := range m.o.Directory.Records() {
+		if !strings.HasPrefix(r.ID, mercureRecord) {
+			continue
+		}
+		var d subscriptionDoc
+		if err := json.Unmarshal(r.Payload, &d); err == nil && d.Type == "Subscription" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // mercureRegistry holds this node's active subscriptions.
 type mercureRegistry struct {
 	mu   sync.Mutex
@@ -136,8 +176,21 @@ func (m *mercureFace) join(r *http.Request, sels []*mercure.Selector, cred *cred
 		m.registry.docs[docs[i].ID] = docs[i]
 	}
 	m.registry.mu.Unlock()
+	var leaves []func()
+	if dir := m.o.Directory; dir != nil {
+		subject := ""
+		if cred != nil {
+			subject = cred.tok.Subject
+		}
+		for _, d := range docs {
+			leaves = append(leaves, dir.Join(presence.Stream{ID: mercureRecord + d.ID, Subject: subject, Payload: recordOf(d)}))
+		}
+	}
 	m.announce(docs)
 	return func() {
+		for _, leave := range leaves {
+			leave()
+		}
 		m.registry.mu.Lock()
 		for i := range docs {
 			delete(m.registry.docs, docs[i].ID)
@@ -213,12 +266,16 @@ func (m *mercureFace) handleSubscriptions(w http.ResponseWriter, r *http.Request
 	}
 	match := func(d subscriptionDoc) bool { return d.ID == canon || strings.HasPrefix(d.ID, canon+"/") }
 	var docs []subscriptionDoc
-	for _, d := range m.registry.list() {
+	all := m.registry.list()
+	if m.o.Directory != nil {
+		all = m.directoryDocs()
+	}
+	for _, d := range all {
 		if match(d) {
 			docs = append(docs, d)
 		}
 	}
-	if r.Header.Get(localHeader) == "" {
+	if m.o.Directory == nil && r.Header.Get(localHeader) == "" {
 		theirs, err := m.askPeers(r, raw)
 		if err != nil {
 			writeUnavailable(w, errorBody{Error: err.Error()})

@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rumorhq/rumor/auth"
 	"github.com/rumorhq/rumor/broker"
+	"github.com/rumorhq/rumor/presence"
 )
 
 const (
@@ -568,5 +570,57 @@ func TestMercureDataKeptWhole(t *testing.T) {
 	retained := ts.hub.Retained(mercureChannel)
 	if n := len(retained[len(retained)-1].Data); n > len(data)+64 {
 		t.Errorf("the envelope of %d bytes of data is %d bytes", len(data), n)
+	}
+}
+
+// fakeDirectory is a MercureDirectory holding this node's records and
+// those of a "remote" node.
+type fakeDirectory struct {
+	mu      sync.Mutex
+	records map[string]presence.Record
+}
+
+func (d *fakeDirectory) Join(s presence.Stream) func() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.records[s.ID] = presence.Record{Stream: s, Node: "self"}
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		delete(d.records, s.ID)
+	}
+}
+
+func (d *fakeDirectory) Records() []presence.Record {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []presence.Record
+	for _, r := range d.records {
+		out = append(out, r)
+	}
+	return out
+}
+
+func TestMercureSubscriptionsFromDirectory(t *testing.T) {
+	remote := subscriptionDoc{ID: subscriptionsPath + "/Exact/r/urn%3Auuid%3Aremote", Type: "Subscription", MatchType: "Exact", Match: new(string), Subscriber: "urn:uuid:remote", Active: true}
+	*remote.Match = "r"
+	dir := &fakeDirectory{records: map[string]presence.Record{
+		mercureRecord + remote.ID: {Stream: presence.Stream{ID: mercureRecord + remote.ID, Payload: recordOf(remote)}, Node: "other"},
+		"a-channel-stream":        {Stream: presence.Stream{ID: "a-channel-stream", Patterns: []string{"news"}}, Node: "other"},
+	}}
+	ts := newMercureServer(t, func(o *MercureOptions) { o.Directory = dir })
+	mercureSubscribe(t, ts.URL, "match=local", nil)
+	waitFor(t, "the local subscription in the directory", func() bool { return len(dir.Records()) == 3 })
+	tok := mercureToken(t, mercureSubKey, false, subClaim("*"))
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+subscriptionsPath+"/Exact", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list subscriptionList
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || len(list.Subscriptions) != 2 {
+		t.Fatalf("GET %s/Exact = %d %+v %v, want the local and the remote subscription", subscriptionsPath, resp.StatusCode, list, err)
 	}
 }

@@ -229,6 +229,9 @@ func (c *Config) applyMercure(wo *web.Options) (closers []*auth.Authenticator, e
 		PublicURL:      c.MercurePublicURL,
 		MaxSelectors:   max(c.MaxPatterns, 128),
 	}
+	if d, ok := wo.Presence.(web.MercureDirectory); ok && c.MercureSubscriptions {
+		wo.Mercure.Directory = d // built with Records: node.go
+	}
 	if wo.Logger != nil {
 		wo.Logger.Info("mercure", "path", web.MercurePath, "anonymous", c.MercureAnonymous, "subscriptions", c.MercureSubscriptions,
 			"tokens", strings.Join(c.MercureTokens, ","), "require_exp", c.MercureRequireExp, "audience", c.MercureAudience)

@@ -118,19 +118,23 @@ func TestMercureCluster(t *testing.T) {
 
 	old := c.mercureSubscribe(t, n2, "topic="+url.QueryEscape("https://example.com/books/{id}"), http.Header{"Cookie": {"mercureAuthorization=" + granted}})
 	anon := c.mercureSubscribe(t, n3, "match_urlpattern="+url.QueryEscape("https://example.com/books/:id"), nil)
-	waitFor(t, "both subscriptions listed cluster-wide", func() bool {
-		req, _ := http.NewRequest(http.MethodGet, n1.URL()+"/.well-known/mercure/subscriptions", nil)
+	listed := func(n *testNode) int {
+		req, _ := http.NewRequest(http.MethodGet, n.URL()+"/.well-known/mercure/subscriptions", nil)
 		req.Header.Set("Authorization", "Bearer "+watcher)
 		resp, err := c.client.Do(req)
 		if err != nil {
-			return false
+			return -1
 		}
 		defer resp.Body.Close()
 		var list struct {
 			Subscriptions []json.RawMessage `json:"subscriptions"`
 		}
-		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&list) == nil && len(list.Subscriptions) == 2
-	})
+		if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&list) != nil {
+			return -1
+		}
+		return len(list.Subscriptions)
+	}
+	waitFor(t, "both subscriptions (on n2 and n3) listed on n1", func() bool { return listed(n1) == 2 })
 
 	if s, b := c.mercurePublish(t, n1, pub0, url.Values{"topic": {"https://example.com/books/1", "https://example.com/alt/1"}, "data": {"private one"}, "id": {"id-1"}, "private": {"on"}}); s != 200 || b != "id-1" {
 		t.Fatalf("0.x publish = %d %q", s, b)
@@ -162,6 +166,10 @@ func TestMercureCluster(t *testing.T) {
 			t.Errorf("earliest on n3 got %+v, want %s", ev, want)
 		}
 	}
+	// 2 + res's one + all's two; a closed one leaves every node's list.
+	waitFor(t, "five subscriptions listed on n2", func() bool { return listed(n2) == 5 })
+	anon.resp.Body.Close()
+	waitFor(t, "the closed subscription gone from n1's list", func() bool { return listed(n1) == 4 })
 }
 
 func bearerHeader(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }

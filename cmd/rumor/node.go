@@ -145,6 +145,9 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 	// Presence follows its reserved channels from before the cluster
 	// starts, so that catch-up brings it every member's census.
 	po := presence.Options{Hub: n.hub, Grace: cfg.PresenceGrace, Logger: log}
+	// The Mercure subscriptions API lists every node's subscriptions from
+	// the directory's records (mercure.go).
+	po.Records = cfg.Mercure && cfg.MercureSubscriptions
 	if n.cluster != nil {
 		po.Members = n.cluster
 	}
