@@ -178,9 +178,18 @@ func (w *notices) of(channel string) []string {
 
 func waitNotices(tb testing.TB, w *notices, channel string, want ...string) {
 	tb.Helper()
-	waitFor(tb, fmt.Sprintf("notices of %s = %v", channel, want), 15*time.Second, func() bool {
-		return slices.Equal(w.of(channel), want)
-	})
+	waitNoticesFor(tb, 15*time.Second, w, channel, want...)
+}
+
+func waitNoticesFor(tb testing.TB, d time.Duration, w *notices, channel string, want ...string) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !slices.Equal(w.of(channel), want) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for the notices of %s: %v, want %v", d, channel, w.of(channel), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // stays checks that the notices of channel stay want for d (a check that
@@ -282,6 +291,9 @@ func TestDeciderKilled(t *testing.T) {
 	// Now the node holding the only subscriber dies: leave and vacated,
 	// once, decided by one of the two left.
 	nodes[2].crash()
+	waitFor(t, "n1 and n4 declaring n3 dead", 40*time.Second, func() bool {
+		return nodes[0].dir.Status().Nodes == 2 && nodes[3].dir.Status().Nodes == 2
+	})
 	waitNotices(t, w, ch, "occupied", "join:dave", "leave:dave", "vacated")
 	stays(t, w, ch, time.Second, "occupied", "join:dave", "leave:dave", "vacated")
 }

@@ -176,3 +176,54 @@ func heapNow() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// TestCostOneNode is TestCost's memory on a node alone: what the node
+// that holds the 20,000 streams pays, its own announcements included.
+func TestCostOneNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a measurement: 20,000 streams")
+	}
+	for _, subjects := range []bool{false, true} {
+		hub := broker.NewHub(broker.Options{})
+		heap0 := heapNow()
+		dir, err := presence.New(presence.Options{Hub: hub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bytes, events, all atomic.Int64
+		stop := meter(t, hub, &bytes, &events, &all)
+		want := int64(1000)
+		for i := range 20000 {
+			s := presence.Stream{Patterns: []string{fmt.Sprintf("room.%d", i%1000)}}
+			if subjects {
+				s.Subject = fmt.Sprintf("user-%d", i)
+			}
+			dir.Join(s)
+		}
+		if subjects {
+			want += 20000
+		}
+		waitFor(t, "every transition announced", time.Minute, func() bool { return all.Load() >= want })
+		stop()
+		heap1 := heapNow()
+		t.Logf("one node, 20,000 streams over 1,000 channels, subjects %v: heap %.1f MiB (%.0f B per stream)", subjects, float64(heap1-heap0)/(1<<20), float64(heap1-heap0)/20000)
+		dir.Close()
+		hub.Close()
+	}
+}
+
+// BenchmarkJoinLeave is the cost of counting one stream in and out.
+func BenchmarkJoinLeave(b *testing.B) {
+	hub := broker.NewHub(broker.Options{})
+	defer hub.Close()
+	dir, err := presence.New(presence.Options{Hub: hub})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dir.Close()
+	s := presence.Stream{Patterns: []string{"room.1", "orders.>"}, Subject: "alice"}
+	b.ReportAllocs()
+	for b.Loop() {
+		dir.Join(s)()
+	}
+}
