@@ -9,7 +9,8 @@ import (
 // channel is a channel with retained events or subscribers.
 type channel struct {
 	name      string
-	subs      map[*Subscription]struct{}
+	subs      map[*Subscription]struct{} // every subscriber
+	index     *keyIndex                  // set by Hub.Index: who is offered which events
 	log       channelLog
 	published uint64
 	last      time.Time
@@ -44,7 +45,7 @@ func (h *Hub) store(e *Event, o *originState, now time.Time) {
 	c.published++
 	c.last = now
 	var delivered, dropped, slow uint64
-	for s := range c.subs {
+	offer := func(s *Subscription) {
 		queued, overflowed := s.push(e)
 		if queued {
 			delivered++
@@ -52,6 +53,13 @@ func (h *Hub) store(e *Event, o *originState, now time.Time) {
 			dropped++
 			slow++
 		}
+	}
+	if c.index == nil {
+		for s := range c.subs {
+			offer(s)
+		}
+	} else {
+		c.index.offer(e, offer)
 	}
 	h.delivered.Add(delivered)
 	h.dropped.Add(dropped)
@@ -68,17 +76,125 @@ func (h *Hub) channel(name string) *channel {
 		return c
 	}
 	c = &channel{name: name, subs: make(map[*Subscription]struct{})}
+	if keys := h.indexes[name]; keys != nil {
+		c.index = newKeyIndex(keys)
+	}
 	// A channel of this name may have existed, evicted events and been
 	// dropped: resuming before what dropped channels evicted is not exact.
 	c.log.evicted = h.forgotten.clone()
 	h.channels[name] = c
 	for s := range h.wild {
 		if s.matches(name) {
-			c.subs[s] = struct{}{}
+			c.add(s)
 			s.channels = append(s.channels, c)
 		}
 	}
 	return c
+}
+
+// add registers s on c; it reports false if s already was.
+func (c *channel) add(s *Subscription) bool {
+	if _, dup := c.subs[s]; dup {
+		return false
+	}
+	c.subs[s] = struct{}{}
+	if c.index != nil {
+		c.index.add(s)
+	}
+	return true
+}
+
+func (c *channel) remove(s *Subscription) {
+	delete(c.subs, s)
+	if c.index != nil {
+		c.index.remove(s)
+	}
+}
+
+// Index makes channel offer each event only to the subscribers whose
+// SubscribeRequest.Keys hold one of the keys keys returns for it, and to
+// those without Keys: a face that narrows one channel by something in its
+// events (the Mercure face, by topic) spares the hub from offering every
+// event to every subscriber. keys runs with the hub's lock held, once per
+// event, and must be fast; it returns nil for an event no keyed
+// subscriber wants. Call it before subscribers come, once per channel.
+func (h *Hub) Index(channel string, keys func(*Event) []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.indexes == nil {
+		h.indexes = make(map[string]func(*Event) []string)
+	}
+	h.indexes[channel] = keys
+	if c := h.channels[channel]; c != nil {
+		c.index = newKeyIndex(keys)
+		for s := range c.subs {
+			c.index.add(s)
+		}
+	}
+}
+
+// keyIndex is a channel's subscribers by key (Hub.Index).
+type keyIndex struct {
+	keys  func(*Event) []string
+	open  map[*Subscription]struct{}            // without keys: offered every event
+	keyed map[string]map[*Subscription]struct{} // by key
+}
+
+func newKeyIndex(keys func(*Event) []string) *keyIndex {
+	return &keyIndex{keys: keys, open: make(map[*Subscription]struct{}), keyed: make(map[string]map[*Subscription]struct{})}
+}
+
+func (x *keyIndex) add(s *Subscription) {
+	if len(s.keys) == 0 {
+		x.open[s] = struct{}{}
+		return
+	}
+	for _, k := range s.keys {
+		set := x.keyed[k]
+		if set == nil {
+			set = make(map[*Subscription]struct{})
+			x.keyed[k] = set
+		}
+		set[s] = struct{}{}
+	}
+}
+
+func (x *keyIndex) remove(s *Subscription) {
+	delete(x.open, s)
+	for _, k := range s.keys {
+		if set := x.keyed[k]; set != nil {
+			delete(set, s)
+			if len(set) == 0 {
+				delete(x.keyed, k)
+			}
+		}
+	}
+}
+
+// offer calls f once for every subscriber e is for.
+func (x *keyIndex) offer(e *Event, f func(*Subscription)) {
+	for s := range x.open {
+		f(s)
+	}
+	keys := x.keys(e)
+	if len(keys) == 1 {
+		for s := range x.keyed[keys[0]] {
+			f(s)
+		}
+		return
+	}
+	var done map[*Subscription]bool // a subscriber of several of the keys gets e once
+	for _, k := range keys {
+		for s := range x.keyed[k] {
+			if done == nil {
+				done = make(map[*Subscription]bool)
+			}
+			if !done[s] {
+				done[s] = true
+				f(s)
+			}
+		}
+	}
 }
 
 func (h *Hub) dropChannel(c *channel) {

@@ -99,7 +99,8 @@ type Hub struct {
 	mu        sync.Mutex
 	seq       uint64
 	channels  map[string]*channel
-	wild      map[*Subscription]struct{} // subscriptions with wildcard patterns
+	indexes   map[string]func(*Event) []string // Index: channels whose subscribers are offered events by key
+	wild      map[*Subscription]struct{}       // subscriptions with wildcard patterns
 	hist      history
 	seen      map[uint64]*seen
 	orders    map[uint64]*originState // per origin: sequence order and what positions may claim

@@ -27,6 +27,7 @@ type Subscription struct {
 	wild     bool              // has a wildcard pattern
 	envelope bool              // frames carry the envelope: SubscribeRequest.Envelope
 	filter   func(*Event) bool // SubscribeRequest.Filter; nil means every event
+	keys     []string          // SubscribeRequest.Keys
 	own      bool              // SubscribeRequest.Own: not counted in Stats.Subscribers
 
 	// Replay holds the retained events after the resume position, in
@@ -217,6 +218,11 @@ type SubscribeRequest struct {
 	// Own marks a subscription of rumor's own (presence following its
 	// reserved channels), not a client's: Stats.Subscribers leaves it out.
 	Own bool
+	// Keys, on a channel with a Hub.Index, narrows the events offered to
+	// the subscription to those whose keys hold one of these (Filter, if
+	// set, still decides); nil means every event. On other channels it
+	// changes nothing.
+	Keys []string
 }
 
 // Subscribe registers a subscription. With From set, Subscription.Replay
@@ -238,6 +244,7 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 		maxBytes: h.opts.QueueBytes,
 		envelope: req.Envelope,
 		filter:   req.Filter,
+		keys:     req.Keys,
 		own:      req.Own,
 	}
 	if req.Last < 0 {
@@ -260,8 +267,7 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 			continue
 		}
 		c := h.channel(p.String())
-		if _, dup := c.subs[s]; !dup {
-			c.subs[s] = struct{}{}
+		if c.add(s) {
 			chans = append(chans, c)
 		}
 	}
@@ -269,7 +275,7 @@ func (h *Hub) Subscribe(req SubscribeRequest) (*Subscription, error) {
 		h.wild[s] = struct{}{}
 		for name, c := range h.channels {
 			if _, dup := c.subs[s]; !dup && s.matches(name) {
-				c.subs[s] = struct{}{}
+				c.add(s)
 				chans = append(chans, c)
 			}
 		}
@@ -364,7 +370,7 @@ func (h *Hub) unsubscribe(s *Subscription) {
 	}
 	delete(h.wild, s)
 	for _, c := range s.channels {
-		delete(c.subs, s)
+		c.remove(s)
 		if len(c.subs) == 0 && c.log.len() == 0 {
 			h.dropChannel(c)
 		}

@@ -108,3 +108,48 @@ func TestRetainedAndEarliest(t *testing.T) {
 		t.Errorf("a resume after c/0 replayed %v", s2.Replay)
 	}
 }
+
+func TestIndex(t *testing.T) {
+	h := newHub(t, broker.Options{HistorySize: -1})
+	// An event's keys are its data's words.
+	h.Index("c", func(e *broker.Event) []string { return strings.Fields(string(e.Data)) })
+	sub := func(keys ...string) *broker.Subscription {
+		s, err := h.Subscribe(broker.SubscribeRequest{Patterns: patterns(t, "c"), Keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, ab, open := sub("a"), sub("a", "b"), sub()
+	publish(t, h, "c", "a")
+	publish(t, h, "c", "b")
+	publish(t, h, "c", "a b")
+	publish(t, h, "c", "z")
+	data := func(evs []*broker.Event) string {
+		var out []string
+		for _, e := range evs {
+			out = append(out, string(e.Data))
+		}
+		return strings.Join(out, "|")
+	}
+	for name, tt := range map[string]struct {
+		s    *broker.Subscription
+		want string
+	}{"a": {a, "a|a b"}, "a,b": {ab, "a|b|a b"}, "open": {open, "a|b|a b|z"}} {
+		if got := data(drain(t, tt.s)); got != tt.want {
+			t.Errorf("subscriber %s got %q, want %q", name, got, tt.want)
+		}
+	}
+	// Once every subscriber left, the channel is dropped; a new one is
+	// indexed again.
+	a.Close()
+	ab.Close()
+	open.Close()
+	b := sub("b")
+	publish(t, h, "c", "a")
+	publish(t, h, "c", "b")
+	if got := data(drain(t, b)); got != "b" {
+		t.Errorf("after the channel came back, subscriber b got %q, want b", got)
+	}
+}

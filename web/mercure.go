@@ -121,6 +121,18 @@ func newMercureFace(h *Handler, o MercureOptions) (*mercureFace, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	// Subscribers of exact topics are offered only the updates of their
+	// topics; the others (templates, patterns, *) every update.
+	if ix, ok := h.hub.(interface {
+		Index(channel string, keys func(*broker.Event) []string)
+	}); ok {
+		ix.Index(mercureChannel, func(e *broker.Event) []string {
+			if u := updateOf(e); u != nil {
+				return u.Topics
+			}
+			return nil
+		})
+	}
 	return &mercureFace{
 		h: h, o: o, cache: mercure.NewCache(0), system: system, cors: cors, publish: pub,
 		registry: newMercureRegistry(),

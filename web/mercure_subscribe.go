@@ -103,6 +103,21 @@ func (c *credential) visible(u *update) bool {
 	return !u.Private || c != nil && c.grants.CanReceive(u.Topics)
 }
 
+// exactTopics returns the topics of sels when every one is a literal
+// topic: the keys the broker offers such a subscription updates by
+// (Hub.Index). nil when one is a template, a pattern or "*": that
+// subscription is offered every update, and its Filter decides.
+func exactTopics(sels []*mercure.Selector) []string {
+	keys := make([]string, 0, len(sels))
+	for _, s := range sels {
+		if !s.Literal() {
+			return nil
+		}
+		keys = append(keys, s.String())
+	}
+	return keys
+}
+
 // handleSubscribe serves GET /.well-known/mercure: the updates matching
 // the request's topic selectors as text/event-stream.
 func (m *mercureFace) handleSubscribe(w http.ResponseWriter, r *http.Request) {
@@ -187,7 +202,7 @@ func (m *mercureFace) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: s.patterns, From: from, Filter: filter})
+	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: s.patterns, From: from, Filter: filter, Keys: exactTopics(sels)})
 	if err != nil {
 		h.unregister(s)
 		h.releaseClient(client)

@@ -169,6 +169,14 @@ func TestMercurePublishSubscribe(t *testing.T) {
 	if ev := nextEvent(t, other); ev.LastEventID != generated || ev.Data != "x" {
 		t.Errorf("exact subscriber got %+v, want %s", ev, generated)
 	}
+	// The subscriber of both topics got the first update once: its next
+	// event is the next update of one of them.
+	if s, _, _ := mercurePublish(t, ts.URL, pub, url.Values{"topic": {"https://example.com/alt/1"}, "data": {"third"}}); s != http.StatusOK {
+		t.Fatal("third publish failed")
+	}
+	if ev := nextEvent(t, both); ev.Data != "third" {
+		t.Errorf("the subscriber of both topics got %q next, want third (the first update once)", ev.Data)
+	}
 }
 
 func TestMercurePrivate(t *testing.T) {
