@@ -183,16 +183,21 @@ func (x *keyIndex) offer(e *Event, f func(*Subscription)) {
 		}
 		return
 	}
-	var done map[*Subscription]bool // a subscriber of several of the keys gets e once
+	// A subscriber of one key is in one of the sets; one of several keys
+	// may be in more, and still gets e once.
+	var done map[*Subscription]bool
 	for _, k := range keys {
 		for s := range x.keyed[k] {
-			if done == nil {
-				done = make(map[*Subscription]bool)
-			}
-			if !done[s] {
+			if len(s.keys) > 1 {
+				if done[s] {
+					continue
+				}
+				if done == nil {
+					done = make(map[*Subscription]bool)
+				}
 				done[s] = true
-				f(s)
 			}
+			f(s)
 		}
 	}
 }

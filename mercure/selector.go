@@ -148,6 +148,57 @@ func Compile(k Kind, text, base string) (*Selector, error) {
 	return s, nil
 }
 
+// Index keys: a subscription offered updates by key (the broker's
+// Hub.Index) must hold a key of every topic it can match. A literal
+// selector's key is its topic. A URI template whose literal start reaches
+// past the first path segment ("https://example.com/books/{id}") has the
+// key of that start; a topic has its own text and that key of its own, so
+// a template can only match topics that share its key. The key of a start
+// begins with a control byte, which no topic holds.
+const (
+	prefixMark  = "\x1f"
+	prefixSlash = 4 // "scheme://host/segment/": the start up to the fourth '/'
+)
+
+// Key returns the index key of s, and false for a selector that must be
+// offered every topic ("*", URL patterns, templates without a long enough
+// literal start).
+func (s *Selector) Key() (string, bool) {
+	switch {
+	case s.all || s.pat != nil:
+		return "", false
+	case s.tmpl == nil:
+		return s.text, true
+	}
+	if p, ok := startKey(s.lit[0]); ok {
+		return p, true
+	}
+	return "", false
+}
+
+// TopicKeys appends the index keys of topic to dst: the topic itself, and
+// the key of its start when it has one.
+func TopicKeys(dst []string, topic string) []string {
+	dst = append(dst, topic)
+	if p, ok := startKey(topic); ok {
+		dst = append(dst, p)
+	}
+	return dst
+}
+
+// startKey returns the key of s's start up to its prefixSlash-th '/'.
+func startKey(s string) (string, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			if n++; n == prefixSlash {
+				return prefixMark + s[:i+1], true
+			}
+		}
+	}
+	return "", false
+}
+
 // compileTemplate returns the RE2 expression of an RFC 6570 template, or
 // nil when text is not one.
 func compileTemplate(text string) (re *regexp.Regexp) {

@@ -3,6 +3,7 @@ package mercure
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -224,6 +225,9 @@ func FuzzSelectorTemplate(f *testing.F) {
 		if s.tmpl != nil && got != s.tmpl.MatchString(topic) && topic != sel {
 			t.Errorf("Compile(Template, %q).Match(%q) = %v, the template says %v", sel, topic, got, !got)
 		}
+		if k, ok := s.Key(); ok && got && !slices.Contains(TopicKeys(nil, topic), k) {
+			t.Errorf("Compile(Template, %q) matches %q but its key %q is not one of the topic's %q", sel, topic, k, TopicKeys(nil, topic))
+		}
 		if !s.Match(sel) {
 			t.Errorf("selector %q does not match itself", sel)
 		}
@@ -290,5 +294,35 @@ func BenchmarkSelectorURLPatternUnshared(b *testing.B) {
 	for b.Loop() {
 		i++
 		s.Match(topics[i%2]) // a new topic every time: the memo never helps
+	}
+}
+
+func TestSelectorKeys(t *testing.T) {
+	for _, tt := range []struct {
+		kind      Kind
+		sel, want string
+		ok        bool
+	}{
+		{Template, "https://example.com/books/1", "https://example.com/books/1", true},
+		{Template, "https://example.com/books/{id}", "\x1fhttps://example.com/books/", true},
+		{Template, "https://example.com/{kind}/{id}", "", false},
+		{Template, "https://example.com/books{/id}", "", false},
+		{Template, "*", "", false},
+		{Exact, "https://example.com/books/{id}", "https://example.com/books/{id}", true},
+		{URLPattern, "https://example.com/books/:id", "", false},
+	} {
+		s, err := Compile(tt.kind, tt.sel, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k, ok := s.Key(); k != tt.want || ok != tt.ok {
+			t.Errorf("Compile(%v, %q).Key() = %q, %v, want %q, %v", tt.kind, tt.sel, k, ok, tt.want, tt.ok)
+		}
+	}
+	if got := TopicKeys(nil, "https://example.com/books/1/reviews"); !slices.Equal(got, []string{"https://example.com/books/1/reviews", "\x1fhttps://example.com/books/"}) {
+		t.Errorf("TopicKeys = %q", got)
+	}
+	if got := TopicKeys(nil, "books"); !slices.Equal(got, []string{"books"}) {
+		t.Errorf("TopicKeys(books) = %q", got)
 	}
 }

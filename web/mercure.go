@@ -121,14 +121,15 @@ func newMercureFace(h *Handler, o MercureOptions) (*mercureFace, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	// Subscribers of exact topics are offered only the updates of their
-	// topics; the others (templates, patterns, *) every update.
+	// Subscribers of exact topics, and of URI templates with a long
+	// enough literal start, are offered only the updates their keys name
+	// (mercure.Selector.Key); the others (URL patterns, *) every update.
 	if ix, ok := h.hub.(interface {
 		Index(channel string, keys func(*broker.Event) []string)
 	}); ok {
 		ix.Index(mercureChannel, func(e *broker.Event) []string {
 			if u := updateOf(e); u != nil {
-				return u.Topics
+				return u.keys
 			}
 			return nil
 		})
@@ -162,7 +163,8 @@ type update struct {
 	Retry   string   `json:"r,omitempty"`
 	Data    string   `json:"d"`
 
-	frame []byte // the SSE encoding every Mercure subscriber shares
+	frame []byte   // the SSE encoding every Mercure subscriber shares
+	keys  []string // the index keys of its topics (mercure.TopicKeys)
 }
 
 // decodeUpdate is the broker.Event.Decoded function of Mercure events: a
@@ -177,6 +179,9 @@ func decodeUpdate(e *broker.Event) any {
 	}
 	u.frame = u.appendFrame(make([]byte, 0, len(u.Data)+len(u.ID)+len(u.Type)+32))
 	u.Data = "" // the frame holds it: one copy per node, not two
+	for _, t := range u.Topics {
+		u.keys = mercure.TopicKeys(u.keys, t)
+	}
 	return u
 }
 

@@ -103,17 +103,19 @@ func (c *credential) visible(u *update) bool {
 	return !u.Private || c != nil && c.grants.CanReceive(u.Topics)
 }
 
-// exactTopics returns the topics of sels when every one is a literal
-// topic: the keys the broker offers such a subscription updates by
-// (Hub.Index). nil when one is a template, a pattern or "*": that
-// subscription is offered every update, and its Filter decides.
-func exactTopics(sels []*mercure.Selector) []string {
+// indexKeys returns the keys the broker offers a subscription of sels
+// updates by (Hub.Index, mercure.Selector.Key), or nil when one selector
+// must see every update (a URL pattern, "*", a template without a long
+// literal start): that subscription is offered every update. Filter
+// decides either way.
+func indexKeys(sels []*mercure.Selector) []string {
 	keys := make([]string, 0, len(sels))
 	for _, s := range sels {
-		if !s.Literal() {
+		k, ok := s.Key()
+		if !ok {
 			return nil
 		}
-		keys = append(keys, s.String())
+		keys = append(keys, k)
 	}
 	return keys
 }
@@ -202,7 +204,7 @@ func (m *mercureFace) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: s.patterns, From: from, Filter: filter, Keys: exactTopics(sels)})
+	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: s.patterns, From: from, Filter: filter, Keys: indexKeys(sels)})
 	if err != nil {
 		h.unregister(s)
 		h.releaseClient(client)
