@@ -186,7 +186,10 @@ func (x *keyIndex) offer(e *Event, f func(*Subscription)) {
 	// A subscriber of one key is in one of the sets; one of several keys
 	// may be in more, and still gets e once.
 	var done map[*Subscription]bool
-	for _, k := range keys {
+	for i, k := range keys {
+		if slices.Contains(keys[:i], k) {
+			continue // a key named twice offers once
+		}
 		for s := range x.keyed[k] {
 			if len(s.keys) > 1 {
 				if done[s] {

@@ -126,6 +126,7 @@ func TestIndex(t *testing.T) {
 	publish(t, h, "c", "b")
 	publish(t, h, "c", "a b")
 	publish(t, h, "c", "z")
+	publish(t, h, "c", "a a")
 	data := func(evs []*broker.Event) string {
 		var out []string
 		for _, e := range evs {
@@ -136,7 +137,7 @@ func TestIndex(t *testing.T) {
 	for name, tt := range map[string]struct {
 		s    *broker.Subscription
 		want string
-	}{"a": {a, "a|a b"}, "a,b": {ab, "a|b|a b"}, "open": {open, "a|b|a b|z"}} {
+	}{"a": {a, "a|a b|a a"}, "a,b": {ab, "a|b|a b|a a"}, "open": {open, "a|b|a b|z|a a"}} {
 		if got := data(drain(t, tt.s)); got != tt.want {
 			t.Errorf("subscriber %s got %q, want %q", name, got, tt.want)
 		}

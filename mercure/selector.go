@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,8 +180,10 @@ func (s *Selector) Key() (string, bool) {
 // TopicKeys appends the index keys of topic to dst: the topic itself, and
 // the key of its start when it has one.
 func TopicKeys(dst []string, topic string) []string {
-	dst = append(dst, topic)
-	if p, ok := startKey(topic); ok {
+	if !slices.Contains(dst, topic) {
+		dst = append(dst, topic)
+	}
+	if p, ok := startKey(topic); ok && !slices.Contains(dst, p) {
 		dst = append(dst, p)
 	}
 	return dst

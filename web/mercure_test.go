@@ -177,6 +177,21 @@ func TestMercurePublishSubscribe(t *testing.T) {
 	if ev := nextEvent(t, both); ev.Data != "third" {
 		t.Errorf("the subscriber of both topics got %q next, want third (the first update once)", ev.Data)
 	}
+	// Two topics under one template's literal start: the template's
+	// subscriber gets the update once too.
+	for _, form := range []url.Values{
+		{"topic": {"https://example.com/books/3", "https://example.com/books/4"}, "data": {"twins"}},
+		{"topic": {"https://example.com/books/5"}, "data": {"after"}},
+	} {
+		if s, _, _ := mercurePublish(t, ts.URL, pub, form); s != http.StatusOK {
+			t.Fatal("publish failed")
+		}
+	}
+	for _, want := range []string{"twins", "after"} {
+		if ev := nextEvent(t, tmpl); ev.Data != want {
+			t.Errorf("the template's subscriber got %q, want %q", ev.Data, want)
+		}
+	}
 }
 
 func TestMercurePrivate(t *testing.T) {
