@@ -10,10 +10,13 @@ package web
 // match it with a wildcard, so private updates never reach a rumor
 // stream. The event's data is a small JSON envelope (topics, private, id,
 // type, retry, data); each node decodes it once per event
-// (broker.Event.Decoded), and each Mercure subscriber's broker
-// subscription filters events by its selectors and its token's grants
-// before they are queued (broker.SubscribeRequest.Filter), so a
-// subscriber is woken only for what it will send. docs/DESIGN.md, "The
+// (broker.Event.Decoded). The channel is indexed by topic (broker
+// Hub.Index): a subscription of exact topics (or of templates with a long
+// literal start) is offered only the updates its keys name; and each
+// Mercure subscriber's broker subscription filters what it is offered by
+// its selectors and its token's grants before it is queued
+// (broker.SubscribeRequest.Filter), so a subscriber is woken only for what
+// it will send. docs/DESIGN.md, "The
 // Mercure face", gives the argument; docs/API.md the contract.
 
 import (
