@@ -2,6 +2,7 @@ package presence
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,4 +48,43 @@ func FuzzCensus(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSnapshotCarriesAnnouncements: a node that joins after history let
+// the announcements go learns them from a peer's snapshot, and so does
+// not announce again what was announced, and announces what was not.
+func TestSnapshotCarriesAnnouncements(t *testing.T) {
+	hub := broker.NewHub(broker.Options{})
+	defer hub.Close()
+	d, err := New(Options{Hub: hub, Interval: time.Hour, Handover: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const peer = 0xbeef
+	id := broker.ID{Time: 1 << 40, Origin: peer, Seq: 7}
+	snap := census{Seq: 1, Full: true, Streams: 1,
+		Ch:  map[string]wireEntry{"known": {N: 1, S: map[string]int{"ann": 1}}, "new": {N: 1}},
+		Ann: map[string]wireAnn{"known": {On: true, ID: id.String(), Subs: map[string]wireLWW{"ann": {On: true, ID: id.String()}}}},
+	}
+	b, _ := json.Marshal(snap)
+	c, err := decodeCensus(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.updateMembers([]uint64{d.origin, peer}, now)
+	d.applyCensus(peer, c, now)
+	d.updateFresh(now)
+	later := now.Add(time.Second)
+	var got []string
+	d.order = []uint64{d.origin} // this node decides every channel
+	for _, a := range d.decide(later) {
+		got = append(got, a.ch+":"+a.kind+":"+a.subject)
+	}
+	if want := []string{"new:occupied:"}; !slices.Equal(got, want) {
+		t.Fatalf("decisions = %v, want %v: the snapshot's announcements must hold", got, want)
+	}
 }

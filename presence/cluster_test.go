@@ -22,7 +22,7 @@ func testOpts() presence.Options {
 	return presence.Options{
 		Interval:  20 * time.Millisecond,
 		Heartbeat: 200 * time.Millisecond,
-		Grace:     600 * time.Millisecond,
+		Grace:     1500 * time.Millisecond, // long against the test's hops (100 ms), for loaded CI machines
 		Handover:  300 * time.Millisecond,
 	}
 }
@@ -48,6 +48,13 @@ func testLogger(name string) *slog.Logger {
 
 func startNode(tb testing.TB, name string, o presence.Options, join ...string) *tnode {
 	tb.Helper()
+	return startNodeHub(tb, name, o, broker.Options{}, join...)
+}
+
+// startNodeHub is startNode with the hub's options (Origin, Relay and
+// Logger are set here).
+func startNodeHub(tb testing.TB, name string, o presence.Options, ho broker.Options, join ...string) *tnode {
+	tb.Helper()
 	origin := broker.NewOrigin()
 	log := testLogger(name)
 	c, err := transport.New(transport.Config{
@@ -57,7 +64,8 @@ func startNode(tb testing.TB, name string, o presence.Options, join ...string) *
 	if err != nil {
 		tb.Fatalf("transport.New: %v", err)
 	}
-	hub := broker.NewHub(broker.Options{Origin: origin, Relay: c, Logger: log})
+	ho.Origin, ho.Relay, ho.Logger = origin, c, log
+	hub := broker.NewHub(ho)
 	o.Hub, o.Members, o.Logger = hub, c, log
 	dir, err := presence.New(o)
 	if err != nil {
@@ -82,9 +90,14 @@ func (n *tnode) crash() {
 
 func startCluster(tb testing.TB, size int, o presence.Options) []*tnode {
 	tb.Helper()
-	nodes := []*tnode{startNode(tb, "n1", o)}
+	return startClusterHub(tb, size, o, broker.Options{})
+}
+
+func startClusterHub(tb testing.TB, size int, o presence.Options, ho broker.Options) []*tnode {
+	tb.Helper()
+	nodes := []*tnode{startNodeHub(tb, "n1", o, ho)}
 	for i := 1; i < size; i++ {
-		nodes = append(nodes, startNode(tb, fmt.Sprintf("n%d", i+1), o, nodes[0].c.GossipAddr()))
+		nodes = append(nodes, startNodeHub(tb, fmt.Sprintf("n%d", i+1), o, ho, nodes[0].c.GossipAddr()))
 	}
 	for _, n := range nodes {
 		waitFor(tb, n.name+" sees every member, synced", 15*time.Second, func() bool {
@@ -197,9 +210,12 @@ func waitNoticesFor(tb testing.TB, d time.Duration, w *notices, channel string, 
 func stays(tb testing.TB, w *notices, channel string, d time.Duration, want ...string) {
 	tb.Helper()
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	for {
 		if got := w.of(channel); !slices.Equal(got, want) {
 			tb.Fatalf("notices of %s = %v, want %v", channel, got, want)
+		}
+		if !time.Now().Before(deadline) {
+			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -260,11 +276,11 @@ func TestHopWithinGrace(t *testing.T) {
 	// grace: neither a leave nor a vacated.
 	for i := range 4 {
 		leave()
-		time.Sleep(testOpts().Grace / 4) // the client reconnecting: part of the scenario, not a check
+		time.Sleep(100 * time.Millisecond) // the client reconnecting: part of the scenario, not a check
 		leave = nodes[(i+2)%3].dir.Join(presence.Stream{Patterns: []string{"hop"}, Subject: "carol"})
-		time.Sleep(testOpts().Grace / 2) // connected a while before the next hop
+		time.Sleep(300 * time.Millisecond) // connected a while before the next hop
 	}
-	stays(t, w, "hop", 2*testOpts().Grace, "occupied", "join:carol")
+	stays(t, w, "hop", testOpts().Grace+500*time.Millisecond, "occupied", "join:carol")
 	leave()
 	waitNotices(t, w, "hop", "occupied", "join:carol", "leave:carol", "vacated")
 }
@@ -299,8 +315,9 @@ func TestDeciderKilled(t *testing.T) {
 }
 
 // TestJoinerKnowsAnnouncements starts a node after a channel was occupied:
-// it must learn that from the others and not announce it again, even when
-// it decides the channel.
+// it must learn that from the others (their snapshots, or history's
+// catch-up) and not announce it again, even where it decides.
+// TestSnapshotCarriesAnnouncements covers the snapshots alone.
 func TestJoinerKnowsAnnouncements(t *testing.T) {
 	nodes := startCluster(t, 2, testOpts())
 	w := watch(t, nodes[0].hub)
@@ -357,4 +374,68 @@ func decidedBy(d *presence.Directory, ch string, nodes []*tnode) *tnode {
 		}
 	}
 	return nil
+}
+
+// TestRestart kills the node that decides some channels and starts a new
+// one in its place (a restart: a new incarnation), which then decides some
+// of them; their subscriber moves onto the new node within the grace.
+// Nothing is announced twice, and vacated comes once for each at the end.
+func TestRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for memberlist to declare a node dead")
+	}
+	nodes := startCluster(t, 3, testOpts())
+	w := watch(t, nodes[0].hub)
+	var chans []string
+	for i := 0; len(chans) < 12; i++ {
+		if ch := fmt.Sprintf("desk.%d", i); decidedBy(nodes[0].dir, ch, nodes) == nodes[1] {
+			chans = append(chans, ch)
+		}
+	}
+	leave := nodes[2].dir.Join(presence.Stream{Patterns: chans, Subject: "erin"})
+	for _, ch := range chans {
+		waitNotices(t, w, ch, "occupied", "join:erin")
+	}
+
+	nodes[1].crash()
+	waitFor(t, "n1 and n3 declaring n2 dead", 40*time.Second, func() bool {
+		return nodes[0].dir.Status().Nodes == 2 && nodes[2].dir.Status().Nodes == 2
+	})
+	again := startNode(t, "n2-again", testOpts(), nodes[0].c.GossipAddr())
+	live := []*tnode{nodes[0], again, nodes[2]}
+	for _, n := range live {
+		waitFor(t, n.name+" synced with the new node and deciding", 15*time.Second, func() bool {
+			st := n.dir.Status()
+			return st.Nodes == 3 && st.Synced == 3 && st.Deciding
+		})
+	}
+	decides := 0
+	for _, ch := range chans {
+		if again.dir.Count(ch) != 1 {
+			t.Errorf("the new node counts %d on %s, want 1", again.dir.Count(ch), ch)
+		}
+		if decidedBy(nodes[0].dir, ch, live) == again {
+			decides++
+		}
+	}
+	t.Logf("the new node decides %d of the %d channels", decides, len(chans))
+	for _, ch := range chans {
+		stays(t, w, ch, 50*time.Millisecond, "occupied", "join:erin")
+	}
+
+	// The subscriber moves onto the new node.
+	leave()
+	leave = again.dir.Join(presence.Stream{Patterns: chans, Subject: "erin"})
+	stays(t, w, chans[0], 2*testOpts().Grace, "occupied", "join:erin")
+	for _, ch := range chans {
+		stays(t, w, ch, 0, "occupied", "join:erin")
+	}
+	leave()
+	for _, ch := range chans {
+		waitNotices(t, w, ch, "occupied", "join:erin", "leave:erin", "vacated")
+	}
+	stays(t, w, chans[0], time.Second, "occupied", "join:erin", "leave:erin", "vacated")
+	for _, ch := range chans {
+		stays(t, w, ch, 0, "occupied", "join:erin", "leave:erin", "vacated")
+	}
 }
