@@ -76,14 +76,14 @@ func TestStateSpreadAndJoin(t *testing.T) {
 		if !s.has("b") {
 			// Spread returns once each member's gossip port has the
 			// change; NotifyMsg may still be on its way.
-			waitFor(t, "the spread change on "+nodes[i+1].name, time.Second, func() bool { return s.has("b") })
+			waitFor(t, "the spread change on "+nodes[i+1].name, 10*time.Second, func() bool { return s.has("b") })
 		}
 	}
 	t.Logf("a change reached 2 members %v after Spread began", time.Since(start))
 
 	nodes[1].c.Spread(context.Background(), []byte("bad!"))
 	nodes[1].c.Spread(context.Background(), []byte("c"))
-	waitFor(t, "the good change after a refused one", time.Second, func() bool { return states[0].has("c") })
+	waitFor(t, "the good change after a refused one", 10*time.Second, func() bool { return states[0].has("c") })
 	if states[0].has("bad!") {
 		t.Error("a refused change was merged")
 	}
