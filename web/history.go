@@ -109,6 +109,10 @@ func (h *Handler) readableChannel(w http.ResponseWriter, r *http.Request) (strin
 		return "", false
 	}
 	p, _ := broker.ParsePattern(channel) // a channel is a pattern
+	if err := checkStreamPattern(p); err != nil { // of rumor's own, only rumor.presence.<channel> (presence.go)
+		writeError(w, http.StatusBadRequest, err.Error())
+		return "", false
+	}
 	if _, aerr := h.authorizeStream(r, []broker.Pattern{p}); aerr != nil {
 		h.refuse(w, r, aerr)
 		return "", false

@@ -120,6 +120,11 @@ func TestReservedChannels(t *testing.T) {
 		wantError(t, "GET "+path, ts.do(t, http.MethodGet, path, nil, ""), http.StatusBadRequest)
 	}
 	wantError(t, "GET /presence?channel=rumor.census", ts.do(t, http.MethodGet, "/presence?channel=rumor.census", nil, ""), http.StatusBadRequest)
+	wantError(t, "GET /channels/rumor.census/history", ts.do(t, http.MethodGet, "/channels/rumor.census/history", nil, ""), http.StatusBadRequest)
+	wantError(t, "GET /channels/rumor.census/head", ts.do(t, http.MethodGet, "/channels/rumor.census/head", nil, ""), http.StatusBadRequest)
+	if a := ts.do(t, http.MethodGet, "/channels/rumor.presence.room/history", nil, ""); a.status != http.StatusOK {
+		t.Errorf("GET /channels/rumor.presence.room/history = %d %s, want 200: a channel's transitions are history like any", a.status, a.body)
+	}
 	// A stream of everything carries none of rumor's own events: the
 	// first it gets is the marker published after an occupied.
 	all := ts.openStream(t, "/events?channel=>", nil)
