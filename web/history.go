@@ -108,7 +108,7 @@ func (h *Handler) readableChannel(w http.ResponseWriter, r *http.Request) (strin
 		writeError(w, http.StatusBadRequest, err.Error())
 		return "", false
 	}
-	p, _ := broker.ParsePattern(channel) // a channel is a pattern
+	p, _ := broker.ParsePattern(channel)          // a channel is a pattern
 	if err := checkStreamPattern(p); err != nil { // of rumor's own, only rumor.presence.<channel> (presence.go)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return "", false
