@@ -108,8 +108,9 @@ func (h *Handler) readableChannel(w http.ResponseWriter, r *http.Request) (strin
 		writeError(w, http.StatusBadRequest, err.Error())
 		return "", false
 	}
-	p, _ := broker.ParsePattern(channel)          // a channel is a pattern
-	if err := checkStreamPattern(p); err != nil { // of rumor's own, only rumor.presence.<channel> (presence.go)
+	p, _ := broker.ParsePattern(channel) // a channel is a pattern
+	// Of rumor's own channels, only rumor.presence.<channel> (presence.go).
+	if err := checkStreamPattern(p); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return "", false
 	}
