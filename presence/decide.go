@@ -6,7 +6,6 @@ package presence
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -15,13 +14,6 @@ import (
 
 	"github.com/rumorhq/rumor/broker"
 )
-
-// forgetAfter is how long an announced "off" (vacated, left) is kept. It
-// must outlive the broker's idempotency keys (10 minutes by default), since
-// a transition's key names the announcement it follows, and the events
-// that could still arrive out of order (the relay gives a gap up after
-// seconds).
-const forgetAfter = 15 * time.Minute
 
 // lww is one announced state; the announcement with the latest event id
 // wins, whatever order they arrive in.
@@ -143,7 +135,7 @@ func (d *Directory) mergeAnnounced(m map[string]wireAnn) {
 // forget drops announced "off" states older than forgetAfter. Called with
 // d.mu held.
 func (d *Directory) forget(now time.Time) {
-	old := func(l lww) bool { return !l.on && now.Sub(l.id.Unix()) > forgetAfter }
+	old := func(l lww) bool { return !l.on && now.Sub(l.id.Unix()) > d.opts.Remember }
 	for ch, a := range d.ann {
 		for s, l := range a.subs {
 			if old(l) {
@@ -205,7 +197,6 @@ func since[K comparable](m map[K]time.Time, k K, now time.Time) time.Time {
 // action is a transition to announce.
 type action struct {
 	ch, kind, subject string
-	prev              broker.ID // the announcement it follows, for its idempotency key
 	subscribers       int
 }
 
@@ -286,12 +277,12 @@ func (d *Directory) decideOne(k string, now time.Time) []action {
 	if n > 0 {
 		delete(d.timers.empty, k)
 		if !a.occ.on {
-			out = append(out, action{ch: k, kind: KindOccupied, prev: a.occ.id, subscribers: n})
+			out = append(out, action{ch: k, kind: KindOccupied, subscribers: n})
 		}
 		for _, s := range slices.Sorted(maps.Keys(sum.subs)) {
 			delete(d.timers.gone, [2]string{k, s})
 			if l := a.subs[s]; !l.on {
-				out = append(out, action{ch: k, kind: KindJoin, subject: s, prev: l.id, subscribers: n})
+				out = append(out, action{ch: k, kind: KindJoin, subject: s, subscribers: n})
 			}
 		}
 		for _, s := range slices.Sorted(maps.Keys(a.subs)) {
@@ -300,7 +291,7 @@ func (d *Directory) decideOne(k string, now time.Time) []action {
 				continue
 			}
 			if now.Sub(since(d.timers.gone, [2]string{k, s}, now)) >= grace {
-				out = append(out, action{ch: k, kind: KindLeave, subject: s, prev: l.id, subscribers: n})
+				out = append(out, action{ch: k, kind: KindLeave, subject: s, subscribers: n})
 			}
 		}
 		return out
@@ -314,22 +305,20 @@ func (d *Directory) decideOne(k string, now time.Time) []action {
 	}
 	for _, s := range slices.Sorted(maps.Keys(a.subs)) {
 		if l := a.subs[s]; l.on {
-			out = append(out, action{ch: k, kind: KindLeave, subject: s, prev: l.id})
+			out = append(out, action{ch: k, kind: KindLeave, subject: s})
 		}
 	}
 	if a.occ.on {
-		out = append(out, action{ch: k, kind: KindVacated, prev: a.occ.id})
+		out = append(out, action{ch: k, kind: KindVacated})
 	}
 	return out
 }
 
-// message is the event that announces a.
+// message is the event that announces a. It carries no idempotency key:
+// keys would crowd the publishers' out of the hub's bounded store, and the
+// handover already keeps two deciders from deciding at once.
 func (d *Directory) message(a action) broker.Message {
 	ch, _ := NoticeChannel(a.ch)
 	data, _ := json.Marshal(Notice{Channel: a.ch, Kind: a.kind, Subject: a.subject, Subscribers: a.subscribers, Node: d.self})
-	// Two deciders that see the same announced state make the same key, so
-	// the second publish of one transition is a replay, not an event. The
-	// control byte keeps it apart from every key a publisher may send.
-	sum := sha256.Sum256([]byte(a.ch + "\x00" + a.kind + "\x00" + a.subject + "\x00" + idString(a.prev)))
-	return broker.Message{Channel: ch, Type: a.kind, Data: data, Key: "\x01presence:" + hex.EncodeToString(sum[:16])}
+	return broker.Message{Channel: ch, Type: a.kind, Data: data}
 }

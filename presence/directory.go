@@ -43,6 +43,7 @@ type Options struct {
 	Grace     time.Duration // how long a channel stays empty before it is vacated, and a subject gone before it has left; 0 means 5s
 	Handover  time.Duration // how long membership and freshness must hold still before a node decides; 0 means 1s
 	Records   bool          // carry every stream's Record cluster-wide (Directory.Records)
+	Remember  time.Duration // how long an announced vacated or leave is remembered, against older announcements arriving late (history's catch-up); 0 means 15m. Keep it above the hub's HistoryTTL
 	Now       func() time.Time
 	Logger    *slog.Logger // nil means discard
 }
@@ -135,6 +136,7 @@ func New(o Options) (*Directory, error) {
 	o.Heartbeat = cmp.Or(o.Heartbeat, 2*time.Second)
 	o.Grace = cmp.Or(o.Grace, 5*time.Second)
 	o.Handover = cmp.Or(o.Handover, time.Second)
+	o.Remember = cmp.Or(o.Remember, 15*time.Minute)
 	if o.Now == nil {
 		o.Now = time.Now
 	}

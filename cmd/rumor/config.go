@@ -38,6 +38,7 @@ type Config struct {
 	HistoryTTL     time.Duration
 	HistoryBytes   int64
 	Heartbeat      time.Duration
+	Presence       bool          // count subscribers cluster-wide and announce transitions (package presence)
 	PresenceGrace  time.Duration // how long a channel stays empty before it is vacated
 	Coalesce       time.Duration // 0: every event written at once
 	MaxEventBytes  int64
@@ -88,6 +89,7 @@ func serveOptions(getenv func(string) string) []option {
 		{"history-ttl", "duration", "5m", "how long events are retained", setDuration(func(c *Config) *time.Duration { return &c.HistoryTTL })},
 		{"history-bytes", "size", "256MiB", "retained bytes across all channels (bytes, KiB, MiB or GiB)", setSize(func(c *Config) *int64 { return &c.HistoryBytes })},
 		{"heartbeat", "duration", "15s", "comment line on idle streams", setDuration(func(c *Config) *time.Duration { return &c.Heartbeat })},
+		{"presence", "bool", "true", "who is here, cluster-wide: GET /presence and the transitions on rumor.presence.<channel>; false: neither, and no rumor.census events between the nodes", setBool(func(c *Config) *bool { return &c.Presence })},
 		{"presence-grace", "duration", "5s", "how long a channel stays empty, cluster-wide, before it is vacated (and a subject gone before it has left): a subscriber who reconnects within it is neither", setDuration(func(c *Config) *time.Duration { return &c.PresenceGrace })},
 		{"coalesce", "duration", "1ms", "a busy stream writes at most once per this; events arriving meanwhile share the write (0 writes each at once)", setDuration(func(c *Config) *time.Duration { return &c.Coalesce })},
 		{"max-event-bytes", "size", "1MiB", "largest event data accepted; larger publishes get 413", setSize(func(c *Config) *int64 { return &c.MaxEventBytes })},

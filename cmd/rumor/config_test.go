@@ -29,6 +29,7 @@ func TestParseServeDefaults(t *testing.T) {
 		HistoryTTL:     5 * time.Minute,
 		HistoryBytes:   256 << 20,
 		Heartbeat:      15 * time.Second,
+		Presence:       true,
 		PresenceGrace:  5 * time.Second,
 		Coalesce:       time.Millisecond,
 		MaxEventBytes:  1 << 20,

@@ -144,19 +144,22 @@ func startNode(ctx context.Context, cfg Config, log *slog.Logger, o nodeOptions)
 	})
 	// Presence follows its reserved channels from before the cluster
 	// starts, so that catch-up brings it every member's census.
-	po := presence.Options{Hub: n.hub, Grace: cfg.PresenceGrace, Logger: log}
+	po := presence.Options{Hub: n.hub, Grace: cfg.PresenceGrace, Logger: log,
+		Remember: max(15*time.Minute, cfg.HistoryTTL+time.Minute)} // past anything history's catch-up may bring
 	// The Mercure subscriptions API lists every node's subscriptions from
 	// the directory's records (mercure.go).
 	po.Records = cfg.Mercure && cfg.MercureSubscriptions
 	if n.cluster != nil {
 		po.Members = n.cluster
 	}
-	if n.dir, err = presence.New(po); err != nil {
-		return nil, err
+	if cfg.Presence {
+		if n.dir, err = presence.New(po); err != nil {
+			return nil, err
+		}
 	}
 	wo := web.Options{
 		Hub:           n.hub,
-		Presence:      n.dir,
+		Presence:      webPresence(n.dir),
 		NodeName:      cfg.NodeName,
 		HTTPAddr:      advertisedHTTP(ln.Addr(), cfg),
 		AdminAddr:     adminAddr,
@@ -333,7 +336,9 @@ func (n *node) shutdown(ctx context.Context) error {
 	}
 	// Last, presence, the hub and the key refresher: nothing publishes,
 	// subscribes or verifies a token any more.
-	n.dir.Close()
+	if n.dir != nil {
+		n.dir.Close()
+	}
 	n.hub.Close()
 	n.auth.Close()
 	for _, a := range n.mercure {
@@ -476,4 +481,13 @@ func peerTLS(own *tls.Config, serverName string) *tls.Config {
 		}
 	}
 	return &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}
+}
+
+// webPresence is dir as web's Presence: nil (no presence) without one, not
+// an interface holding a nil pointer.
+func webPresence(dir *presence.Directory) web.Presence {
+	if dir == nil {
+		return nil
+	}
+	return dir
 }

@@ -141,3 +141,19 @@ func TestBinaryPresence(t *testing.T) {
 		t.Fatalf("notices = %v, want occupied and vacated once", got)
 	}
 }
+
+// TestServePresence: presence is on by default; --presence=false turns
+// GET /presence off, and with it the census the node publishes.
+func TestServePresence(t *testing.T) {
+	_, on := startServe(t)
+	if c, nodes := presenceOf(t, on, "demo"); c != 0 || nodes != 1 {
+		t.Errorf("GET /presence?channel=demo = %d subscribers, %d nodes; want 0 and 1", c, nodes)
+	}
+	_, off := startServe(t, "--presence=false")
+	if code, body := get(t, off+"/presence"); code != http.StatusNotFound {
+		t.Errorf("GET /presence with --presence=false = %d %s, want 404", code, body)
+	}
+	if _, body := get(t, off+"/channels"); strings.Contains(body, "rumor.census") {
+		t.Errorf("GET /channels with --presence=false lists rumor.census: %s", body)
+	}
+}
