@@ -281,6 +281,7 @@ func parseOrigin(s string) (uint64, bool) {
 // applyEntry applies one key of a delta to n, and to the sum while n is
 // counted. Called with d.mu held.
 func (d *Directory) applyEntry(n *node, k string, w wireEntry) {
+	d.changed = true
 	old := n.ch[k]
 	if w.N == 0 {
 		if old != nil {

@@ -43,6 +43,7 @@ func (a *announced) active() bool {
 // set records an announcement of ch (subject "" for occupied/vacated).
 // Called with d.mu held.
 func (d *Directory) set(ch, subject string, on bool, id broker.ID) {
+	d.changed = true
 	a := d.ann[ch]
 	if a == nil {
 		a = &announced{}
@@ -151,6 +152,19 @@ func (d *Directory) forget(now time.Time) {
 // decider returns the live member that decides key: the highest
 // rendezvous hash. Called with d.mu held.
 func (d *Directory) decider(key string) uint64 {
+	if o, ok := d.deciders[key]; ok {
+		return o
+	}
+	if len(d.deciders) > 100_000 {
+		clear(d.deciders) // a bound, not a cache policy: it fills again as needed
+	}
+	o := d.rendezvous(key)
+	d.deciders[key] = o
+	return o
+}
+
+// rendezvous computes decider's answer. Called with d.mu held.
+func (d *Directory) rendezvous(key string) uint64 {
 	h := sha256.Sum256([]byte(key))
 	k := binary.LittleEndian.Uint64(h[:8])
 	var best, bestScore uint64
@@ -231,8 +245,15 @@ func (d *Directory) decide(now time.Time) []action {
 	if !d.deciding(now) {
 		clear(d.timers.empty)
 		clear(d.timers.gone)
+		d.wasDeciding = false
 		return nil
 	}
+	// Nothing to look at unless something changed, a grace is running,
+	// or this node has just begun to decide.
+	if !d.changed && d.wasDeciding && len(d.timers.empty) == 0 && len(d.timers.gone) == 0 {
+		return nil
+	}
+	d.changed, d.wasDeciding = false, true
 	keys := make(map[string]struct{}, len(d.agg)+len(d.ann))
 	for k := range d.agg {
 		keys[k] = struct{}{}

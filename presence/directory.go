@@ -123,7 +123,10 @@ type Directory struct {
 	stableSince time.Time // membership and freshness last changed
 	fresh       bool
 	lastTick    time.Time
-	forgot      time.Time // when forget last ran
+	forgot      time.Time         // when forget last ran
+	changed     bool              // counts or announcements changed since decide last looked
+	wasDeciding bool              // decide looked while deciding, and has not stopped since
+	deciders    map[string]uint64 // decider by key, for the current order
 }
 
 // New subscribes to the reserved channels and starts the directory. Call
@@ -150,18 +153,19 @@ func New(o Options) (*Directory, error) {
 		return nil, err
 	}
 	d := &Directory{
-		opts:    o,
-		log:     o.Logger.With("component", "presence"),
-		hub:     o.Hub,
-		origin:  o.Hub.Origin(),
-		sub:     sub,
-		local:   make(map[string]*entry),
-		streams: make(map[string]Record),
-		agg:     make(map[string]*entry),
-		nodes:   make(map[uint64]*node),
-		live:    make(map[uint64]bool),
-		ann:     make(map[string]*announced),
-		timers:  newDecideTimers(),
+		opts:     o,
+		log:      o.Logger.With("component", "presence"),
+		hub:      o.Hub,
+		origin:   o.Hub.Origin(),
+		sub:      sub,
+		local:    make(map[string]*entry),
+		streams:  make(map[string]Record),
+		agg:      make(map[string]*entry),
+		nodes:    make(map[uint64]*node),
+		live:     make(map[uint64]bool),
+		ann:      make(map[string]*announced),
+		timers:   newDecideTimers(),
+		deciders: make(map[string]uint64),
 	}
 	d.self = hexOrigin(d.origin)
 	d.census = newCensusState()
@@ -257,6 +261,7 @@ func (d *Directory) change(key, subject string, delta int) {
 		delete(d.local, key)
 	}
 	d.tidy(key)
+	d.changed = true
 	subs := d.census.dirty[key]
 	if subs == nil {
 		subs = make(map[string]struct{})
@@ -297,6 +302,7 @@ func (d *Directory) count(key string, e *entry, sign int) {
 	if e.empty() {
 		return
 	}
+	d.changed = true
 	a := d.aggEntry(key)
 	a.n += sign * e.n
 	for s, n := range e.subs {

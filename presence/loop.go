@@ -127,6 +127,8 @@ func (d *Directory) updateMembers(origins []uint64, now time.Time) {
 		}
 	}
 	d.live, d.order = live, origins
+	clear(d.deciders)
+	d.changed = true
 	d.stableSince = now
 	for o, n := range d.nodes {
 		d.recount(o, n)
