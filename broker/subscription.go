@@ -323,6 +323,18 @@ func (h *Hub) latest(chans []*channel, n int) []*Event {
 	return events
 }
 
+// deliveredAfter reports whether this node delivered an event a client at
+// p has not seen. (Comparing p with the position of "now" would also count
+// the clock moving on, with no event after p.) Called with h.mu held.
+func (h *Hub) deliveredAfter(p Position) bool {
+	for o, st := range h.orders {
+		if st.last > p.Threshold(o) {
+			return true
+		}
+	}
+	return false
+}
+
 // replay collects the retained events on chans that a client at p has not
 // seen, in arrival order, and whether it has missed events that are no
 // longer retained (or may have). Called with h.mu held.
@@ -344,7 +356,7 @@ func (h *Hub) replay(chans []*channel, p Position, wild bool) (events []*Event, 
 		// The patterns may have matched channels dropped since.
 		reset = true
 	}
-	if h.opts.HistorySize == 0 && !p.Covers(h.position(ID{})) {
+	if h.opts.HistorySize == 0 && h.deliveredAfter(p) {
 		// Nothing is retained: whatever came after p is gone.
 		reset = true
 	}
