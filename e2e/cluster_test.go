@@ -84,12 +84,9 @@ func newCluster(tb testing.TB, specs []nodeSpec, o clusterOptions) *cluster {
 	}
 	// The key goes by environment, the rest by flags: both paths are used.
 	env = append(env, "RUMOR_GOSSIP_KEY="+base64.StdEncoding.EncodeToString(key))
-	// Presence off: its events (rumor.census, rumor.presence.*) take
-	// sequence numbers of every origin that the workload's subscribers do
-	// not follow, and the checker's no-gap rule counts every sequence of
-	// an origin (check_test.go). cmd/rumor's TestBinaryPresence runs it on
-	// real processes.
-	env = append(env, "RUMOR_PRESENCE=false")
+	// Presence stays on, as in production: its events (rumor.census,
+	// rumor.presence.*) take sequence numbers of every origin, which the
+	// checker tells from gaps (check_test.go).
 	tr := o.Transport
 	if tr == nil {
 		tr = &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}
