@@ -204,14 +204,16 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	// From here the stream holds the subscription, its place in h.streams
-	// and its client's slot, and gives them back when it ends.
+	// From here the stream holds the subscription, its place in h.streams,
+	// its client's slot and its place in presence (counted before its
+	// client gets the 200), and gives them back when it ends.
+	leave := h.present(s)
 	serve := func() {
 		defer h.unregister(s) // last: CloseStreams waits for the whole stream
 		defer h.releaseClient(client)
 		defer s.hangUp()
 		defer sub.Close()
-		defer h.present(s)() // counted in presence while it runs
+		defer leave()
 		reason := s.run(sub, after, badHeader)
 		h.metrics.streamsEnded.WithLabelValues(reason).Inc()
 	}
