@@ -268,6 +268,9 @@ func TestOccupiedVacatedOnce(t *testing.T) {
 }
 
 func TestHopWithinGrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("hops within the grace: seconds of real time")
+	}
 	nodes := startCluster(t, 3, testOpts())
 	w := watch(t, nodes[0].hub)
 	leave := nodes[1].dir.Join(presence.Stream{Patterns: []string{"hop"}, Subject: "carol"})
@@ -319,6 +322,9 @@ func TestDeciderKilled(t *testing.T) {
 // catch-up) and not announce it again, even where it decides.
 // TestSnapshotCarriesAnnouncements covers the snapshots alone.
 func TestJoinerKnowsAnnouncements(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a joiner to settle and decide: seconds of real time")
+	}
 	nodes := startCluster(t, 2, testOpts())
 	w := watch(t, nodes[0].hub)
 	var chans []string
