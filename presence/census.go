@@ -25,6 +25,7 @@ type census struct {
 	Closed  []string             `json:"x,omitempty"` // ids of streams closed
 	Want    []string             `json:"w,omitempty"` // origins (hex) whose snapshot the sender lacks
 	Ann     map[string]wireAnn   `json:"a,omitempty"` // a snapshot's announced states, for a node that joins
+	Heard   map[string]uint64    `json:"h,omitempty"` // per origin (hex), the highest sequence of its announcements the sender applied: all, in a snapshot; those that rose, in a delta
 }
 
 type wireEntry struct {
@@ -36,6 +37,7 @@ type wireEntry struct {
 const (
 	maxKeyLen     = broker.MaxChannelLen
 	maxSubjectLen = 1024
+	maxHeard      = 4096 // origins in one census's Heard
 )
 
 // decodeCensus parses a census from a peer.
@@ -55,6 +57,14 @@ func decodeCensus(b []byte) (*census, error) {
 			if s == "" || len(s) > maxSubjectLen || n < 0 || n > e.N || n == 0 && c.Full {
 				return nil, fmt.Errorf("census: bad subject in %.64q", k)
 			}
+		}
+	}
+	if len(c.Heard) > maxHeard {
+		return nil, fmt.Errorf("census: too many origins heard")
+	}
+	for o := range c.Heard {
+		if _, ok := parseOrigin(o); !ok {
+			return nil, fmt.Errorf("census: bad origin %.64q", o)
 		}
 	}
 	for ch, a := range c.Ann {
@@ -78,6 +88,7 @@ type censusState struct {
 	opened map[string]Record
 	closed map[string]struct{}
 	want   map[uint64]time.Time // origins asked for a snapshot, and when
+	heard  map[uint64]struct{}  // origins whose Directory.heard rose since the last census
 	sent   time.Time            // when the last census went out
 }
 
@@ -88,6 +99,7 @@ func newCensusState() censusState {
 		opened: make(map[string]Record),
 		closed: make(map[string]struct{}),
 		want:   make(map[uint64]time.Time),
+		heard:  make(map[uint64]struct{}),
 	}
 }
 
@@ -105,7 +117,7 @@ func (c *censusState) close(id string) {
 // to say and no heartbeat is due. Called with d.mu held.
 func (d *Directory) nextCensus(now time.Time, asking []uint64) *census {
 	cs := &d.census
-	if !cs.full && len(cs.dirty) == 0 && len(cs.opened) == 0 && len(cs.closed) == 0 && len(asking) == 0 && now.Sub(cs.sent) < d.opts.Heartbeat {
+	if !cs.full && len(cs.dirty) == 0 && len(cs.opened) == 0 && len(cs.closed) == 0 && len(cs.heard) == 0 && len(asking) == 0 && now.Sub(cs.sent) < d.opts.Heartbeat {
 		return nil
 	}
 	cs.seq++
@@ -119,6 +131,12 @@ func (d *Directory) nextCensus(now time.Time, asking []uint64) *census {
 			c.Opened = append(c.Opened, r)
 		}
 		c.Ann = d.wireAnnounced()
+		for o, q := range d.heard {
+			if c.Heard == nil {
+				c.Heard = make(map[string]uint64, len(d.heard))
+			}
+			c.Heard[hexOrigin(o)] = q
+		}
 	} else {
 		if len(cs.dirty) > 0 {
 			c.Ch = make(map[string]wireEntry, len(cs.dirty))
@@ -143,6 +161,14 @@ func (d *Directory) nextCensus(now time.Time, asking []uint64) *census {
 		for id := range cs.closed {
 			c.Closed = append(c.Closed, id)
 		}
+		for o := range cs.heard {
+			if q, ok := d.heard[o]; ok {
+				if c.Heard == nil {
+					c.Heard = make(map[string]uint64, len(cs.heard))
+				}
+				c.Heard[hexOrigin(o)] = q
+			}
+		}
 	}
 	for _, o := range asking {
 		c.Want = append(c.Want, hexOrigin(o))
@@ -151,6 +177,7 @@ func (d *Directory) nextCensus(now time.Time, asking []uint64) *census {
 	clear(cs.dirty)
 	clear(cs.opened)
 	clear(cs.closed)
+	clear(cs.heard)
 	cs.sent = now
 	return c
 }
@@ -174,11 +201,13 @@ type node struct {
 	synced  bool // holds a snapshot and every census after it
 	counted bool // its entries are in Directory.agg (synced and live)
 	seq     uint64
-	heard   time.Time // when its last census arrived
+	at      time.Time // when its last census arrived
 	streams int
 	ch      map[string]*entry
 	recs    map[string]Record
-	gone    time.Time // when it left the member list; zero while live
+	gone    time.Time         // when it left the member list; zero while live
+	heard   map[uint64]uint64 // its census's Heard: of each origin, the highest announcement it applied
+	mark    uint64            // its census number when a member last left: a census above it was sent after
 }
 
 // applyCensus takes a census from origin. Called with d.mu held.
@@ -188,7 +217,7 @@ func (d *Directory) applyCensus(origin uint64, c *census, now time.Time) {
 		n = &node{ch: make(map[string]*entry), recs: make(map[string]Record)}
 		d.nodes[origin] = n
 	}
-	n.heard = now
+	n.at = now
 	for _, w := range c.Want {
 		if w == d.self {
 			d.census.full = true
@@ -208,6 +237,8 @@ func (d *Directory) applyCensus(origin uint64, c *census, now time.Time) {
 			n.recs[r.ID] = r
 		}
 		n.synced = true
+		n.heard = make(map[uint64]uint64, len(c.Heard))
+		d.mergeHeard(n, c.Heard)
 		d.mergeAnnounced(c.Ann)
 		delete(d.census.want, origin)
 	case n.synced && c.Seq == n.seq+1:
@@ -220,6 +251,7 @@ func (d *Directory) applyCensus(origin uint64, c *census, now time.Time) {
 		for _, id := range c.Closed {
 			delete(n.recs, id)
 		}
+		d.mergeHeard(n, c.Heard)
 	default:
 		// A gap (a census given up on, or one from before we joined):
 		// what we hold of it is no longer its state.
@@ -232,6 +264,18 @@ func (d *Directory) applyCensus(origin uint64, c *census, now time.Time) {
 	n.seq = c.Seq
 	n.streams = c.Streams
 	d.recount(origin, n)
+}
+
+// mergeHeard takes a census's Heard into n. Called with d.mu held.
+func (d *Directory) mergeHeard(n *node, h map[string]uint64) {
+	if n.heard == nil {
+		n.heard = make(map[uint64]uint64, len(h))
+	}
+	for s, q := range h {
+		if o, ok := parseOrigin(s); ok && q > n.heard[o] {
+			n.heard[o] = q
+		}
+	}
 }
 
 func unwire(w wireEntry) *entry {

@@ -71,6 +71,13 @@ func (d *Directory) applyNotice(e *broker.Event) {
 		return
 	}
 	switch e.Type {
+	case KindOccupied, KindVacated, KindJoin, KindLeave:
+		if o := e.ID.Origin; o != d.origin && e.ID.Seq > d.heard[o] {
+			d.heard[o] = e.ID.Seq
+			d.census.heard[o] = struct{}{}
+		}
+	}
+	switch e.Type {
 	case KindOccupied, KindVacated:
 		d.set(ch, "", e.Type == KindOccupied, e.ID)
 	case KindJoin, KindLeave:
@@ -136,6 +143,18 @@ func (d *Directory) mergeAnnounced(m map[string]wireAnn) {
 // forget drops announced "off" states older than forgetAfter. Called with
 // d.mu held.
 func (d *Directory) forget(now time.Time) {
+	for o := range d.heard {
+		if !d.live[o] && d.nodes[o] == nil {
+			delete(d.heard, o)
+		}
+	}
+	for _, n := range d.nodes {
+		for o := range n.heard {
+			if !d.live[o] && d.nodes[o] == nil {
+				delete(n.heard, o)
+			}
+		}
+	}
 	old := func(l lww) bool { return !l.on && now.Sub(l.id.Unix()) > d.opts.Remember }
 	for ch, a := range d.ann {
 		for s, l := range a.subs {
@@ -222,7 +241,7 @@ func (d *Directory) updateFresh(now time.Time) {
 		if o == d.origin {
 			continue
 		}
-		if n := d.nodes[o]; n == nil || !n.synced || now.Sub(n.heard) >= 3*d.opts.Heartbeat {
+		if n := d.nodes[o]; n == nil || !n.synced || now.Sub(n.at) >= 3*d.opts.Heartbeat {
 			fresh = false
 			break
 		}
@@ -231,12 +250,41 @@ func (d *Directory) updateFresh(now time.Time) {
 		d.fresh = fresh
 		d.stableSince = now
 	}
+	d.caughtUp = d.holdsDeparted()
+}
+
+// holdsDeparted reports whether this node has applied every announcement
+// of a departed member that any live member has, as far as their census
+// sent since the departure tells: a dying decider's last announcements
+// may have reached some nodes and not this one, and the relay's repair
+// brings them here later. Deciding before would announce them again.
+// A node's announcements come to each subscriber in sequence, so the
+// highest sequence applied stands for all below it. Called with d.mu held.
+func (d *Directory) holdsDeparted() bool {
+	for _, o := range d.order {
+		n := d.nodes[o]
+		if o == d.origin || n == nil {
+			continue
+		}
+		if n.seq <= n.mark {
+			return false // no census from it since a member left
+		}
+		for g, q := range n.heard {
+			if d.live[g] || g == d.origin || d.nodes[g] == nil {
+				continue // live (its own link brings it), or departed long ago
+			}
+			if d.heard[g] < q {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // deciding reports whether this node takes decisions now. Called with d.mu
 // held.
 func (d *Directory) deciding(now time.Time) bool {
-	return d.fresh && now.Sub(d.stableSince) >= d.opts.Handover
+	return d.fresh && d.caughtUp && now.Sub(d.stableSince) >= d.opts.Handover
 }
 
 // decide returns the transitions this node must announce now. Called with

@@ -117,11 +117,13 @@ type Directory struct {
 	order   []uint64          // live, sorted: the decider candidates
 	census  censusState       // what this node sends next (census.go)
 	ann     map[string]*announced
+	heard   map[uint64]uint64 // of each other origin, the highest sequence of its announcements applied here
 	timers  decideTimers
 	closed  bool
 
 	stableSince time.Time // membership and freshness last changed
 	fresh       bool
+	caughtUp    bool // holds every announcement of a departed member that a live one reported (decide.go)
 	lastTick    time.Time
 	forgot      time.Time         // when forget last ran
 	changed     bool              // counts or announcements changed since decide last looked
@@ -164,6 +166,7 @@ func New(o Options) (*Directory, error) {
 		nodes:    make(map[uint64]*node),
 		live:     make(map[uint64]bool),
 		ann:      make(map[string]*announced),
+		heard:    make(map[uint64]uint64),
 		timers:   newDecideTimers(),
 		deciders: make(map[string]uint64),
 	}
@@ -387,7 +390,7 @@ func (d *Directory) Status() Status {
 	}
 	now := d.opts.Now()
 	for o := range d.live {
-		if n := d.nodes[o]; o != d.origin && n != nil && n.synced && now.Sub(n.heard) < 3*d.opts.Heartbeat {
+		if n := d.nodes[o]; o != d.origin && n != nil && n.synced && now.Sub(n.at) < 3*d.opts.Heartbeat {
 			st.Synced++
 		}
 	}

@@ -119,11 +119,20 @@ func (d *Directory) updateMembers(origins []uint64, now time.Time) {
 			}
 		}
 	}
+	left := false
 	for o := range d.live {
 		if !live[o] {
+			left = true
 			if n := d.nodes[o]; n != nil {
 				n.gone = now
 			}
+		}
+	}
+	if left {
+		// Decide again only on a census each live member sent since:
+		// see holdsDeparted.
+		for _, n := range d.nodes {
+			n.mark = n.seq
 		}
 	}
 	d.live, d.order = live, origins
