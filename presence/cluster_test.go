@@ -34,6 +34,7 @@ type tnode struct {
 	hub  *broker.Hub
 	c    *transport.Cluster
 	dir  *presence.Directory
+	drop *dropHub // the hub as the transport sees it: it can drop announcements
 	once sync.Once
 }
 
@@ -71,10 +72,11 @@ func startNodeHub(tb testing.TB, name string, o presence.Options, ho broker.Opti
 	if err != nil {
 		tb.Fatalf("presence.New: %v", err)
 	}
-	if err := c.Start(context.Background(), hub); err != nil {
+	drop := &dropHub{Hub: hub}
+	if err := c.Start(context.Background(), drop); err != nil {
 		tb.Fatalf("Start: %v", err)
 	}
-	n := &tnode{name: name, hub: hub, c: c, dir: dir}
+	n := &tnode{name: name, hub: hub, c: c, dir: dir, drop: drop}
 	tb.Cleanup(n.crash)
 	return n
 }
