@@ -28,7 +28,10 @@
 // decides only while it holds a fresh census of every live member, and
 // only after membership and freshness have held still for
 // Options.Handover, so that the previous decider's last announcements
-// reach it first. A channel is vacated, and a subject has left, only after
+// reach it first; after a member leaves, also only once it has applied
+// every announcement of the departed that a live member reported having
+// applied in a census sent since (the census carries, per origin, the
+// highest announcement applied). A channel is vacated, and a subject has left, only after
 // it stayed empty for Options.Grace: a subscriber who reconnects to
 // another node within it is neither a leave nor a join.
 //
