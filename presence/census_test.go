@@ -88,3 +88,57 @@ func TestSnapshotCarriesAnnouncements(t *testing.T) {
 		t.Fatalf("decisions = %v, want %v: the snapshot's announcements must hold", got, want)
 	}
 }
+
+// TestWaitsForDepartedAnnouncements: after a member leaves, a node
+// decides only on a census sent since by every live member, and only once
+// it holds every announcement of the departed one that they report.
+func TestWaitsForDepartedAnnouncements(t *testing.T) {
+	hub := broker.NewHub(broker.Options{})
+	defer hub.Close()
+	d, err := New(Options{Hub: hub, Interval: time.Hour, Handover: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const peer, gone = 0xbeef, 0xdead
+	apply := func(origin uint64, c census, now time.Time) {
+		t.Helper()
+		b, _ := json.Marshal(c)
+		dc, err := decodeCensus(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.applyCensus(origin, dc, now)
+	}
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.updateMembers([]uint64{d.origin, peer, gone}, now)
+	apply(peer, census{Seq: 1, Full: true}, now)
+	apply(gone, census{Seq: 1, Full: true}, now)
+	d.applyNotice(&broker.Event{ID: broker.ID{Time: 1 << 40, Origin: gone, Seq: 3}, Channel: NoticePrefix + "a", Type: KindOccupied})
+	d.updateFresh(now)
+	if !d.caughtUp {
+		t.Fatal("not caught up before any departure")
+	}
+	now = now.Add(time.Millisecond)
+	d.updateMembers([]uint64{d.origin, peer}, now)
+	d.updateFresh(now)
+	if d.caughtUp {
+		t.Fatal("caught up with no census from the peer since the departure")
+	}
+	// The peer applied an announcement of the departed one this node lacks.
+	apply(peer, census{Seq: 2, Heard: map[string]uint64{hexOrigin(gone): 5}}, now)
+	d.updateFresh(now)
+	if d.caughtUp {
+		t.Fatal("caught up without the departed node's announcement 5")
+	}
+	d.applyNotice(&broker.Event{ID: broker.ID{Time: 1 << 41, Origin: gone, Seq: 5}, Channel: NoticePrefix + "b", Type: KindOccupied})
+	d.updateFresh(now)
+	if !d.caughtUp {
+		t.Fatal("not caught up holding the departed node's announcements")
+	}
+	if c := d.nextCensus(now, nil); c.Heard[hexOrigin(gone)] != 5 {
+		t.Fatalf("census heard = %v, want %s: 5", c.Heard, hexOrigin(gone))
+	}
+}
