@@ -240,6 +240,14 @@ func (d *Directory) applyCensus(origin uint64, c *census, now time.Time) {
 		n.heard = make(map[uint64]uint64, len(c.Heard))
 		d.mergeHeard(n, c.Heard)
 		d.mergeAnnounced(c.Ann)
+		// The snapshot's announced states fold in every announcement
+		// its sender had applied: this node now holds them too, even
+		// those history no longer has (holdsDeparted).
+		for o, q := range n.heard {
+			if o != d.origin && q > d.heard[o] {
+				d.heard[o] = q
+			}
+		}
 		delete(d.census.want, origin)
 	case n.synced && c.Seq == n.seq+1:
 		for k, w := range c.Ch {

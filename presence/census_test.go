@@ -142,3 +142,41 @@ func TestWaitsForDepartedAnnouncements(t *testing.T) {
 		t.Fatalf("census heard = %v, want %s: 5", c.Heard, hexOrigin(gone))
 	}
 }
+
+// TestSnapshotCountsAsHeard: a snapshot's announced states stand for the
+// announcements its sender applied, so a node that joins after they left
+// history does not wait for them when their decider departs.
+func TestSnapshotCountsAsHeard(t *testing.T) {
+	hub := broker.NewHub(broker.Options{})
+	defer hub.Close()
+	d, err := New(Options{Hub: hub, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const peer, gone = 0xbeef, 0xdead
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.updateMembers([]uint64{d.origin, peer, gone}, now)
+	for i, o := range []uint64{peer, gone} {
+		c := census{Seq: 1, Full: true}
+		if i == 0 {
+			c.Heard = map[string]uint64{hexOrigin(gone): 9}
+		}
+		b, _ := json.Marshal(c)
+		dc, err := decodeCensus(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.applyCensus(o, dc, now)
+	}
+	d.updateMembers([]uint64{d.origin, peer}, now)
+	b, _ := json.Marshal(census{Seq: 2})
+	dc, _ := decodeCensus(b)
+	d.applyCensus(peer, dc, now)
+	d.updateFresh(now)
+	if !d.caughtUp {
+		t.Fatal("waits for announcements the peer's snapshot already carried")
+	}
+}
