@@ -307,7 +307,7 @@ func TestDeciderKilled(t *testing.T) {
 	nodes[1].crash()
 	// The subscriber stays: the new decider must not announce anything.
 	stays(t, w, ch, 3*time.Second, "occupied", "join:dave")
-	waitFor(t, "n1 decides again", 15*time.Second, func() bool { return nodes[0].dir.Status().Deciding && nodes[0].dir.Status().Nodes == 3 })
+	waitFor(t, "n1 decides again", 45*time.Second, func() bool { return nodes[0].dir.Status().Deciding && nodes[0].dir.Status().Nodes == 3 })
 	stays(t, w, ch, time.Second, "occupied", "join:dave")
 	// Now the node holding the only subscriber dies: leave and vacated,
 	// once, decided by one of the two left.
