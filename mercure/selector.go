@@ -81,6 +81,7 @@ type Selector struct {
 	text string
 	all  bool                   // "*"
 	tmpl *regexp.Regexp         // Template with a "{": the template's expression
+	fast *fastTemplate          // Template: the same, matched without the regexp, when it is simple
 	lit  [2]string              // Template: the literal text before its first and after its last expression, which a match starts and ends with
 	pat  *urlpattern.URLPattern // URLPattern
 	base string                 // URLPattern: the hub's URL, for relative topics
@@ -131,6 +132,7 @@ func Compile(k Kind, text, base string) (*Selector, error) {
 			if s.tmpl = compileTemplate(text); s.tmpl != nil {
 				s.lit[0] = text[:strings.IndexByte(text, '{')]
 				s.lit[1] = text[strings.LastIndexByte(text, '}')+1:]
+				s.fast = newFastTemplate(text)
 			}
 		}
 	case Exact:
@@ -237,6 +239,9 @@ func (s *Selector) Match(topic string) bool {
 		return true
 	case s.tmpl == nil && s.pat == nil:
 		return false
+	case s.fast != nil:
+		// Cheaper than remembering the answer.
+		return s.fast.match(topic)
 	}
 	if m := s.last.Load(); m != nil && m.topic == topic {
 		return m.ok
