@@ -1,6 +1,7 @@
 package mercure
 
 import (
+	"github.com/dunglas/go-urlpattern"
 	"strings"
 	"unicode/utf8"
 )
@@ -98,4 +99,126 @@ func (f *fastTemplate) match(topic string) bool {
 		i += len(lit)
 	}
 	return i == len(topic)
+}
+
+// fastPattern matches the common simple URL patterns without parsing the
+// topic as a URL: "http(s)://host/lit/:name/…", every other component a
+// wildcard. It answers only for topics plain enough that URL parsing would
+// not change them (absolute, printable ASCII, lower-case scheme and host
+// equal to the pattern's, no userinfo, port, backslash, percent-escape or
+// dot segment); on any other topic it declines and the library decides.
+// FuzzFastPattern checks it against the library.
+type fastPattern struct {
+	scheme, host string
+	segs         []string // the pathname's segments; "" is a :name
+}
+
+func newFastPattern(p *urlpattern.URLPattern) *fastPattern {
+	if p.Username() != "*" || p.Password() != "*" || p.Search() != "*" || p.Hash() != "*" || p.Port() != "" {
+		return nil
+	}
+	f := &fastPattern{scheme: p.Protocol(), host: p.Hostname()}
+	if f.scheme != "https" && f.scheme != "http" || f.host == "" || !plain(f.host, "-.") || endsInNumber(f.host) {
+		return nil
+	}
+	path, ok := strings.CutPrefix(p.Pathname(), "/")
+	if !ok {
+		return nil
+	}
+	for _, seg := range strings.Split(path, "/") {
+		switch {
+		case seg == "" || strings.Trim(seg, ".") == "":
+			return nil
+		case seg[0] == ':':
+			if !patternName(seg[1:]) {
+				return nil
+			}
+			seg = ""
+		case !plainSegment(seg):
+			return nil
+		}
+		f.segs = append(f.segs, seg)
+	}
+	return f
+}
+
+// patternName reports whether s is a plain URL pattern group name.
+func patternName(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// plainSegment reports whether s holds only unreserved characters.
+func plainSegment(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// pathByte is what a topic's path may hold for the fast path: characters
+// URL parsing keeps as they are.
+var pathByte = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("-._~!$&()*+,;=:@/", byte(c)) >= 0
+	}
+	return t
+}()
+
+// match returns whether topic matches, and false for known when the
+// topic is not plain enough to be sure.
+func (f *fastPattern) match(topic string) (ok, known bool) {
+	for i := 0; i < len(topic); i++ {
+		if c := topic[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return false, false
+		}
+	}
+	rest, found := strings.CutPrefix(topic, f.scheme)
+	if !found {
+		return false, false
+	}
+	if rest, found = strings.CutPrefix(rest, "://"); !found {
+		return false, false
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i] // search and hash are wildcards
+	}
+	host, path := rest, "/"
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		host, path = rest[:i], rest[i:]
+	}
+	if host != f.host {
+		return false, false
+	}
+	for i := 0; i < len(path); i++ {
+		if !pathByte[path[i]] {
+			return false, false
+		}
+	}
+	path = path[1:]
+	for n := 0; ; n++ {
+		seg, next, more := strings.Cut(path, "/")
+		if seg == "." || seg == ".." {
+			return false, false // a dot segment
+		}
+		if n >= len(f.segs) {
+			ok = false
+		} else if w := f.segs[n]; n == 0 || ok {
+			ok = w == "" && seg != "" || w != "" && w == seg
+		}
+		if !more {
+			return ok && n == len(f.segs)-1, true
+		}
+		path = next
+	}
 }

@@ -109,3 +109,108 @@ func expandAll(tmpl, v string) string {
 		tmpl = tmpl[j+1:]
 	}
 }
+
+func TestFastPattern(t *testing.T) {
+	for _, c := range []struct {
+		pat  string
+		fast bool
+	}{
+		{"https://example.com/books/:id", true},
+		{"/users/:uid/posts/:pid", true}, // scheme and host from the base
+		{"http://example.com/a.b/c~d/:x", true},
+		{"https://example.com/books/:id(\\d+)", false},
+		{"https://example.com/books/:id?", false},
+		{"https://example.com/books/*", false},
+		{"https://example.com/books/:id.json", false},
+		{"https://example.com/books/", false},
+		{"https://example.com:8080/books/:id", false},
+		{"https://example.com/books/:id?q=1", false},
+		{"https://*.example.com/books/:id", false},
+		{"https://127.0.0.1/books/:id", false},
+		{"wss://example.com/books/:id", false},
+	} {
+		s, err := Compile(URLPattern, c.pat, base)
+		if err != nil {
+			t.Fatalf("Compile(%q): %v", c.pat, err)
+		}
+		if got := s.fpat != nil; got != c.fast {
+			t.Errorf("Compile(%q): fast path %v, want %v", c.pat, got, c.fast)
+		}
+	}
+	s, _ := Compile(URLPattern, "https://example.com/users/:uid/posts/:pid", base)
+	for topic, want := range map[string][2]bool{ // answer, known
+		"https://example.com/users/1/posts/2":       {true, true},
+		"https://example.com/users/1/posts/2?x=1#y": {true, true},
+		"https://example.com/users/a:b@c/posts/2":   {true, true},
+		"https://example.com/users/1/posts/2/":      {false, true},
+		"https://example.com/users//posts/2":        {false, true},
+		"https://example.com/users/1/posts":         {false, true},
+		"https://example.com/users/1/posts/2/3":     {false, true},
+		"https://example.com/users/1/x/../posts/2":  {false, false},
+		"https://example.com/users/1/posts/%32":     {false, false},
+		"HTTPS://example.com/users/1/posts/2":       {false, false},
+		"https://EXAMPLE.com/users/1/posts/2":       {false, false},
+		"https://example.com:443/users/1/posts/2":   {false, false},
+		"https://u@example.com/users/1/posts/2":     {false, false},
+		"https://example.com/users/1/posts/2\\":     {false, false},
+		"https://example.com/users/é/posts/2":       {false, false},
+		"/users/1/posts/2":                          {false, false},
+		"https:example.com/users/1/posts/2":         {false, false},
+		"https://example.com/users/1/posts/2 ":      {false, false},
+		"https://example.com/users/1/posts/{2}":     {false, false},
+		"https://example.com/users/1/posts/.":       {false, false},
+	} {
+		ok, known := s.fpat.match(topic)
+		if ok != want[0] || known != want[1] {
+			t.Errorf("match(%q) = %v, %v; want %v, %v", topic, ok, known, want[0], want[1])
+		}
+		if lib := testPattern(s.pat, topic, s.base); s.Match(topic) != lib || known && ok != lib {
+			t.Errorf("Match(%q) = %v, fast %v (known %v), the library says %v", topic, s.Match(topic), ok, known, lib)
+		}
+	}
+}
+
+// FuzzFastPattern checks the fast URL pattern matcher against the library,
+// which stays the reference: where the fast path answers, it must answer
+// as the library does.
+func FuzzFastPattern(f *testing.F) {
+	for _, c := range [][2]string{
+		{"https://example.com/books/:id", "https://example.com/books/1"},
+		{"https://example.com/books/:id", "https://example.com/books/1?a#b"},
+		{"https://example.com/books/:id", "https://example.com/books/a;b=c,d!$&()*+:@"},
+		{"https://example.com/books/:id", "https://example.com/books/1/.."},
+		{"https://example.com/books/:id", "https://example.com/books/.../"},
+		{"https://example.com/books/:id", "https://example.com./books/1"},
+		{"/users/:uid/posts/:pid", "https://example.com/users/1/posts/2"},
+		{"/users/:uid/posts/:pid", "https://example.com/users/1/posts/2/"},
+		{"http://example.com/a.b/:x", "http://example.com/a.b/c"},
+		{"https://xn--bcher-kva.example/:x", "https://xn--bcher-kva.example/1"},
+		{"https://a-b.example/:x/y", "https://a-b.example/1/y"},
+	} {
+		f.Add(c[0], c[1])
+	}
+	f.Fuzz(func(t *testing.T, pat, topic string) {
+		s, err := Compile(URLPattern, pat, base)
+		if err != nil || s.fpat == nil {
+			return
+		}
+		// The topic as given, and the pattern with its groups filled by
+		// the topic, so that it lines up often.
+		filled := s.fpat.scheme + "://" + s.fpat.host
+		for _, w := range s.fpat.segs {
+			if w == "" {
+				w = topic
+			}
+			filled += "/" + w
+		}
+		for _, tp := range []string{topic, filled} {
+			ok, known := s.fpat.match(tp)
+			if !known {
+				continue
+			}
+			if want := testPattern(s.pat, tp, s.base); ok != want {
+				t.Fatalf("pattern %q, topic %q: fast path %v, library %v", pat, tp, ok, want)
+			}
+		}
+	})
+}

@@ -86,6 +86,7 @@ type Selector struct {
 	pat  *urlpattern.URLPattern // URLPattern
 	base string                 // URLPattern: the hub's URL, for relative topics
 	pre  prefilter              // URLPattern: cheap refusals of absolute topics
+	fpat *fastPattern           // URLPattern: the same, matched without parsing plain topics, when it is simple
 
 	// last is the latest topic matched against a template or pattern, and
 	// the answer: one update goes to every subscriber sharing this
@@ -144,7 +145,7 @@ func Compile(k Kind, text, base string) (*Selector, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w %q: not a URL pattern: %v", ErrBadSelector, clip(text), err)
 		}
-		s.pat, s.base, s.pre = p, base, newPrefilter(p)
+		s.pat, s.base, s.pre, s.fpat = p, base, newPrefilter(p), newFastPattern(p)
 	default:
 		return nil, fmt.Errorf("%w: unknown kind %d", ErrBadSelector, k)
 	}
@@ -242,6 +243,10 @@ func (s *Selector) Match(topic string) bool {
 	case s.fast != nil:
 		// Cheaper than remembering the answer.
 		return s.fast.match(topic)
+	case s.fpat != nil:
+		if ok, known := s.fpat.match(topic); known {
+			return ok
+		}
 	}
 	if m := s.last.Load(); m != nil && m.topic == topic {
 		return m.ok
