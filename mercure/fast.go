@@ -110,6 +110,7 @@ func (f *fastTemplate) match(topic string) bool {
 // FuzzFastPattern checks it against the library.
 type fastPattern struct {
 	scheme, host string
+	prefix       string   // scheme://host/
 	segs         []string // the pathname's segments; "" is a :name
 }
 
@@ -139,6 +140,7 @@ func newFastPattern(p *urlpattern.URLPattern) *fastPattern {
 		}
 		f.segs = append(f.segs, seg)
 	}
+	f.prefix = f.scheme + "://" + f.host + "/"
 	return f
 }
 
@@ -176,49 +178,49 @@ var pathByte = func() (t [256]bool) {
 }()
 
 // match returns whether topic matches, and false for known when the
-// topic is not plain enough to be sure.
+// topic is not plain enough to be sure. One pass over the topic.
 func (f *fastPattern) match(topic string) (ok, known bool) {
-	for i := 0; i < len(topic); i++ {
+	if !strings.HasPrefix(topic, f.prefix) {
+		return false, false
+	}
+	i, n, start := len(f.prefix), 0, len(f.prefix)
+	ok = true
+	for ; ; i++ {
+		var c byte
+		if i < len(topic) {
+			c = topic[i]
+			if pathByte[c] && c != '/' {
+				continue
+			}
+		}
+		switch c {
+		case 0, '/', '?', '#':
+			seg := topic[start:i]
+			if seg == "." || seg == ".." {
+				return false, false // a dot segment
+			}
+			if n >= len(f.segs) {
+				ok = false
+			} else if w := f.segs[n]; ok {
+				ok = w == "" && seg != "" || w != "" && w == seg
+			}
+			n++
+			start = i + 1
+		default:
+			return false, false
+		}
+		if c != '/' {
+			break
+		}
+	}
+	if i < len(topic) && topic[i] == 0 {
+		return false, false
+	}
+	// The search and hash are wildcards, but must not change the parse.
+	for ; i < len(topic); i++ {
 		if c := topic[i]; c <= ' ' || c >= 0x7f || c == '\\' {
 			return false, false
 		}
 	}
-	rest, found := strings.CutPrefix(topic, f.scheme)
-	if !found {
-		return false, false
-	}
-	if rest, found = strings.CutPrefix(rest, "://"); !found {
-		return false, false
-	}
-	if i := strings.IndexAny(rest, "?#"); i >= 0 {
-		rest = rest[:i] // search and hash are wildcards
-	}
-	host, path := rest, "/"
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		host, path = rest[:i], rest[i:]
-	}
-	if host != f.host {
-		return false, false
-	}
-	for i := 0; i < len(path); i++ {
-		if !pathByte[path[i]] {
-			return false, false
-		}
-	}
-	path = path[1:]
-	for n := 0; ; n++ {
-		seg, next, more := strings.Cut(path, "/")
-		if seg == "." || seg == ".." {
-			return false, false // a dot segment
-		}
-		if n >= len(f.segs) {
-			ok = false
-		} else if w := f.segs[n]; n == 0 || ok {
-			ok = w == "" && seg != "" || w != "" && w == seg
-		}
-		if !more {
-			return ok && n == len(f.segs)-1, true
-		}
-		path = next
-	}
+	return ok && n == len(f.segs), true
 }
