@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -206,14 +205,7 @@ func (m *mercureFace) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: s.patterns, From: from, Filter: filter, Keys: indexKeys(sels)})
 	if err != nil {
-		h.unregister(s)
-		h.releaseClient(client)
-		if errors.Is(err, broker.ErrClosed) {
-			h.shed(w, r, endClosed)
-		} else {
-			status, _ := classify(err)
-			writeError(w, status, err.Error())
-		}
+		h.subscribeFailed(w, r, s, client, err)
 		return
 	}
 	// Mercure has no reset signal: a resume from an evicted or unknown id

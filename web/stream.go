@@ -194,14 +194,7 @@ func (h *Handler) handleStream(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := h.hub.Subscribe(broker.SubscribeRequest{Patterns: patterns, From: after, Last: last, Envelope: envelope})
 	if err != nil {
-		h.unregister(s)
-		h.releaseClient(client)
-		if errors.Is(err, broker.ErrClosed) {
-			h.shed(w, r, endClosed)
-		} else {
-			status, _ := classify(err)
-			writeError(w, status, err.Error())
-		}
+		h.subscribeFailed(w, r, s, client, err)
 		return
 	}
 	// From here the stream holds the subscription, its place in h.streams,
@@ -600,4 +593,18 @@ func resumePoint(r *http.Request) (after broker.Position, badHeader bool, err er
 		return p, false, nil
 	}
 	return broker.Position{}, false, nil
+}
+
+// subscribeFailed answers a stream whose hub subscription failed, after
+// giving back what the stream held: its place in h.streams and its
+// client's slot. Shared by rumor's streams and the Mercure face.
+func (h *Handler) subscribeFailed(w http.ResponseWriter, r *http.Request, s *stream, client string, err error) {
+	h.unregister(s)
+	h.releaseClient(client)
+	if errors.Is(err, broker.ErrClosed) {
+		h.shed(w, r, endClosed)
+		return
+	}
+	status, _ := classify(err)
+	writeError(w, status, err.Error())
 }
